@@ -1,0 +1,372 @@
+/*
+ * fairsem.h - a fair-share semaphore shared by unrelated processes.
+ *
+ * A fixed pool of `max_slots` slots lives in a POSIX shared-memory segment
+ * and is divided fairly among the tenants that currently want slots.  Every
+ * attached process runs the algorithm itself (there is no daemon); any of
+ * them may die at any instruction without costing the others a slot.
+ *
+ * Conventions:
+ *  - Every function that can fail returns 0 on success or a negative error:
+ *    a negative errno where one fits, or one of the FAIRSEM_E* codes below
+ *    (a reserved range that no errno reaches).  fairsem_strerror() and
+ *    fairsem_err_name() describe any of them.
+ *  - Handles are opaque.  A fairsem_t and the fairsem_tenant_t registered
+ *    through it may be used from any number of threads at once.
+ *  - After fork(), the child holds nothing of its parent's (no slot, no
+ *    queued request, no registration) and may go on using the handles it
+ *    inherited: it attaches on its first call.  A tenant handle inherited
+ *    from the parent is registered again, for the child, on first use.
+ *
+ * This header is the whole public API; it compiles alone as C and C++.
+ */
+#ifndef FAIRSEM_H
+#define FAIRSEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FAIRSEM_BUILDING) && defined(__GNUC__)
+#define FAIRSEM_EXTERN __attribute__((visibility("default")))
+#else
+#define FAIRSEM_EXTERN
+#endif
+
+#define FAIRSEM_VERSION_MAJOR 0
+#define FAIRSEM_VERSION_MINOR 1
+#define FAIRSEM_VERSION_PATCH 0
+
+/** Longest tenant id, in bytes, not counting the terminating NUL. */
+#define FAIRSEM_TENANT_ID_MAX 63
+/** Longest share-rule name, in bytes, not counting the terminating NUL. */
+#define FAIRSEM_RULE_NAME_MAX 31
+/** Longest segment name, leading '/' included. */
+#define FAIRSEM_NAME_MAX 255
+
+/** Upper bounds of the capacities in fairsem_options_t. */
+#define FAIRSEM_MAX_SLOTS_LIMIT 65535u
+#define FAIRSEM_MAX_TENANTS_LIMIT 4095u
+#define FAIRSEM_MAX_WAITERS_LIMIT 4095u
+#define FAIRSEM_MAX_PROCS_LIMIT 4095u
+
+/** Defaults used when a capacity in fairsem_options_t is 0. */
+#define FAIRSEM_DEFAULT_MAX_TENANTS 64u
+#define FAIRSEM_DEFAULT_MAX_WAITERS 256u
+#define FAIRSEM_DEFAULT_MAX_PROCS 128u
+
+/* fairsem_options_t.flags */
+/** Lend free slots to tenants at their share when nobody under share waits. */
+#define FAIRSEM_WORK_CONSERVING 0x1u
+
+/* fairsem_tenant_unregister() flags */
+/** Cancel this registration's queued requests (they fail with -ECANCELED). */
+#define FAIRSEM_FORCE 0x1u
+/** Fail with -EBUSY instead of deferring when slots are held or awaited. */
+#define FAIRSEM_IF_IDLE 0x2u
+
+/*
+ * The project's own error codes.  They are negative, like the negative errno
+ * values the API also returns, and far below any errno.
+ */
+#define FAIRSEM_ERRNO_MAP(X)                                                  \
+    X(ENOTREG, -4001, "tenant is not registered through this handle")        \
+    X(ETENANTS, -4002, "tenant table of the segment is full")                 \
+    X(EWAITERS, -4003, "wait queue of the segment is full")                   \
+    X(EPROCS, -4004, "process table of the segment is full")                  \
+    X(EMAGIC, -4005, "not a fairsem segment (bad magic)")                     \
+    X(EVERSION, -4006, "segment layout version differs from this library")    \
+    X(ECORRUPT, -4007, "segment is corrupt")                                  \
+    X(EUNLINKED, -4008, "segment was unlinked while in use")                  \
+    X(ERULE, -4009, "share rule differs from the one the segment records")    \
+    X(ESLOT, -4010, "slot is not held through this tenant handle")            \
+    X(EINIT, -4011, "segment is still being initialised")
+
+enum {
+#define FAIRSEM_ERRNO_ENUM(name, value, text) FAIRSEM_##name = (value),
+    FAIRSEM_ERRNO_MAP(FAIRSEM_ERRNO_ENUM)
+#undef FAIRSEM_ERRNO_ENUM
+};
+
+/** This process's handle on a segment. */
+typedef struct fairsem fairsem_t;
+/** This process's registration of one tenant on one handle. */
+typedef struct fairsem_tenant fairsem_tenant_t;
+/** A request queued through the event-loop API. */
+typedef struct fairsem_request fairsem_request_t;
+/** What an acquire hands out; pass it back to fairsem_release(). */
+typedef struct fairsem_slot {
+    uint64_t tag;
+} fairsem_slot_t;
+
+/**
+ * A custom share rule: the share of each demanding tenant when `demanding`
+ * tenants want slots out of `max_slots`.  The result is raised to min_share.
+ * It must be a pure function of its arguments: every process attached to a
+ * segment must compute the same shares.
+ */
+typedef unsigned (*fairsem_share_fn)(unsigned max_slots, unsigned demanding,
+                                     void *arg);
+
+typedef struct fairsem_options {
+    unsigned max_slots; /**< required, 1..FAIRSEM_MAX_SLOTS_LIMIT */
+    unsigned min_share; /**< 0 = default 1; at most max_slots */
+    unsigned max_tenants, max_waiters, max_procs; /**< 0 = defaults */
+    unsigned flags;     /**< FAIRSEM_WORK_CONSERVING */
+    unsigned mode;      /**< permission bits; 0 = 0600 */
+    const char *share_fn_name; /**< NULL = built-in (weighted) rule */
+    fairsem_share_fn share_fn; /**< required when share_fn_name is set */
+    void *share_fn_arg;        /**< passed to share_fn */
+} fairsem_options_t;
+
+typedef struct fairsem_stats {
+    unsigned max_slots;
+    unsigned min_share;
+    unsigned flags;              /**< the segment's FAIRSEM_WORK_CONSERVING */
+    unsigned registered_tenants; /**< tenants some process has registered */
+    unsigned demanding_tenants;  /**< tenants holding or waiting */
+    unsigned slots_in_use;
+    unsigned slots_available;
+    unsigned waiters;            /**< queued requests not yet granted */
+    unsigned attached_procs;     /**< process records in use */
+} fairsem_stats_t;
+
+typedef struct fairsem_tenant_stats {
+    char id[FAIRSEM_TENANT_ID_MAX + 1];
+    unsigned held;
+    unsigned waiting;
+    unsigned share;          /**< share it has (or would have) now */
+    unsigned weight;
+    unsigned registrations;  /**< processes that have it registered */
+} fairsem_tenant_stats_t;
+
+typedef struct fairsem_reap_report {
+    unsigned procs;         /**< dead process records scrubbed */
+    unsigned slots;         /**< slots returned to the pool */
+    unsigned tickets;       /**< queued requests dropped */
+    unsigned registrations; /**< tenant registrations dropped */
+} fairsem_reap_report_t;
+
+/* ---------------------------------------------------------------- segments */
+
+/**
+ * Create the segment `name` and attach to it.
+ *
+ * @param name  "/something": one leading '/', no other '/', at most
+ *              FAIRSEM_NAME_MAX bytes.
+ * @param opts  settings of the new segment (max_slots is required).
+ * @param out   receives the handle.
+ * @return 0; -EINVAL (NULL argument, bad name, max_slots 0, min_share above
+ *         max_slots, a capacity over its limit, unknown flag, share_fn_name
+ *         without share_fn or too long); -ENAMETOOLONG; -EEXIST (a segment of
+ *         that name exists); -EACCES; -ENOSPC (no room in /dev/shm);
+ *         -ENOMEM.
+ */
+FAIRSEM_EXTERN int fairsem_create(const char *name, const fairsem_options_t *opts,
+                                  fairsem_t **out);
+
+/**
+ * Attach to the existing segment `name`.
+ *
+ * @param local  may be NULL; for a segment created with a custom share rule
+ *               it must name the same rule (share_fn_name) and carry the
+ *               function (share_fn, share_fn_arg).  Other fields are ignored.
+ * @return 0; -EINVAL; -ENAMETOOLONG; -ENOENT (no such segment); -EACCES;
+ *         FAIRSEM_EMAGIC, FAIRSEM_EVERSION, FAIRSEM_ECORRUPT (size, layout or
+ *         a header field is wrong); FAIRSEM_EINIT (its creator has not
+ *         finished, or died, initialising it); FAIRSEM_ERULE (share rule
+ *         missing or named differently); FAIRSEM_EPROCS (no free process
+ *         record); -ENOMEM.
+ */
+FAIRSEM_EXTERN int fairsem_open(const char *name, const fairsem_options_t *local,
+                                fairsem_t **out);
+
+/**
+ * Create an unnamed segment, shared with the children this process forks
+ * after the call (and with nobody else).
+ * @return as fairsem_create(), without the name errors.
+ */
+FAIRSEM_EXTERN int fairsem_open_anonymous(const fairsem_options_t *opts,
+                                          fairsem_t **out);
+
+/**
+ * Detach.  Slots still held and requests still queued through this handle
+ * are given back, and its tenant handles are freed.  NULL is ignored.
+ */
+FAIRSEM_EXTERN void fairsem_close(fairsem_t *sem);
+
+/**
+ * Remove the name `name`.  Processes attached keep working; new opens fail.
+ * @return 0; -EINVAL; -ENAMETOOLONG; -ENOENT; -EACCES.
+ */
+FAIRSEM_EXTERN int fairsem_unlink(const char *name);
+
+/**
+ * Check the segment under `sem` is still the one its name points to.
+ * @return 0; FAIRSEM_EUNLINKED when the name was removed (st_nlink == 0) or
+ *         now names another segment; a negative errno from fstat.
+ */
+FAIRSEM_EXTERN int fairsem_check_linked(fairsem_t *sem);
+
+/* ----------------------------------------------------------------- tenants */
+
+/**
+ * Register `tenant_id` through this handle (creating the tenant in the
+ * segment if needed).  A process may register the same id many times; each
+ * registration is a handle of its own.
+ *
+ * @param weight  0 = 1.  The tenant's weight in the built-in rule; the last
+ *                registration of a tenant sets it for every process.
+ * @return 0; -EINVAL (NULL argument, empty id); -ENAMETOOLONG (id longer
+ *         than FAIRSEM_TENANT_ID_MAX); FAIRSEM_ETENANTS; FAIRSEM_EPROCS;
+ *         -ENOMEM.
+ */
+FAIRSEM_EXTERN int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id,
+                                           unsigned weight, fairsem_tenant_t **out);
+
+/**
+ * End a registration.  While the registration still holds slots or has
+ * queued requests, the end is deferred until the last slot is released (the
+ * handle stays valid for fairsem_release() until then); new acquires through
+ * it fail with FAIRSEM_ENOTREG at once.
+ *
+ * @param flags  FAIRSEM_FORCE: cancel its queued requests (their acquires
+ *               return -ECANCELED); FAIRSEM_IF_IDLE: refuse with -EBUSY,
+ *               changing nothing, while it holds or waits.
+ * @return 0 (done, or deferred); -EINVAL (NULL, unknown flag);
+ *         -EBUSY; FAIRSEM_ENOTREG (already unregistered).
+ */
+FAIRSEM_EXTERN int fairsem_tenant_unregister(fairsem_tenant_t *tenant, unsigned flags);
+
+/** This thread's current tenant, used when an acquire is passed NULL. */
+FAIRSEM_EXTERN void fairsem_tenant_set_current(fairsem_tenant_t *tenant);
+FAIRSEM_EXTERN fairsem_tenant_t *fairsem_tenant_current(void);
+
+/** The id a tenant handle was registered with. */
+FAIRSEM_EXTERN const char *fairsem_tenant_id(const fairsem_tenant_t *tenant);
+
+/* ---------------------------------------------------------- acquire/release */
+
+/**
+ * Take a slot for `tenant` (NULL: this thread's current tenant), waiting as
+ * long as it takes.  Slots are granted in FIFO order among requests whose
+ * tenant is under its share.
+ *
+ * @return 0 and *slot; -EINVAL (NULL slot, no tenant); FAIRSEM_ENOTREG
+ *         (unregistered, or unregistering); FAIRSEM_EWAITERS (queue full);
+ *         -ECANCELED (a forced unregister cancelled it); FAIRSEM_EPROCS.
+ */
+FAIRSEM_EXTERN int fairsem_acquire(fairsem_tenant_t *tenant, fairsem_slot_t *slot);
+
+/**
+ * Take a slot only if that is possible at once (and would not pass an older
+ * request that may take it).
+ * @return as fairsem_acquire(), or -EAGAIN when it would have to wait.
+ */
+FAIRSEM_EXTERN int fairsem_try_acquire(fairsem_tenant_t *tenant, fairsem_slot_t *slot);
+
+/**
+ * As fairsem_acquire(), giving up after `timeout_ns` nanoseconds
+ * (CLOCK_MONOTONIC).  A grant that races the timeout is kept and returned
+ * as success: the slot is never lost.
+ * @return as fairsem_acquire(), or -ETIMEDOUT.
+ */
+FAIRSEM_EXTERN int fairsem_acquire_timeout(fairsem_tenant_t *tenant, uint64_t timeout_ns,
+                                           fairsem_slot_t *slot);
+
+/**
+ * Give a slot back; it goes straight to the oldest eligible waiter.
+ * @return 0; -EINVAL (NULL tenant); FAIRSEM_ESLOT (not a slot this handle
+ *         holds: released twice, forged, or acquired through another handle).
+ */
+FAIRSEM_EXTERN int fairsem_release(fairsem_tenant_t *tenant, fairsem_slot_t slot);
+
+/** The slot's index, 0..max_slots-1 (e.g. which browser tab to use). */
+FAIRSEM_EXTERN unsigned fairsem_slot_index(fairsem_slot_t slot);
+
+/* --------------------------------------------------------- event-loop API */
+
+/**
+ * Queue a request for a slot without blocking.  The request may be granted
+ * at once.  When any request of this handle completes (granted or
+ * cancelled), fairsem_event_fd() becomes readable.
+ *
+ * @param user  any pointer, returned by fairsem_request_user().
+ * @return 0 and *out; as fairsem_acquire() otherwise.
+ */
+FAIRSEM_EXTERN int fairsem_request_start(fairsem_tenant_t *tenant, void *user,
+                                         fairsem_request_t **out);
+
+/**
+ * The outcome of a request.  On success the slot belongs to the caller (as
+ * from fairsem_acquire()) and later calls return -EALREADY.
+ * @return 0 and *slot; -EAGAIN (still queued); -ECANCELED; -EALREADY (the
+ *         slot was taken already); -EINVAL (NULL).
+ */
+FAIRSEM_EXTERN int fairsem_request_result(fairsem_request_t *req, fairsem_slot_t *slot);
+
+/**
+ * Cancel a request, from any thread.  If a grant raced the cancel, the slot
+ * is given back.  After a successful cancel, fairsem_request_result()
+ * returns -ECANCELED.
+ * @return 0; -EALREADY (its slot was already taken by
+ *         fairsem_request_result()); -EINVAL (NULL).
+ */
+FAIRSEM_EXTERN int fairsem_request_cancel(fairsem_request_t *req);
+
+/** Free a request, cancelling it first if still queued.  NULL is ignored. */
+FAIRSEM_EXTERN void fairsem_request_free(fairsem_request_t *req);
+
+/** The `user` pointer given to fairsem_request_start(). */
+FAIRSEM_EXTERN void *fairsem_request_user(const fairsem_request_t *req);
+
+/**
+ * One descriptor that is readable while completed requests of this handle
+ * wait to be collected with fairsem_events().  Owned by the handle.
+ * @return the descriptor, or a negative errno.
+ */
+FAIRSEM_EXTERN int fairsem_event_fd(fairsem_t *sem);
+
+/**
+ * Collect up to `cap` completed requests (granted or cancelled), oldest
+ * completion first.  Call it when fairsem_event_fd() is readable; the
+ * descriptor stays readable while more remain.
+ * @return the number stored in done[].
+ */
+FAIRSEM_EXTERN size_t fairsem_events(fairsem_t *sem, fairsem_request_t **done, size_t cap);
+
+/* ----------------------------------------------------------- observation */
+
+/**
+ * Snapshot of the segment.  `tenants` (may be NULL when cap is 0) receives
+ * up to `cap` tenants; *count (may be NULL) receives how many there are.
+ * @return 0; -EINVAL (NULL sem or stats).
+ */
+FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats,
+                                 fairsem_tenant_stats_t *tenants, size_t cap,
+                                 size_t *count);
+
+/**
+ * Reclaim what dead processes held, queued or registered.  Live processes
+ * are never touched (liveness is tested with each record's lease lock).
+ * @param report  may be NULL.
+ * @return 0; -EINVAL.
+ */
+FAIRSEM_EXTERN int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report);
+
+/** Text for any value the API returns (0, negative errno, FAIRSEM_E*). */
+FAIRSEM_EXTERN const char *fairsem_strerror(int err);
+/** Symbolic name ("EAGAIN", "FAIRSEM_ENOTREG") for any value the API returns. */
+FAIRSEM_EXTERN const char *fairsem_err_name(int err);
+
+/** Library version as "major.minor.patch". */
+FAIRSEM_EXTERN const char *fairsem_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FAIRSEM_H */

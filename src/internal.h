@@ -1,0 +1,213 @@
+/*
+ * internal.h - declarations shared between the library's files, grouped by
+ * the file that defines them.  Never installed.
+ */
+#ifndef FAIRSEM_INTERNAL_H
+#define FAIRSEM_INTERNAL_H
+
+#define FAIRSEM_BUILDING 1
+#include "fairsem.h"
+#include "layout.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+/* The static-inline wfcqueue: nothing of liburcu is needed at run time. */
+#define _LGPL_SOURCE 1
+#include <urcu/wfcqueue.h>
+
+/* How long a sleeper waits before it looks for dead holders itself. */
+#define FS_POLL_NS (10u * 1000u * 1000u)
+
+/* ---------------------------------------------------------- local handles */
+
+/* Event-loop state of one handle (wait.c). */
+struct fs_events {
+    int efd;                         /* eventfd the user polls */
+    pthread_t thread;                /* waits on the record's wake word */
+    _Atomic int stop;
+    struct cds_wfcq_head pending_head; /* started requests -> waker thread */
+    struct cds_wfcq_tail pending_tail;
+    struct cds_wfcq_head done_head;    /* completed requests -> user */
+    struct cds_wfcq_tail done_tail;
+};
+
+struct fairsem {
+    int fd;                          /* segment file, O_CLOEXEC */
+    char name[FAIRSEM_NAME_MAX + 1]; /* "" for an anonymous segment */
+    unsigned char *base;
+    size_t size;
+    struct fs_header *hdr;
+    _Atomic uint64_t *map;
+    struct fs_proc *procs;
+    _Atomic uint64_t *regs;
+    struct fs_tenant *tenants;
+    _Atomic uint64_t *slots;
+    struct fs_cell *cells;
+    fairsem_share_fn share_fn;
+    void *share_arg;
+
+    /* Attachment: valid while attach_epoch == fairsem__fork_epoch. */
+    pthread_mutex_t attach_lock;     /* process-local; attach/detach only */
+    uint64_t attach_epoch;
+    uint32_t proc_idx;
+    uint32_t proc_tag;
+    _Atomic uint32_t next_stamp;
+    _Atomic uint32_t next_serial;
+    _Atomic int32_t *local_refs;     /* [max_tenants]: this record's
+                                        registrations; -1 while clearing */
+    struct fairsem_tenant *tenant_list; /* under attach_lock */
+    struct fs_events *events;        /* NULL until first async request */
+
+    struct fairsem *next_open;       /* fork registry (segment.c) */
+};
+
+/* Busy word of a tenant handle: (slots held + requests queued) << 1 | closing. */
+struct fairsem_tenant {
+    fairsem_t *sem;
+    uint32_t idx;                    /* tenant table index */
+    uint32_t serial;                 /* names this handle in cells it queues */
+    uint64_t epoch;                  /* fork epoch of the registration */
+    _Atomic uint64_t busy;
+    unsigned weight;
+    char id[FAIRSEM_TENANT_ID_MAX + 1];
+    struct fairsem_tenant *prev, *next; /* sem->tenant_list */
+};
+
+enum { FS_REQ_QUEUED, FS_REQ_SETTLING, FS_REQ_GRANTED, FS_REQ_TAKEN, FS_REQ_CANCELLED };
+
+struct fairsem_request {
+    fairsem_tenant_t *tenant;
+    void *user;
+    uint32_t cell;
+    uint64_t seq;
+    bool async;
+    _Atomic int state;               /* FS_REQ_* */
+    _Atomic int refs;                /* user + waker thread while async */
+    fairsem_slot_t slot;             /* valid in FS_REQ_GRANTED */
+    struct cds_wfcq_node node;
+};
+
+/* ------------------------------------------------------------------ os.c */
+
+uint64_t fairsem__now_ns(void);      /* CLOCK_MONOTONIC */
+uint64_t fairsem__realtime_ns(void);
+/* Sleep while *word == expected, at most timeout_ns; shared futex. */
+void fairsem__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
+void fairsem__futex_wake(_Atomic uint32_t *word, int count);
+/* Non-blocking OFD write lock / unlock of one byte. 0, -EAGAIN, -errno. */
+int fairsem__lease_lock(int fd, off_t byte);
+void fairsem__lease_unlock(int fd, off_t byte);
+
+/* -------------------------------------------------------------- segment.c */
+
+extern _Atomic uint64_t fairsem__fork_epoch;
+/* Make sure this process has a record on sem (first call after a fork). */
+int fairsem__attach(fairsem_t *sem);
+
+/* ----------------------------------------------------------------- proc.c */
+
+int fairsem__proc_claim(fairsem_t *sem);
+void fairsem__proc_release(fairsem_t *sem);
+/* Probe record p: true if its owner is dead and it was scrubbed. */
+bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report);
+/* Free everything record p's tags name.  Caller owns p (lease or self). */
+void fairsem__proc_scrub(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report);
+
+/* --------------------------------------------------------------- tenant.c */
+
+bool fairsem__tenant_registered(const fairsem_t *sem, uint32_t idx);
+/* Give up this handle's claim once it holds and waits for nothing. */
+void fairsem__tenant_finish(fairsem_tenant_t *tenant);
+/* Bring an inherited handle into this (child) process; 0 or error. */
+int fairsem__tenant_adopt(fairsem_tenant_t *tenant);
+/* Count a new slot or request on the handle; FAIRSEM_ENOTREG if closing. */
+int fairsem__tenant_busy_get(fairsem_tenant_t *tenant);
+void fairsem__tenant_busy_put(fairsem_tenant_t *tenant);
+/* Retire tenant idx if no record has it registered. */
+void fairsem__tenant_retire(fairsem_t *sem, uint32_t idx);
+
+/* --------------------------------------------------------------- policy.c */
+
+struct fs_waiter {
+    uint64_t seq;
+    uint32_t cell;
+    uint32_t tenant;
+};
+
+/* What the slots and cells say at one moment (taken by snapshot.c). */
+struct fs_snapshot {
+    unsigned max_slots, min_share, flags, ntenants;
+    fairsem_share_fn share_fn;
+    void *share_arg;
+    struct fs_tenant *tenants;       /* for weights */
+    unsigned nfree;
+    uint32_t first_free;             /* a free slot index when nfree > 0 */
+    uint16_t *held;                  /* [ntenants] slots held or reserved */
+    uint16_t *waiting;               /* [ntenants] requests still waiting */
+    uint32_t *touched;               /* tenants with held or waiting > 0 */
+    unsigned ntouched;
+    struct fs_waiter *waiters;       /* waiting requests, sorted by seq */
+    unsigned nwaiters;
+    unsigned in_use;                 /* slots not free */
+};
+
+enum fs_action_kind { FS_ACT_NONE, FS_ACT_GRANT, FS_ACT_TAKE };
+
+struct fs_action {
+    enum fs_action_kind kind;
+    const struct fs_waiter *waiter;  /* FS_ACT_GRANT */
+};
+
+#define FS_NO_TENANT UINT32_MAX
+/* The next step fairness asks for.  `newcomer` is a tenant asking without a
+ * queued request (FS_NO_TENANT: none). */
+struct fs_action fairsem__policy_next(const struct fs_snapshot *snap, uint32_t newcomer);
+/* Share of tenant t, counting `extra` as demanding too (FS_NO_TENANT: none). */
+unsigned fairsem__policy_share(const struct fs_snapshot *snap, uint32_t t, uint32_t extra);
+unsigned fairsem__policy_demanding(const struct fs_snapshot *snap, uint32_t extra);
+
+/* ------------------------------------------------------------- snapshot.c */
+
+struct fs_snapshot *fairsem__snapshot(fairsem_t *sem);
+
+/* ------------------------------------------------------------------ sem.c */
+
+/* Carry out fairness steps until none is due; with `newcomer` set, stop
+ * when the newcomer may take a slot and take it (0 and *slot), else
+ * -EAGAIN. */
+int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t *slot);
+/* Make the slot reserved for cell c (granted) this process's HELD slot. */
+int fairsem__claim_grant(fairsem_t *sem, uint32_t c, uint32_t tenant, fairsem_slot_t *slot);
+bool fairsem__slot_give_back(fairsem_t *sem, fairsem_slot_t slot, uint64_t word);
+
+/* --------------------------------------------------------------- ticket.c */
+
+int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t *seq);
+/* Owner's cancel: 1 cancelled, 0 it was granted (slot in *granted_slot). */
+int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot);
+void fairsem__ticket_free(fairsem_t *sem, uint32_t c);
+/* Cancel every waiting cell of this process queued through `serial`. */
+unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial);
+/* Wake whoever sleeps on cell c (its own futex, or its record's waker). */
+void fairsem__ticket_wake(fairsem_t *sem, uint32_t c);
+
+/* ----------------------------------------------------------------- wait.c */
+
+/* Settle a request (see its FS_REQ_* state); returns the new state. */
+int fairsem__request_settle(fairsem_request_t *req);
+/* Look for dead records that hold or wait, and scrub them. */
+void fairsem__reap_referenced(fairsem_t *sem);
+void fairsem__events_stop(fairsem_t *sem);
+
+/* ------------------------------------------------------------------- util */
+
+static inline uint32_t fs_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h ? h : 1;
+}
+
+#endif /* FAIRSEM_INTERNAL_H */

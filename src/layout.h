@@ -1,0 +1,259 @@
+/*
+ * layout.h - the shared-memory segment, described in one place.
+ *
+ * Every struct that lives in shared memory is here, with fixed-width types,
+ * offsets instead of pointers, and its size pinned by _Static_assert.  Any
+ * change to a struct, a tag encoding or the meaning of a field must bump
+ * FS_LAYOUT_VERSION: two builds that disagree must never share a segment
+ * (FS_LAYOUT_HASH, derived from the struct sizes, catches the ones people
+ * forget).
+ *
+ * MAP OF THE SEGMENT (all regions 64-byte aligned, sizes fixed at creation)
+ *
+ *   header        struct fs_header: identity, settings, two hot counters
+ *   queue map     uint64_t[ceil(max_waiters/64)]: bit c set while cell c is
+ *                 owned (a cheap "does anybody wait?" and a scan index)
+ *   procs         struct fs_proc[max_procs]: one record per attached handle
+ *   registrations uint64_t[max_procs][ceil(max_tenants/64)]: bit t of row p
+ *                 set while record p has tenant t registered
+ *   tenants       struct fs_tenant[max_tenants]
+ *   slots         _Atomic uint64_t[max_slots]: the owner word of each slot
+ *   cells         struct fs_cell[max_waiters]: queued requests ("tickets")
+ *
+ * THE TRUTH IS IN THE TAGS
+ *
+ * Every fact "X belongs to Y" is one 64-bit word changed by one CAS: a slot
+ * word names its holder (process record + generation, tenant, stamp) or the
+ * queued request it is reserved for; a cell's owner word names the process
+ * waiting in it; a registration bit sits in the registering record's row.
+ * There are no counters to keep in step: held, waiting and demanding counts
+ * are derived by scanning slots and cells (fs_snapshot in policy code).  So
+ * a process that dies between two writes leaves nothing that needs undoing
+ * beyond what its tags name, and whoever scrubs its record frees exactly
+ * that.  (The design brief's "intent" words are therefore not needed: no
+ * operation moves a count that a tag does not also record.)
+ *
+ * THE VERSION WORD (header.version) serialises decisions without a lock.
+ * A decision (grant a slot to a queued request, or let a newcomer take one)
+ * reads version, scans, claims one slot word with a CAS, then commits by
+ * CAS(version, v, v + 1).  If the commit fails, something changed since the
+ * scan: the claim is undone and the decision is retried.  Two committed
+ * decisions are therefore ordered, and the later one's scan saw the earlier
+ * one's claim.  Events that make the state more permissive (a release, a
+ * cancel) need no commit: a decision taken on the older state was only more
+ * cautious.  Enqueueing a request makes it less permissive (one more
+ * demanding tenant, one more older request), so it bumps version after its
+ * cell is visible.  A process stopped anywhere delays no one: at worst its
+ * claim is a slot others see as taken.
+ *
+ * WHO WRITES WHAT
+ *
+ *   header settings   the creator, before the segment is published under its
+ *                     name (linkat of an O_TMPFILE), never again
+ *   header.version    anyone: CAS to commit a decision, fetch_add on enqueue
+ *   header.ticket_seq anyone: fetch_add to number a queued request (FIFO
+ *                     order is this number, not the cell index)
+ *   proc.state        the attaching process (CAS FREE->LIVE while holding
+ *                     the record's lease lock); the scrubber (LIVE->FREE,
+ *                     while holding the lease lock of the dead owner)
+ *   proc.wake         anyone granting or cancelling an async request of the
+ *                     record (futex word, increment + wake)
+ *   registrations     the record's owner; its scrubber
+ *   tenant.state      the inserter (FREE->INIT->ACTIVE); whoever retires an
+ *                     unused tenant (ACTIVE->DYING->FREE); a registrant that
+ *                     rescues a DYING entry (DYING->ACTIVE)
+ *   tenant.weight     any registrant (last registration wins)
+ *   tenant name/hash  the inserter, while the entry is INIT
+ *   slot words        see "slot word" below
+ *   cell.owner        claimant (CAS 0->tag); owner or scrubber (tag->0)
+ *   cell fields       the owner, before the cell turns WAITING
+ *   cell.state        owner (EMPTY->WAITING, ->EMPTY when done), a granter
+ *                     (WAITING->GRANTED), anyone cancelling (WAITING->
+ *                     CANCELLED: the owner, a forced unregister, a scrubber)
+ *
+ * SLOT WORD (64 bits)
+ *
+ *   kind:2 | stamp:24 | who:12 | owner:26
+ *   FREE      all zero
+ *   HELD      owner = holder's proc tag, who = tenant index, stamp = a
+ *             number unique to that acquisition (fairsem_slot_t carries it)
+ *   RESERVED  owner = the granter's proc tag, who = cell index, stamp = low
+ *             24 bits of that cell's seq.  Written by a granter before it
+ *             commits; it becomes the cell's once the cell says GRANTED with
+ *             this slot index, and the cell's owner turns it into HELD.  A
+ *             reservation whose cell is no longer WAITING-or-GRANTED-with-
+ *             this-slot is an orphan, freed by its granter or a scrubber.
+ *
+ *   A proc tag is record index (12 bits) | generation (14 bits) << 12; the
+ *   generation changes every time a record is claimed, so tags of a dead
+ *   incarnation never match a live one.
+ *
+ * LIVENESS: OFD LEASES, NEVER PIDS
+ *
+ * Record p is leased by an F_OFD_SETLK write lock on byte FS_LEASE_BASE + p
+ * of the segment file (far past EOF).  The kernel drops it when the last
+ * descriptor of that open file description closes, i.e. when the process
+ * dies (the descriptor is O_CLOEXEC and a fork child reopens the file, so no
+ * child or exec'd program keeps a parent's lease alive).  Anyone may probe a
+ * record with a non-blocking F_OFD_SETLK: success means the owner is dead
+ * AND makes the prober the only scrubber.  pids are kept for display only.
+ *
+ * FUTEX WORDS: cell.state (one waiter sleeps on its own cell; a grant or a
+ * cancel wakes exactly it) and proc.wake (the library thread that feeds a
+ * process's event-loop descriptor).  Both are shared futexes.  A stale read
+ * of either is harmless: sleepers re-check after every wake and never sleep
+ * longer than a bounded interval while they wait for a slot.
+ */
+#ifndef FAIRSEM_LAYOUT_H
+#define FAIRSEM_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
+#define FS_LAYOUT_VERSION 1u
+#define FS_READY 0x52454459u /* header.ready once initialised */
+#define FS_CACHELINE 64u
+#define FS_LEASE_BASE ((off_t)1 << 40) /* lease byte of record p: base + p */
+
+/* ----------------------------------------------------------------- header */
+
+struct fs_header {
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t layout_hash;
+    uint64_t total_size;
+    uint32_t max_slots;
+    uint32_t min_share;
+    uint32_t max_tenants;
+    uint32_t max_waiters;
+    uint32_t max_procs;
+    uint32_t flags;
+    uint32_t ready;          /* FS_READY once every region is initialised */
+    uint32_t map_words;      /* ceil(max_waiters / 64) */
+    uint32_t reg_words;      /* ceil(max_tenants / 64) */
+    uint32_t reserved0;
+    uint64_t off_map, off_procs, off_regs, off_tenants, off_slots, off_cells;
+    uint64_t created_ns;     /* CLOCK_REALTIME at creation, for display */
+    char rule_name[32];      /* "" = built-in weighted rule */
+    uint8_t pad0[FS_CACHELINE * 3 - 152];
+    /* hot words, each alone on its cache line */
+    _Atomic uint64_t version;
+    uint8_t pad1[FS_CACHELINE - 8];
+    _Atomic uint64_t ticket_seq;
+    uint8_t pad2[FS_CACHELINE - 8];
+};
+_Static_assert(sizeof(struct fs_header) == 5 * FS_CACHELINE, "header size");
+
+/* --------------------------------------------------------- process record */
+
+enum { FS_PROC_FREE = 0, FS_PROC_LIVE = 1 };
+
+/* state word: generation << 1 | FS_PROC_* */
+struct fs_proc {
+    _Atomic uint64_t state;
+    _Atomic uint32_t wake;   /* futex word: bumped when an async request of
+                                this record is granted or cancelled */
+    int32_t pid;             /* display only */
+    uint64_t attached_ns;    /* CLOCK_REALTIME, display only */
+    uint8_t pad[FS_CACHELINE - 24];
+};
+_Static_assert(sizeof(struct fs_proc) == FS_CACHELINE, "proc record size");
+
+/* ----------------------------------------------------------------- tenant */
+
+enum { FS_TENANT_FREE = 0, FS_TENANT_INIT = 1, FS_TENANT_ACTIVE = 2, FS_TENANT_DYING = 3 };
+
+/* state word: hash:32 | gen:18 | proc:12 | state:2  (proc = inserter while INIT) */
+struct fs_tenant {
+    _Atomic uint64_t state;
+    _Atomic uint32_t weight;
+    uint32_t hash;
+    char name[64];
+    uint8_t pad[FS_CACHELINE * 2 - 80];
+};
+_Static_assert(sizeof(struct fs_tenant) == 2 * FS_CACHELINE, "tenant size");
+
+/* ------------------------------------------------------------------- cell */
+
+enum { FS_CELL_EMPTY = 0, FS_CELL_WAITING = 1, FS_CELL_GRANTED = 2, FS_CELL_CANCELLED = 3 };
+#define FS_CELL_ASYNC 0x1u /* owner waits through its event-loop thread */
+
+/* state word: low 32 bits of seq << 32 | slot index << 4 | FS_CELL_*.
+ * Carrying the seq makes a granter's CAS fail on a recycled cell (ABA).
+ * Sleepers wait on its low half (fs_cell_futex), which holds the kind. */
+struct fs_cell {
+    _Atomic uint64_t owner;  /* 0, or FS_OWNER_BIT | proc tag */
+    _Atomic uint64_t seq;    /* FIFO order */
+    _Atomic uint64_t state;  /* futex word in its low half */
+    _Atomic uint32_t tenant;
+    _Atomic uint32_t flags;  /* FS_CELL_ASYNC */
+    _Atomic uint32_t serial; /* owner's tenant-handle serial (forced unregister) */
+    uint32_t reserved0;
+    _Atomic uint64_t enqueued_ns; /* CLOCK_MONOTONIC, display only */
+    uint8_t pad[FS_CACHELINE - 48];
+};
+_Static_assert(sizeof(struct fs_cell) == FS_CACHELINE, "cell size");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fs_cell_futex assumes little-endian");
+
+#define FS_OWNER_BIT (1ull << 63)
+
+/* ------------------------------------------------------------- slot words */
+
+enum { FS_SLOT_FREE = 0, FS_SLOT_HELD = 1, FS_SLOT_RESERVED = 2 };
+
+#define FS_PROC_BITS 12
+#define FS_PGEN_BITS 14
+#define FS_TAG_BITS (FS_PROC_BITS + FS_PGEN_BITS)
+#define FS_WHO_BITS 12
+#define FS_STAMP_BITS 24
+
+static inline uint64_t fs_slot_word(unsigned kind, uint32_t stamp, uint32_t who,
+                                    uint32_t proc_tag)
+{
+    return (uint64_t)kind << 62 |
+           (uint64_t)(stamp & ((1u << FS_STAMP_BITS) - 1)) << (FS_TAG_BITS + FS_WHO_BITS) |
+           (uint64_t)(who & ((1u << FS_WHO_BITS) - 1)) << FS_TAG_BITS |
+           (proc_tag & ((1u << FS_TAG_BITS) - 1));
+}
+static inline unsigned fs_slot_kind(uint64_t w) { return (unsigned)(w >> 62); }
+static inline uint32_t fs_slot_stamp(uint64_t w)
+{
+    return (uint32_t)(w >> (FS_TAG_BITS + FS_WHO_BITS)) & ((1u << FS_STAMP_BITS) - 1);
+}
+static inline uint32_t fs_slot_who(uint64_t w)
+{
+    return (uint32_t)(w >> FS_TAG_BITS) & ((1u << FS_WHO_BITS) - 1);
+}
+static inline uint32_t fs_slot_owner(uint64_t w)
+{
+    return (uint32_t)w & ((1u << FS_TAG_BITS) - 1);
+}
+
+static inline uint32_t fs_proc_tag(uint32_t idx, uint64_t gen)
+{
+    return idx | (uint32_t)(gen & ((1u << FS_PGEN_BITS) - 1)) << FS_PROC_BITS;
+}
+static inline uint32_t fs_tag_proc(uint32_t tag) { return tag & ((1u << FS_PROC_BITS) - 1); }
+
+static inline uint64_t fs_cell_word(uint64_t seq, uint32_t kind, uint32_t slot)
+{
+    return (seq & 0xffffffffu) << 32 | slot << 4 | kind;
+}
+static inline uint32_t fs_cell_kind(uint64_t s) { return (uint32_t)s & 0xf; }
+static inline uint32_t fs_cell_slot(uint64_t s) { return (uint32_t)s >> 4; }
+static inline _Atomic uint32_t *fs_cell_futex(struct fs_cell *cell)
+{
+    return (_Atomic uint32_t *)&cell->state;
+}
+static inline uint32_t fs_seq_stamp(uint64_t seq) { return (uint32_t)seq & ((1u << FS_STAMP_BITS) - 1); }
+
+/* A format word derived from the structs: builds that disagree never attach. */
+#define FS_LAYOUT_HASH                                                         \
+    ((uint32_t)(sizeof(struct fs_header) * 1000003u ^                          \
+                sizeof(struct fs_proc) * 10007u ^                              \
+                sizeof(struct fs_tenant) * 101u ^ sizeof(struct fs_cell) * 7u ^ \
+                FS_LAYOUT_VERSION << 24 ^ FS_STAMP_BITS << 16 ^                \
+                FS_WHO_BITS << 8 ^ FS_TAG_BITS))
+
+#endif /* FAIRSEM_LAYOUT_H */

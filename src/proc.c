@@ -1,0 +1,166 @@
+/*
+ * proc.c - process records: claiming one under its lease, probing others'
+ * leases, and scrubbing what a dead (or detaching) record's tags name.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+static uint64_t proc_state(uint64_t gen, unsigned kind) { return gen << 1 | kind; }
+static unsigned state_kind(uint64_t st) { return (unsigned)(st & 1); }
+static uint64_t state_gen(uint64_t st) { return st >> 1; }
+
+static bool own_record(const fairsem_t *sem, uint32_t p)
+{
+    return sem->attach_epoch == atomic_load(&fairsem__fork_epoch) && sem->proc_idx == p;
+}
+
+/* Take record p if it is free, or if its owner is dead (scrubbing it). */
+static int try_claim(fairsem_t *sem, uint32_t p)
+{
+    struct fs_proc *rec = &sem->procs[p];
+    if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) != 0)
+        return -EAGAIN;
+    /* The lease is ours: nobody else can claim or scrub p now. */
+    uint64_t st = atomic_load(&rec->state);
+    bool was_dead = state_kind(st) == FS_PROC_LIVE;
+    if (was_dead)
+        fairsem__proc_scrub(sem, p, NULL);
+    uint64_t gen = state_gen(st) + 1;
+    rec->pid = (int32_t)getpid();
+    rec->attached_ns = fairsem__realtime_ns();
+    atomic_store(&rec->wake, 0);
+    atomic_store(&rec->state, proc_state(gen, FS_PROC_LIVE));
+    sem->proc_idx = p;
+    sem->proc_tag = fs_proc_tag(p, gen);
+    if (was_dead) /* what the dead owner held may be due to waiters */
+        fairsem__schedule(sem, NULL, NULL);
+    return 0;
+}
+
+int fairsem__proc_claim(fairsem_t *sem)
+{
+    uint32_t n = sem->hdr->max_procs;
+    uint32_t start = (uint32_t)getpid() % n;
+    /* First pass: free records only; second: also live-looking ones, whose
+     * owners may have died (the lease probe tells). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t p = (start + k) % n;
+            if (pass == 0 && state_kind(atomic_load(&sem->procs[p].state)) != FS_PROC_FREE)
+                continue;
+            if (try_claim(sem, p) == 0)
+                return 0;
+        }
+    }
+    return FAIRSEM_EPROCS;
+}
+
+void fairsem__proc_release(fairsem_t *sem)
+{
+    uint32_t p = sem->proc_idx;
+    struct fs_proc *rec = &sem->procs[p];
+    fairsem__proc_scrub(sem, p, NULL);
+    /* Hand what we freed to waiters while our record still vouches for
+     * the reservations we make. */
+    fairsem__schedule(sem, NULL, NULL);
+    uint64_t st = atomic_load(&rec->state);
+    atomic_store(&rec->state, proc_state(state_gen(st), FS_PROC_FREE));
+    fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
+}
+
+bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
+{
+    if (own_record(sem, p) || state_kind(atomic_load(&sem->procs[p].state)) != FS_PROC_LIVE)
+        return false;
+    if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) != 0)
+        return false; /* alive (or being claimed or scrubbed right now) */
+    bool reaped = false;
+    uint64_t st = atomic_load(&sem->procs[p].state);
+    if (state_kind(st) == FS_PROC_LIVE) {
+        fairsem__proc_scrub(sem, p, report);
+        atomic_store(&sem->procs[p].state, proc_state(state_gen(st), FS_PROC_FREE));
+        if (report)
+            report->procs++;
+        reaped = true;
+    }
+    fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
+    if (reaped)
+        fairsem__schedule(sem, NULL, NULL);
+    return reaped;
+}
+
+/* Free the slot reserved for cell c, if slot i still is. */
+static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c)
+{
+    uint64_t w = atomic_load(&sem->slots[i]);
+    return fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c &&
+           atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
+}
+
+static void scrub_cells(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
+{
+    for (uint32_t c = 0; c < sem->hdr->max_waiters; c++) {
+        struct fs_cell *cell = &sem->cells[c];
+        uint64_t owner = atomic_load(&cell->owner);
+        if (!owner || fs_tag_proc((uint32_t)owner) != p)
+            continue;
+        uint64_t s = atomic_load(&cell->state);
+        /* Close the cell to granters first, so no new grant can land. */
+        while (fs_cell_kind(s) == FS_CELL_WAITING &&
+               !atomic_compare_exchange_strong(&cell->state, &s,
+                                               fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0)))
+            ;
+        if (fs_cell_kind(s) == FS_CELL_GRANTED && free_reservation(sem, fs_cell_slot(s), c) && report)
+            report->slots++;
+        if (report && fs_cell_kind(s) != FS_CELL_EMPTY)
+            report->tickets++;
+        fairsem__ticket_free(sem, c);
+    }
+}
+
+static void scrub_slots(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
+{
+    for (uint32_t i = 0; i < sem->hdr->max_slots; i++) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        if (fs_slot_kind(w) == FS_SLOT_FREE || fs_tag_proc(fs_slot_owner(w)) != p)
+            continue;
+        if (fs_slot_kind(w) == FS_SLOT_RESERVED) {
+            /* p granted it; once its cell says GRANTED with this slot it
+             * belongs to the cell's owner, not to p. */
+            struct fs_cell *cell = &sem->cells[fs_slot_who(w)];
+            uint64_t s = atomic_load(&cell->state);
+            if (fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i &&
+                fs_seq_stamp(s >> 32) == fs_slot_stamp(w))
+                continue;
+            atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
+            continue;
+        }
+        if (atomic_compare_exchange_strong(&sem->slots[i], &w, 0) && report)
+            report->slots++;
+    }
+}
+
+static void scrub_registrations(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
+{
+    uint32_t words = sem->hdr->reg_words;
+    for (uint32_t k = 0; k < words; k++) {
+        uint64_t bits = atomic_exchange(&sem->regs[(size_t)p * words + k], 0);
+        while (bits) {
+            uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (report)
+                report->registrations++;
+            fairsem__tenant_retire(sem, t);
+        }
+    }
+}
+
+void fairsem__proc_scrub(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
+{
+    scrub_cells(sem, p, report);
+    scrub_slots(sem, p, report);
+    scrub_registrations(sem, p, report);
+}

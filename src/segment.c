@@ -1,0 +1,431 @@
+/*
+ * segment.c - creating, validating, attaching and detaching segments, and
+ * what a fork child must drop.
+ *
+ * Creation publishes atomically: the segment is built in an O_TMPFILE under
+ * /dev/shm, sized with posix_fallocate (a full /dev/shm fails here, never as
+ * SIGBUS later), given its mode with fchmod (the umask does not decide), and
+ * only then linked under its name with linkat, which fails with EEXIST if
+ * another creator won.  No process can ever see a half-built segment under
+ * a name.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHM_DIR "/dev/shm"
+
+_Atomic uint64_t fairsem__fork_epoch = 1;
+
+/* Open handles, so a fork child can drop what it inherited.  A process-local
+ * mutex: taken only by open, close and fork, never by acquire or release. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static fairsem_t *registry;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void) { pthread_mutex_lock(&registry_lock); }
+static void atfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+
+/* The child shares the parent's open file descriptions, hence its leases:
+ * give every handle a description of its own before anything else runs, so
+ * the parent's leases die with the parent. */
+static void atfork_child(void)
+{
+    atomic_fetch_add(&fairsem__fork_epoch, 1);
+    for (fairsem_t *sem = registry; sem; sem = sem->next_open) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", sem->fd);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0 && sem->name[0])
+            fd = shm_open(sem->name, O_RDWR | O_CLOEXEC, 0);
+        if (fd >= 0) {
+            dup3(fd, sem->fd, O_CLOEXEC);
+            close(fd);
+        } else {
+            close(sem->fd);
+            sem->fd = -1;
+        }
+        pthread_mutex_init(&sem->attach_lock, NULL);
+        if (sem->events) {
+            close(sem->events->efd);
+            free(sem->events); /* its thread does not exist in the child */
+            sem->events = NULL;
+        }
+        for (unsigned t = 0; t < sem->hdr->max_tenants; t++)
+            atomic_store(&sem->local_refs[t], 0);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void atfork_install(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static void registry_add(fairsem_t *sem)
+{
+    pthread_once(&atfork_once, atfork_install);
+    pthread_mutex_lock(&registry_lock);
+    sem->next_open = registry;
+    registry = sem;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(fairsem_t *sem)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (fairsem_t **p = &registry; *p; p = &(*p)->next_open) {
+        if (*p == sem) {
+            *p = sem->next_open;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static int check_name(const char *name)
+{
+    if (!name || name[0] != '/' || name[1] == '\0' || strchr(name + 1, '/'))
+        return -EINVAL;
+    if (strlen(name) > FAIRSEM_NAME_MAX)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static uint64_t align_up(uint64_t v) { return (v + FS_CACHELINE - 1) & ~(uint64_t)(FS_CACHELINE - 1); }
+
+/* Fill the geometry fields of `h` from its capacities; returns total size. */
+static uint64_t layout_geometry(struct fs_header *h)
+{
+    h->map_words = (h->max_waiters + 63) / 64;
+    h->reg_words = (h->max_tenants + 63) / 64;
+    uint64_t off = sizeof(struct fs_header);
+    h->off_map = off;
+    off = align_up(off + (uint64_t)h->map_words * 8);
+    h->off_procs = off;
+    off = align_up(off + (uint64_t)h->max_procs * sizeof(struct fs_proc));
+    h->off_regs = off;
+    off = align_up(off + (uint64_t)h->max_procs * h->reg_words * 8);
+    h->off_tenants = off;
+    off = align_up(off + (uint64_t)h->max_tenants * sizeof(struct fs_tenant));
+    h->off_slots = off;
+    off = align_up(off + (uint64_t)h->max_slots * 8);
+    h->off_cells = off;
+    off = align_up(off + (uint64_t)h->max_waiters * sizeof(struct fs_cell));
+    return off;
+}
+
+static int check_options(const fairsem_options_t *o)
+{
+    if (!o || o->max_slots == 0 || o->max_slots > FAIRSEM_MAX_SLOTS_LIMIT)
+        return -EINVAL;
+    if (o->min_share > o->max_slots)
+        return -EINVAL;
+    if (o->max_tenants > FAIRSEM_MAX_TENANTS_LIMIT || o->max_waiters > FAIRSEM_MAX_WAITERS_LIMIT ||
+        o->max_procs > FAIRSEM_MAX_PROCS_LIMIT)
+        return -EINVAL;
+    if (o->flags & ~FAIRSEM_WORK_CONSERVING)
+        return -EINVAL;
+    if (o->mode & ~07777u)
+        return -EINVAL;
+    if (o->share_fn_name &&
+        (!o->share_fn || !o->share_fn_name[0] || strlen(o->share_fn_name) > FAIRSEM_RULE_NAME_MAX))
+        return -EINVAL;
+    if (!o->share_fn_name && o->share_fn)
+        return -EINVAL;
+    return 0;
+}
+
+/* Point the handle's region pointers into the mapping. */
+static void map_regions(fairsem_t *sem)
+{
+    struct fs_header *h = sem->hdr;
+    sem->map = (_Atomic uint64_t *)(sem->base + h->off_map);
+    sem->procs = (struct fs_proc *)(sem->base + h->off_procs);
+    sem->regs = (_Atomic uint64_t *)(sem->base + h->off_regs);
+    sem->tenants = (struct fs_tenant *)(sem->base + h->off_tenants);
+    sem->slots = (_Atomic uint64_t *)(sem->base + h->off_slots);
+    sem->cells = (struct fs_cell *)(sem->base + h->off_cells);
+}
+
+static fairsem_t *handle_new(int fd, const char *name)
+{
+    fairsem_t *sem = calloc(1, sizeof *sem);
+    if (!sem)
+        return NULL;
+    sem->fd = fd;
+    if (name)
+        snprintf(sem->name, sizeof sem->name, "%s", name);
+    pthread_mutex_init(&sem->attach_lock, NULL);
+    atomic_store(&sem->next_stamp, (uint32_t)getpid() * 2654435761u);
+    return sem;
+}
+
+static void handle_free(fairsem_t *sem)
+{
+    if (sem->base)
+        munmap(sem->base, sem->size);
+    if (sem->fd >= 0)
+        close(sem->fd);
+    free(sem->local_refs);
+    pthread_mutex_destroy(&sem->attach_lock);
+    free(sem);
+}
+
+/* Map, allocate local state, register for fork and attach. */
+static int handle_finish(fairsem_t *sem, const fairsem_options_t *local, fairsem_t **out)
+{
+    map_regions(sem);
+    if (local && local->share_fn_name) {
+        sem->share_fn = local->share_fn;
+        sem->share_arg = local->share_fn_arg;
+    }
+    sem->local_refs = calloc(sem->hdr->max_tenants, sizeof *sem->local_refs);
+    if (!sem->local_refs) {
+        handle_free(sem);
+        return -ENOMEM;
+    }
+    registry_add(sem);
+    int rc = fairsem__attach(sem);
+    if (rc < 0) {
+        registry_remove(sem);
+        handle_free(sem);
+        return rc;
+    }
+    *out = sem;
+    return 0;
+}
+
+/* Build a new segment in the anonymous file `fd`. */
+static int build(fairsem_t *sem, const fairsem_options_t *o)
+{
+    struct fs_header h = {0};
+    h.max_slots = o->max_slots;
+    h.min_share = o->min_share ? o->min_share : 1;
+    h.max_tenants = o->max_tenants ? o->max_tenants : FAIRSEM_DEFAULT_MAX_TENANTS;
+    h.max_waiters = o->max_waiters ? o->max_waiters : FAIRSEM_DEFAULT_MAX_WAITERS;
+    h.max_procs = o->max_procs ? o->max_procs : FAIRSEM_DEFAULT_MAX_PROCS;
+    h.flags = o->flags;
+    uint64_t size = layout_geometry(&h);
+
+    if (fchmod(sem->fd, o->mode ? o->mode : 0600) < 0)
+        return -errno;
+    int err = posix_fallocate(sem->fd, 0, (off_t)size);
+    if (err)
+        return err == EFBIG ? -ENOSPC : -err;
+    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, sem->fd, 0);
+    if (base == MAP_FAILED)
+        return -errno;
+    sem->base = base;
+    sem->size = size;
+    sem->hdr = base;
+
+    h.magic = FS_MAGIC;
+    h.layout_version = FS_LAYOUT_VERSION;
+    h.layout_hash = FS_LAYOUT_HASH;
+    h.total_size = size;
+    h.created_ns = fairsem__realtime_ns();
+    if (o->share_fn_name)
+        snprintf(h.rule_name, sizeof h.rule_name, "%s", o->share_fn_name);
+    /* Every other byte is zero from fallocate, which is each region's
+     * initial state (free slots, empty cells, free records and tenants). */
+    memcpy(sem->hdr, &h, offsetof(struct fs_header, version));
+    atomic_store(&sem->hdr->version, 1);
+    atomic_store_explicit((_Atomic uint32_t *)&sem->hdr->ready, FS_READY, memory_order_release);
+    return 0;
+}
+
+int fairsem_create(const char *name, const fairsem_options_t *opts, fairsem_t **out)
+{
+    int rc = check_name(name);
+    if (rc < 0)
+        return rc;
+    if (!out || (rc = check_options(opts)) < 0)
+        return rc < 0 ? rc : -EINVAL;
+    int fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    fairsem_t *sem = handle_new(fd, name);
+    if (!sem) {
+        close(fd);
+        return -ENOMEM;
+    }
+    rc = build(sem, opts);
+    if (rc == 0) {
+        char from[64], to[sizeof SHM_DIR + FAIRSEM_NAME_MAX + 1];
+        snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
+        snprintf(to, sizeof to, SHM_DIR "%s", name);
+        if (linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) < 0)
+            rc = -errno;
+    }
+    if (rc < 0) {
+        handle_free(sem);
+        return rc;
+    }
+    return handle_finish(sem, opts, out);
+}
+
+int fairsem_open_anonymous(const fairsem_options_t *opts, fairsem_t **out)
+{
+    int rc = check_options(opts);
+    if (rc < 0 || !out)
+        return rc < 0 ? rc : -EINVAL;
+    int fd = memfd_create("fairsem", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    fairsem_t *sem = handle_new(fd, NULL);
+    if (!sem) {
+        close(fd);
+        return -ENOMEM;
+    }
+    rc = build(sem, opts);
+    if (rc < 0) {
+        handle_free(sem);
+        return rc;
+    }
+    return handle_finish(sem, opts, out);
+}
+
+/* Validate a mapped header against the file size, field by field. */
+static int validate(const struct fs_header *h, uint64_t file_size)
+{
+    if (h->magic != FS_MAGIC)
+        return FAIRSEM_EMAGIC;
+    if (h->layout_version != FS_LAYOUT_VERSION || h->layout_hash != FS_LAYOUT_HASH)
+        return FAIRSEM_EVERSION;
+    if (atomic_load_explicit((_Atomic uint32_t *)&h->ready, memory_order_acquire) != FS_READY)
+        return FAIRSEM_EINIT;
+    if (h->total_size != file_size)
+        return FAIRSEM_ECORRUPT;
+    if (h->max_slots == 0 || h->max_slots > FAIRSEM_MAX_SLOTS_LIMIT || h->min_share == 0 ||
+        h->min_share > h->max_slots || h->max_tenants == 0 ||
+        h->max_tenants > FAIRSEM_MAX_TENANTS_LIMIT || h->max_waiters == 0 ||
+        h->max_waiters > FAIRSEM_MAX_WAITERS_LIMIT || h->max_procs == 0 ||
+        h->max_procs > FAIRSEM_MAX_PROCS_LIMIT || (h->flags & ~FAIRSEM_WORK_CONSERVING) ||
+        memchr(h->rule_name, '\0', sizeof h->rule_name) == NULL)
+        return FAIRSEM_ECORRUPT;
+    struct fs_header g = *h;
+    if (layout_geometry(&g) != h->total_size || g.off_map != h->off_map ||
+        g.off_procs != h->off_procs || g.off_regs != h->off_regs ||
+        g.off_tenants != h->off_tenants || g.off_slots != h->off_slots ||
+        g.off_cells != h->off_cells || g.map_words != h->map_words || g.reg_words != h->reg_words)
+        return FAIRSEM_ECORRUPT;
+    return 0;
+}
+
+static int check_rule(const struct fs_header *h, const fairsem_options_t *local)
+{
+    const char *want = local && local->share_fn_name ? local->share_fn_name : "";
+    if (strcmp(h->rule_name, want) != 0)
+        return FAIRSEM_ERULE;
+    if (want[0] && !local->share_fn)
+        return FAIRSEM_ERULE;
+    return 0;
+}
+
+int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **out)
+{
+    int rc = check_name(name);
+    if (rc < 0)
+        return rc;
+    if (!out)
+        return -EINVAL;
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    fairsem_t *sem = handle_new(fd, name);
+    if (!sem) {
+        close(fd);
+        return -ENOMEM;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((uint64_t)st.st_size < sizeof(struct fs_header)) {
+        rc = FAIRSEM_ECORRUPT; /* truncated: not even a header */
+        goto fail;
+    }
+    void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = -errno;
+        goto fail;
+    }
+    sem->base = base;
+    sem->size = (size_t)st.st_size;
+    sem->hdr = base;
+    if ((rc = validate(sem->hdr, (uint64_t)st.st_size)) < 0 ||
+        (rc = check_rule(sem->hdr, local)) < 0)
+        goto fail;
+    return handle_finish(sem, local, out);
+fail:
+    handle_free(sem);
+    return rc;
+}
+
+int fairsem_unlink(const char *name)
+{
+    int rc = check_name(name);
+    if (rc < 0)
+        return rc;
+    return shm_unlink(name) < 0 ? -errno : 0;
+}
+
+int fairsem_check_linked(fairsem_t *sem)
+{
+    if (!sem)
+        return -EINVAL;
+    struct stat mine, named;
+    if (fstat(sem->fd, &mine) < 0)
+        return -errno;
+    if (!sem->name[0])
+        return 0;
+    if (mine.st_nlink == 0)
+        return FAIRSEM_EUNLINKED;
+    char path[sizeof SHM_DIR + FAIRSEM_NAME_MAX + 1];
+    snprintf(path, sizeof path, SHM_DIR "%s", sem->name);
+    if (stat(path, &named) < 0 || named.st_ino != mine.st_ino || named.st_dev != mine.st_dev)
+        return FAIRSEM_EUNLINKED;
+    return 0;
+}
+
+int fairsem__attach(fairsem_t *sem)
+{
+    uint64_t epoch = atomic_load(&fairsem__fork_epoch);
+    if (__atomic_load_n(&sem->attach_epoch, __ATOMIC_ACQUIRE) == epoch)
+        return 0;
+    pthread_mutex_lock(&sem->attach_lock);
+    int rc = 0;
+    if (sem->attach_epoch != epoch) {
+        if (sem->fd < 0)
+            rc = -EBADF;
+        else if ((rc = fairsem__proc_claim(sem)) == 0)
+            __atomic_store_n(&sem->attach_epoch, epoch, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&sem->attach_lock);
+    return rc;
+}
+
+void fairsem_close(fairsem_t *sem)
+{
+    if (!sem)
+        return;
+    registry_remove(sem);
+    fairsem__events_stop(sem);
+    if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch))
+        fairsem__proc_release(sem);
+    for (fairsem_tenant_t *t = sem->tenant_list, *next; t; t = next) {
+        next = t->next;
+        free(t);
+    }
+    handle_free(sem);
+}

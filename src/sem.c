@@ -1,0 +1,203 @@
+/*
+ * sem.c - acquire, release and the scheduler that hands slots out.
+ *
+ * fairsem__schedule() is the one place decisions are taken: read the
+ * version word, snapshot, ask policy.c for the next step, claim one slot
+ * word, commit with CAS(version).  A failed commit undoes the claim and
+ * looks again.  Nothing here waits for another process.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+
+static bool waiters_present(const fairsem_t *sem)
+{
+    for (uint32_t k = 0; k < sem->hdr->map_words; k++)
+        if (atomic_load(&sem->map[k]))
+            return true;
+    return false;
+}
+
+static uint32_t new_stamp(fairsem_t *sem)
+{
+    return atomic_fetch_add(&sem->next_stamp, 1) & ((1u << FS_STAMP_BITS) - 1);
+}
+
+/* fairsem_slot_t.tag: proc tag << 40 | stamp << 16 | slot index */
+static fairsem_slot_t slot_handle(const fairsem_t *sem, uint32_t stamp, uint32_t i)
+{
+    return (fairsem_slot_t){(uint64_t)sem->proc_tag << 40 | (uint64_t)stamp << 16 | i};
+}
+
+unsigned fairsem_slot_index(fairsem_slot_t slot) { return (unsigned)(slot.tag & 0xffff); }
+
+static bool commit(fairsem_t *sem, uint64_t v)
+{
+    return atomic_compare_exchange_strong(&sem->hdr->version, &v, v + 1);
+}
+
+int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t *slot)
+{
+    uint32_t nt = newcomer ? newcomer->idx : FS_NO_TENANT;
+    for (;;) {
+        uint64_t v = atomic_load(&sem->hdr->version);
+        struct fs_snapshot *s = fairsem__snapshot(sem);
+        if (!s)
+            return -ENOMEM;
+        struct fs_action act = fairsem__policy_next(s, nt);
+        uint32_t i = s->first_free;
+        uint64_t expect = 0;
+        if (act.kind == FS_ACT_NONE)
+            return newcomer ? -EAGAIN : 0;
+        if (act.kind == FS_ACT_TAKE) {
+            uint32_t stamp = new_stamp(sem);
+            uint64_t word = fs_slot_word(FS_SLOT_HELD, stamp, nt, sem->proc_tag);
+            if (!atomic_compare_exchange_strong(&sem->slots[i], &expect, word))
+                continue;
+            if (!commit(sem, v)) {
+                atomic_store(&sem->slots[i], 0); /* uncommitted: still only ours */
+                continue;
+            }
+            *slot = slot_handle(sem, stamp, i);
+            return 0;
+        }
+        const struct fs_waiter w = *act.waiter;
+        uint64_t res = fs_slot_word(FS_SLOT_RESERVED, fs_seq_stamp(w.seq), w.cell, sem->proc_tag);
+        if (!atomic_compare_exchange_strong(&sem->slots[i], &expect, res))
+            continue;
+        if (!commit(sem, v)) {
+            atomic_store(&sem->slots[i], 0);
+            continue;
+        }
+        struct fs_cell *cell = &sem->cells[w.cell];
+        uint64_t waiting = fs_cell_word(w.seq, FS_CELL_WAITING, 0);
+        if (atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(w.seq, FS_CELL_GRANTED, i)))
+            fairsem__ticket_wake(sem, w.cell);
+        else
+            atomic_compare_exchange_strong(&sem->slots[i], &res, 0); /* cancelled meanwhile */
+    }
+}
+
+int fairsem__claim_grant(fairsem_t *sem, uint32_t c, uint32_t tenant, fairsem_slot_t *slot)
+{
+    struct fs_cell *cell = &sem->cells[c];
+    uint64_t s = atomic_load(&cell->state);
+    uint32_t i = fs_cell_slot(s);
+    if (fs_cell_kind(s) != FS_CELL_GRANTED || i >= sem->hdr->max_slots)
+        return FAIRSEM_ECORRUPT;
+    uint64_t w = atomic_load(&sem->slots[i]);
+    if (fs_slot_kind(w) != FS_SLOT_RESERVED || fs_slot_who(w) != c || fs_slot_stamp(w) != fs_seq_stamp(s >> 32))
+        return FAIRSEM_ECORRUPT;
+    uint32_t stamp = new_stamp(sem);
+    if (!atomic_compare_exchange_strong(&sem->slots[i], &w, fs_slot_word(FS_SLOT_HELD, stamp, tenant, sem->proc_tag)))
+        return FAIRSEM_ECORRUPT;
+    fairsem__ticket_free(sem, c);
+    *slot = slot_handle(sem, stamp, i);
+    return 0;
+}
+
+/* Free slot i if it holds `word`; then serve waiters. */
+bool fairsem__slot_give_back(fairsem_t *sem, fairsem_slot_t slot, uint64_t word)
+{
+    uint32_t i = fairsem_slot_index(slot);
+    if (i >= sem->hdr->max_slots || !atomic_compare_exchange_strong(&sem->slots[i], &word, 0))
+        return false;
+    if (waiters_present(sem))
+        fairsem__schedule(sem, NULL, NULL);
+    return true;
+}
+
+int fairsem_release(fairsem_tenant_t *tenant, fairsem_slot_t slot)
+{
+    if (!tenant)
+        return -EINVAL;
+    fairsem_t *sem = tenant->sem;
+    if (tenant->epoch != atomic_load(&fairsem__fork_epoch) || (uint32_t)(slot.tag >> 40) != sem->proc_tag)
+        return FAIRSEM_ESLOT;
+    uint32_t stamp = (uint32_t)(slot.tag >> 16) & ((1u << FS_STAMP_BITS) - 1);
+    uint64_t word = fs_slot_word(FS_SLOT_HELD, stamp, tenant->idx, sem->proc_tag);
+    if (!fairsem__slot_give_back(sem, slot, word))
+        return FAIRSEM_ESLOT;
+    fairsem__tenant_busy_put(tenant);
+    return 0;
+}
+
+static fairsem_tenant_t *resolve(fairsem_tenant_t *tenant)
+{
+    return tenant ? tenant : fairsem_tenant_current();
+}
+
+/* Wait on our own cell until granted, cancelled or the deadline. */
+static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t deadline, fairsem_slot_t *slot)
+{
+    fairsem_t *sem = tenant->sem;
+    struct fs_cell *cell = &sem->cells[c];
+    for (;;) {
+        uint64_t s = atomic_load(&cell->state);
+        if (fs_cell_kind(s) == FS_CELL_GRANTED)
+            return fairsem__claim_grant(sem, c, tenant->idx, slot);
+        if (fs_cell_kind(s) == FS_CELL_CANCELLED) {
+            fairsem__ticket_free(sem, c);
+            return -ECANCELED;
+        }
+        uint64_t now = fairsem__now_ns();
+        if (deadline && now >= deadline) {
+            uint32_t granted;
+            if (fairsem__ticket_cancel(sem, c, &granted) == 0)
+                continue; /* the grant won the race: keep the slot */
+            fairsem__ticket_free(sem, c);
+            fairsem__schedule(sem, NULL, NULL); /* our leaving may lift shares */
+            return -ETIMEDOUT;
+        }
+        uint64_t nap = FS_POLL_NS;
+        if (deadline && deadline - now < nap)
+            nap = deadline - now;
+        fairsem__futex_wait(fs_cell_futex(cell), (uint32_t)s, nap);
+        if (atomic_load(&cell->state) == s) {
+            /* Nobody granted for a while: a holder may have died. */
+            fairsem__reap_referenced(sem);
+            fairsem__schedule(sem, NULL, NULL);
+        }
+    }
+}
+
+/* deadline: 0 = forever, UINT64_MAX = do not wait */
+static int acquire(fairsem_tenant_t *tenant, uint64_t deadline, fairsem_slot_t *slot)
+{
+    tenant = resolve(tenant);
+    if (!tenant || !slot)
+        return -EINVAL;
+    int rc = fairsem__tenant_busy_get(tenant);
+    if (rc < 0)
+        return rc;
+    fairsem_t *sem = tenant->sem;
+    rc = fairsem__schedule(sem, tenant, slot);
+    if (rc == -EAGAIN && deadline != UINT64_MAX) {
+        uint32_t c;
+        uint64_t seq;
+        rc = fairsem__ticket_enqueue(tenant, false, &c, &seq);
+        if (rc == 0) {
+            fairsem__schedule(sem, NULL, NULL); /* we may be next already */
+            rc = wait_cell(tenant, c, deadline, slot);
+        }
+    }
+    if (rc < 0)
+        fairsem__tenant_busy_put(tenant);
+    return rc;
+}
+
+int fairsem_acquire(fairsem_tenant_t *tenant, fairsem_slot_t *slot) { return acquire(tenant, 0, slot); }
+
+int fairsem_try_acquire(fairsem_tenant_t *tenant, fairsem_slot_t *slot)
+{
+    return acquire(tenant, UINT64_MAX, slot);
+}
+
+int fairsem_acquire_timeout(fairsem_tenant_t *tenant, uint64_t timeout_ns, fairsem_slot_t *slot)
+{
+    uint64_t deadline = fairsem__now_ns() + timeout_ns;
+    if (deadline == 0 || deadline == UINT64_MAX || deadline < timeout_ns)
+        deadline = UINT64_MAX - 1; /* effectively forever */
+    return acquire(tenant, deadline, slot);
+}

@@ -1,0 +1,64 @@
+/*
+ * stats.c - fairsem_stats(): a snapshot for people and bindings.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+static bool tenant_live(const struct fs_tenant *e)
+{
+    uint64_t st = atomic_load(&e->state);
+    return (st & 3) == FS_TENANT_ACTIVE || (st & 3) == FS_TENANT_DYING;
+}
+
+static unsigned registrations_of(const fairsem_t *sem, uint32_t t)
+{
+    unsigned n = 0;
+    for (uint32_t p = 0; p < sem->hdr->max_procs; p++)
+        n += (atomic_load(&sem->regs[(size_t)p * sem->hdr->reg_words + t / 64]) >> (t % 64)) & 1;
+    return n;
+}
+
+int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t *tenants, size_t cap,
+                  size_t *count)
+{
+    if (!sem || !stats || (cap && !tenants))
+        return -EINVAL;
+    struct fs_snapshot *s = fairsem__snapshot(sem);
+    if (!s)
+        return -ENOMEM;
+    memset(stats, 0, sizeof *stats);
+    stats->max_slots = s->max_slots;
+    stats->min_share = s->min_share;
+    stats->flags = s->flags;
+    stats->demanding_tenants = fairsem__policy_demanding(s, FS_NO_TENANT);
+    stats->slots_in_use = s->in_use;
+    stats->slots_available = s->max_slots - s->in_use;
+    stats->waiters = s->nwaiters;
+    for (uint32_t p = 0; p < sem->hdr->max_procs; p++)
+        stats->attached_procs += (atomic_load(&sem->procs[p].state) & 1) == FS_PROC_LIVE;
+    size_t n = 0;
+    for (uint32_t t = 0; t < s->ntenants; t++) {
+        const struct fs_tenant *e = &sem->tenants[t];
+        unsigned regs = registrations_of(sem, t);
+        bool live = tenant_live(e);
+        stats->registered_tenants += live && regs > 0;
+        if (!live || (regs == 0 && s->held[t] == 0 && s->waiting[t] == 0))
+            continue;
+        if (n < cap) {
+            fairsem_tenant_stats_t *ts = &tenants[n];
+            memcpy(ts->id, e->name, sizeof ts->id);
+            ts->id[FAIRSEM_TENANT_ID_MAX] = '\0';
+            ts->held = s->held[t];
+            ts->waiting = s->waiting[t];
+            ts->share = fairsem__policy_share(s, t, FS_NO_TENANT);
+            ts->weight = atomic_load(&e->weight);
+            ts->registrations = regs;
+        }
+        n++;
+    }
+    if (count)
+        *count = n;
+    return 0;
+}

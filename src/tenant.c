@@ -1,0 +1,366 @@
+/*
+ * tenant.c - the tenant table, registrations and tenant handles.
+ *
+ * A tenant entry is found by name (linear probing from its hash, over the
+ * whole table, so freed entries never break a chain).  Insertion claims a
+ * FREE entry as INIT (tagged with the name's hash and the inserter's
+ * record), writes the name, then backs off if any other entry with the same
+ * hash exists: two processes inserting the same id at once can never both
+ * keep theirs.  An entry lives while any record has its registration bit;
+ * the last process to let go retires it (ACTIVE -> DYING -> FREE), and a
+ * registrant that finds it DYING rescues it (DYING -> ACTIVE) after setting
+ * its own bit, so the retirer's final CAS fails.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local fairsem_tenant_t *current_tenant;
+
+/* state word: hash:32 | gen:18 | proc:12 | kind:2 */
+static uint64_t tstate(unsigned kind, uint32_t proc, uint32_t gen, uint32_t hash)
+{
+    return (uint64_t)hash << 32 | (uint64_t)(gen & 0x3ffff) << 14 | (uint64_t)(proc & 0xfff) << 2 | kind;
+}
+static unsigned tkind(uint64_t st) { return (unsigned)(st & 3); }
+static uint32_t tproc(uint64_t st) { return (uint32_t)(st >> 2) & 0xfff; }
+static uint32_t tgen(uint64_t st) { return (uint32_t)(st >> 14) & 0x3ffff; }
+static uint32_t thash(uint64_t st) { return (uint32_t)(st >> 32); }
+
+static void pause_briefly(void)
+{
+    struct timespec ts = {0, 20000 + (rand() % 20000)};
+    nanosleep(&ts, NULL);
+}
+
+static _Atomic uint64_t *reg_word(const fairsem_t *sem, uint32_t p, uint32_t t)
+{
+    return &sem->regs[(size_t)p * sem->hdr->reg_words + t / 64];
+}
+
+static bool anyone_registered(const fairsem_t *sem, uint32_t t)
+{
+    for (uint32_t p = 0; p < sem->hdr->max_procs; p++)
+        if (atomic_load(reg_word(sem, p, t)) & (1ull << (t % 64)))
+            return true;
+    return false;
+}
+
+bool fairsem__tenant_registered(const fairsem_t *sem, uint32_t idx)
+{
+    return anyone_registered(sem, idx);
+}
+
+void fairsem__tenant_retire(fairsem_t *sem, uint32_t t)
+{
+    struct fs_tenant *e = &sem->tenants[t];
+    uint64_t st = atomic_load(&e->state);
+    if (tkind(st) != FS_TENANT_ACTIVE || anyone_registered(sem, t))
+        return;
+    uint64_t dying = tstate(FS_TENANT_DYING, 0, tgen(st), thash(st));
+    if (!atomic_compare_exchange_strong(&e->state, &st, dying))
+        return;
+    if (anyone_registered(sem, t)) {
+        atomic_compare_exchange_strong(&e->state, &dying, st);
+        return;
+    }
+    /* A registrant that set its bit after our scan rescues the entry and
+     * makes this CAS fail. */
+    atomic_compare_exchange_strong(&e->state, &dying, tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0));
+}
+
+/* Wait out an INIT entry; reclaim it if its inserter died. */
+static void wait_init(fairsem_t *sem, uint32_t i, uint64_t st)
+{
+    for (int spins = 0; atomic_load(&sem->tenants[i].state) == st; spins++) {
+        if (spins % 64 == 63 && tproc(st) != sem->proc_idx)
+            fairsem__proc_reap_if_dead(sem, tproc(st), NULL);
+        if (spins > 64 * 50 && atomic_compare_exchange_strong(&sem->tenants[i].state, &st,
+                                                            tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0)))
+            return; /* its inserter is gone: stale INIT */
+        pause_briefly();
+    }
+}
+
+static bool same_name(const struct fs_tenant *e, const char *id, size_t len)
+{
+    return memcmp(e->name, id, len) == 0 && e->name[len] == '\0';
+}
+
+/* Another entry than `mine` with this hash, INIT or live? */
+static bool duplicate_exists(fairsem_t *sem, uint32_t mine, uint32_t hash)
+{
+    for (uint32_t i = 0; i < sem->hdr->max_tenants; i++) {
+        uint64_t st = atomic_load(&sem->tenants[i].state);
+        if (i != mine && tkind(st) != FS_TENANT_FREE && thash(st) == hash)
+            return true;
+    }
+    return false;
+}
+
+/* Find id, or insert it.  Returns its index and the state seen, or error. */
+static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t hash, unsigned weight,
+                            uint64_t *seen)
+{
+    uint32_t n = sem->hdr->max_tenants;
+    bool retired = false;
+    for (;;) {
+        int64_t first_free = -1;
+        bool restart = false;
+        for (uint32_t k = 0; k < n && !restart; k++) {
+            uint32_t i = (hash + k) % n;
+            uint64_t st = atomic_load(&sem->tenants[i].state);
+            switch (tkind(st)) {
+            case FS_TENANT_FREE:
+                if (first_free < 0)
+                    first_free = i;
+                break;
+            case FS_TENANT_INIT:
+                if (thash(st) == hash) {
+                    wait_init(sem, i, st);
+                    restart = true;
+                }
+                break;
+            default:
+                if (thash(st) == hash && same_name(&sem->tenants[i], id, len)) {
+                    *seen = st;
+                    return (int)i;
+                }
+            }
+        }
+        if (restart)
+            continue;
+        if (first_free < 0) {
+            if (retired)
+                return FAIRSEM_ETENANTS;
+            for (uint32_t i = 0; i < n; i++) /* left by dead or departed processes */
+                fairsem__tenant_retire(sem, i);
+            retired = true;
+            continue;
+        }
+        uint32_t i = (uint32_t)first_free;
+        struct fs_tenant *e = &sem->tenants[i];
+        uint64_t st = atomic_load(&e->state);
+        if (tkind(st) != FS_TENANT_FREE)
+            continue;
+        uint64_t init = tstate(FS_TENANT_INIT, sem->proc_idx, tgen(st), hash);
+        if (!atomic_compare_exchange_strong(&e->state, &st, init))
+            continue;
+        memset(e->name, 0, sizeof e->name);
+        memcpy(e->name, id, len);
+        e->hash = hash;
+        atomic_store(&e->weight, weight);
+        if (duplicate_exists(sem, i, hash)) {
+            atomic_store(&e->state, tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0));
+            pause_briefly();
+            continue;
+        }
+        uint64_t active = tstate(FS_TENANT_ACTIVE, 0, tgen(st), hash);
+        atomic_store(&e->state, active);
+        *seen = active;
+        return (int)i;
+    }
+}
+
+/* This process's count of registrations of t; the bit follows 0 <-> 1.
+ * -1 marks a transition in progress (another thread of this process). */
+static void local_ref_get(fairsem_t *sem, uint32_t t)
+{
+    _Atomic int32_t *r = &sem->local_refs[t];
+    for (;;) {
+        int32_t v = atomic_load(r);
+        if (v < 0) {
+            sched_yield();
+        } else if (v == 0) {
+            if (atomic_compare_exchange_weak(r, &v, -1)) {
+                atomic_fetch_or(reg_word(sem, sem->proc_idx, t), 1ull << (t % 64));
+                atomic_store(r, 1);
+                return;
+            }
+        } else if (atomic_compare_exchange_weak(r, &v, v + 1)) {
+            return;
+        }
+    }
+}
+
+/* Returns true when this was the process's last registration of t. */
+static bool local_ref_put(fairsem_t *sem, uint32_t t)
+{
+    _Atomic int32_t *r = &sem->local_refs[t];
+    for (;;) {
+        int32_t v = atomic_load(r);
+        if (v < 0) {
+            sched_yield();
+        } else if (v == 1) {
+            if (atomic_compare_exchange_weak(r, &v, -1)) {
+                atomic_fetch_and(reg_word(sem, sem->proc_idx, t), ~(1ull << (t % 64)));
+                atomic_store(r, 0);
+                return true;
+            }
+        } else if (v == 0) {
+            return false;
+        } else if (atomic_compare_exchange_weak(r, &v, v - 1)) {
+            return false;
+        }
+    }
+}
+
+/* Find or create the entry and hold a registration on it. */
+static int register_index(fairsem_t *sem, const char *id, size_t len, unsigned weight, uint32_t *out)
+{
+    uint32_t hash = fs_hash(id, len);
+    for (;;) {
+        uint64_t seen;
+        int idx = lookup_or_insert(sem, id, len, hash, weight, &seen);
+        if (idx < 0)
+            return idx;
+        struct fs_tenant *e = &sem->tenants[idx];
+        local_ref_get(sem, (uint32_t)idx);
+        uint64_t st = atomic_load(&e->state);
+        for (;;) {
+            if (tgen(st) != tgen(seen) || thash(st) != hash || tkind(st) == FS_TENANT_FREE ||
+                tkind(st) == FS_TENANT_INIT)
+                break;
+            if (tkind(st) == FS_TENANT_ACTIVE) {
+                atomic_store(&e->weight, weight);
+                *out = (uint32_t)idx;
+                return 0;
+            }
+            /* DYING: our bit is set; take it back from the retirer. */
+            atomic_compare_exchange_strong(&e->state, &st, tstate(FS_TENANT_ACTIVE, 0, tgen(st), hash));
+        }
+        if (local_ref_put(sem, (uint32_t)idx))
+            fairsem__tenant_retire(sem, (uint32_t)idx);
+    }
+}
+
+static int check_id(const char *id, size_t *len)
+{
+    if (!id || !id[0])
+        return -EINVAL;
+    *len = strnlen(id, FAIRSEM_TENANT_ID_MAX + 1);
+    return *len > FAIRSEM_TENANT_ID_MAX ? -ENAMETOOLONG : 0;
+}
+
+int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id, unsigned weight, fairsem_tenant_t **out)
+{
+    size_t len;
+    int rc;
+    if (!sem || !out)
+        return -EINVAL;
+    if ((rc = check_id(tenant_id, &len)) < 0)
+        return rc;
+    if ((rc = fairsem__attach(sem)) < 0)
+        return rc;
+    fairsem_tenant_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->sem = sem;
+    t->weight = weight ? weight : 1;
+    memcpy(t->id, tenant_id, len);
+    t->serial = atomic_fetch_add(&sem->next_serial, 1) + 1;
+    if ((rc = register_index(sem, t->id, len, t->weight, &t->idx)) < 0) {
+        free(t);
+        return rc;
+    }
+    t->epoch = sem->attach_epoch;
+    pthread_mutex_lock(&sem->attach_lock);
+    t->next = sem->tenant_list;
+    if (t->next)
+        t->next->prev = t;
+    sem->tenant_list = t;
+    pthread_mutex_unlock(&sem->attach_lock);
+    *out = t;
+    return 0;
+}
+
+int fairsem__tenant_adopt(fairsem_tenant_t *t)
+{
+    fairsem_t *sem = t->sem;
+    int rc = fairsem__attach(sem);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&sem->attach_lock);
+    if (t->epoch != sem->attach_epoch) {
+        rc = register_index(sem, t->id, strlen(t->id), t->weight, &t->idx);
+        if (rc == 0) {
+            /* The parent's slots and requests are not ours. */
+            atomic_store(&t->busy, atomic_load(&t->busy) & 1);
+            t->epoch = sem->attach_epoch;
+        }
+    }
+    pthread_mutex_unlock(&sem->attach_lock);
+    return rc;
+}
+
+void fairsem__tenant_finish(fairsem_tenant_t *t)
+{
+    fairsem_t *sem = t->sem;
+    if (current_tenant == t)
+        current_tenant = NULL;
+    pthread_mutex_lock(&sem->attach_lock);
+    bool ours = t->epoch == sem->attach_epoch && sem->attach_epoch == atomic_load(&fairsem__fork_epoch);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        sem->tenant_list = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&sem->attach_lock);
+    if (ours && local_ref_put(sem, t->idx))
+        fairsem__tenant_retire(sem, t->idx);
+    free(t);
+}
+
+int fairsem__tenant_busy_get(fairsem_tenant_t *t)
+{
+    if (t->epoch != atomic_load(&fairsem__fork_epoch)) {
+        int rc = fairsem__tenant_adopt(t);
+        if (rc < 0)
+            return rc;
+    }
+    uint64_t b = atomic_load(&t->busy);
+    do {
+        if (b & 1)
+            return FAIRSEM_ENOTREG;
+    } while (!atomic_compare_exchange_weak(&t->busy, &b, b + 2));
+    return 0;
+}
+
+void fairsem__tenant_busy_put(fairsem_tenant_t *t)
+{
+    if (atomic_fetch_sub(&t->busy, 2) == 3)
+        fairsem__tenant_finish(t); /* deferred unregistration completes */
+}
+
+int fairsem_tenant_unregister(fairsem_tenant_t *t, unsigned flags)
+{
+    if (!t || (flags & ~(FAIRSEM_FORCE | FAIRSEM_IF_IDLE)))
+        return -EINVAL;
+    if (flags & FAIRSEM_IF_IDLE) {
+        uint64_t idle = 0;
+        if (!atomic_compare_exchange_strong(&t->busy, &idle, 1))
+            return (idle & 1) ? FAIRSEM_ENOTREG : -EBUSY;
+        fairsem__tenant_finish(t);
+        return 0;
+    }
+    uint64_t old = atomic_fetch_or(&t->busy, 1);
+    if (old & 1)
+        return FAIRSEM_ENOTREG;
+    if (old == 0) {
+        fairsem__tenant_finish(t);
+        return 0;
+    }
+    if (flags & FAIRSEM_FORCE)
+        fairsem__ticket_cancel_serial(t->sem, t->serial);
+    return 0;
+}
+
+void fairsem_tenant_set_current(fairsem_tenant_t *tenant) { current_tenant = tenant; }
+fairsem_tenant_t *fairsem_tenant_current(void) { return current_tenant; }
+const char *fairsem_tenant_id(const fairsem_tenant_t *tenant) { return tenant ? tenant->id : NULL; }

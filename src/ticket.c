@@ -1,0 +1,115 @@
+/*
+ * ticket.c - queued requests ("tickets") in the cell table.
+ *
+ * A cell is claimed by CAS on its owner word, then announced in the queue
+ * map, filled, numbered from header.ticket_seq and only then made WAITING;
+ * the version bump that follows is the moment the request joins the queue
+ * (see layout.h).  A cell leaves in the reverse order: EMPTY, map bit,
+ * owner.  A process dying anywhere in between leaves a cell whose owner
+ * word names it, which its scrubber frees.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <limits.h>
+
+static void map_set(fairsem_t *sem, uint32_t c, bool on)
+{
+    _Atomic uint64_t *w = &sem->map[c / 64];
+    uint64_t bit = 1ull << (c % 64);
+    if (on)
+        atomic_fetch_or(w, bit);
+    else
+        atomic_fetch_and(w, ~bit);
+}
+
+int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *out_cell, uint64_t *out_seq)
+{
+    fairsem_t *sem = tenant->sem;
+    uint32_t n = sem->hdr->max_waiters;
+    uint32_t start = (sem->proc_idx * 31u + atomic_fetch_add(&sem->next_stamp, 1)) % n;
+    uint64_t me = FS_OWNER_BIT | sem->proc_tag;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t c = (start + k) % n;
+        struct fs_cell *cell = &sem->cells[c];
+        uint64_t none = 0;
+        if (atomic_load(&cell->owner) != 0 || !atomic_compare_exchange_strong(&cell->owner, &none, me))
+            continue;
+        map_set(sem, c, true);
+        atomic_store(&cell->tenant, tenant->idx);
+        atomic_store(&cell->flags, async ? FS_CELL_ASYNC : 0);
+        atomic_store(&cell->serial, tenant->serial);
+        atomic_store(&cell->enqueued_ns, fairsem__now_ns());
+        uint64_t seq = atomic_fetch_add(&sem->hdr->ticket_seq, 1);
+        atomic_store(&cell->seq, seq);
+        atomic_store(&cell->state, fs_cell_word(seq, FS_CELL_WAITING, 0));
+        atomic_fetch_add(&sem->hdr->version, 1);
+        *out_cell = c;
+        *out_seq = seq;
+        return 0;
+    }
+    return FAIRSEM_EWAITERS;
+}
+
+int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
+{
+    struct fs_cell *cell = &sem->cells[c];
+    uint64_t s = atomic_load(&cell->state);
+    for (;;) {
+        switch (fs_cell_kind(s)) {
+        case FS_CELL_WAITING:
+            if (atomic_compare_exchange_weak(&cell->state, &s, fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0)))
+                return 1;
+            break;
+        case FS_CELL_GRANTED:
+            *granted_slot = fs_cell_slot(s);
+            return 0;
+        default:
+            return 1;
+        }
+    }
+}
+
+void fairsem__ticket_free(fairsem_t *sem, uint32_t c)
+{
+    struct fs_cell *cell = &sem->cells[c];
+    atomic_store(&cell->state, 0);
+    map_set(sem, c, false);
+    atomic_store(&cell->owner, 0);
+}
+
+void fairsem__ticket_wake(fairsem_t *sem, uint32_t c)
+{
+    struct fs_cell *cell = &sem->cells[c];
+    fairsem__futex_wake(fs_cell_futex(cell), INT_MAX);
+    if (atomic_load(&cell->flags) & FS_CELL_ASYNC) {
+        uint64_t owner = atomic_load(&cell->owner);
+        if (owner) {
+            struct fs_proc *rec = &sem->procs[fs_tag_proc((uint32_t)owner) % sem->hdr->max_procs];
+            atomic_fetch_add(&rec->wake, 1);
+            fairsem__futex_wake(&rec->wake, INT_MAX);
+        }
+    }
+}
+
+unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)
+{
+    uint64_t me = FS_OWNER_BIT | sem->proc_tag;
+    unsigned n = 0;
+    for (uint32_t c = 0; c < sem->hdr->max_waiters; c++) {
+        struct fs_cell *cell = &sem->cells[c];
+        if (atomic_load(&cell->owner) != me || atomic_load(&cell->serial) != serial)
+            continue;
+        uint64_t s = atomic_load(&cell->state);
+        while (fs_cell_kind(s) == FS_CELL_WAITING &&
+               !atomic_compare_exchange_weak(&cell->state, &s, fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0)))
+            ;
+        if (fs_cell_kind(s) == FS_CELL_WAITING) {
+            fairsem__ticket_wake(sem, c);
+            n++;
+        }
+    }
+    if (n)
+        fairsem__schedule(sem, NULL, NULL);
+    return n;
+}

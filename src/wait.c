@@ -1,0 +1,334 @@
+/*
+ * wait.c - the event-loop API and the library thread behind it.
+ *
+ * Async requests sleep on nothing: their cells are marked FS_CELL_ASYNC, so
+ * a granter also bumps the owner record's wake word.  One thread per handle
+ * (started with the first async request) sleeps on that word, settles the
+ * requests it tracks, queues completed ones on a wfcqueue and makes the
+ * handle's eventfd readable.  The user's event loop polls that descriptor
+ * and collects completions with fairsem_events().
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+void fairsem__reap_referenced(fairsem_t *sem)
+{
+    uint64_t seen[(FAIRSEM_MAX_PROCS_LIMIT + 64) / 64] = {0};
+    uint32_t n = sem->hdr->max_procs;
+    for (uint32_t i = 0; i < sem->hdr->max_slots; i++) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        if (w)
+            seen[fs_tag_proc(fs_slot_owner(w)) / 64] |= 1ull << (fs_tag_proc(fs_slot_owner(w)) % 64);
+    }
+    for (uint32_t c = 0; c < sem->hdr->max_waiters; c++) {
+        uint64_t o = atomic_load(&sem->cells[c].owner);
+        if (o)
+            seen[fs_tag_proc((uint32_t)o) / 64] |= 1ull << (fs_tag_proc((uint32_t)o) % 64);
+    }
+    for (uint32_t p = 0; p < n; p++)
+        if (seen[p / 64] & (1ull << (p % 64)))
+            fairsem__proc_reap_if_dead(sem, p, NULL);
+}
+
+static void request_unref(fairsem_request_t *req)
+{
+    if (atomic_fetch_sub(&req->refs, 1) == 1)
+        free(req);
+}
+
+int fairsem__request_settle(fairsem_request_t *req)
+{
+    for (;;) {
+        int st = atomic_load(&req->state);
+        if (st == FS_REQ_SETTLING) {
+            sched_yield();
+            continue;
+        }
+        if (st != FS_REQ_QUEUED || !atomic_compare_exchange_strong(&req->state, &st, FS_REQ_SETTLING))
+            return st;
+        fairsem_tenant_t *t = req->tenant;
+        fairsem_t *sem = t->sem;
+        uint64_t s = atomic_load(&sem->cells[req->cell].state);
+        int next = FS_REQ_QUEUED;
+        if (fs_cell_kind(s) == FS_CELL_GRANTED) {
+            next = fairsem__claim_grant(sem, req->cell, t->idx, &req->slot) == 0 ? FS_REQ_GRANTED
+                                                                                  : FS_REQ_CANCELLED;
+        } else if (fs_cell_kind(s) == FS_CELL_CANCELLED) {
+            fairsem__ticket_free(sem, req->cell);
+            next = FS_REQ_CANCELLED;
+        }
+        if (next == FS_REQ_CANCELLED)
+            fairsem__tenant_busy_put(t);
+        atomic_store(&req->state, next);
+        return next;
+    }
+}
+
+static void signal_efd(struct fs_events *ev)
+{
+    uint64_t one = 1;
+    ssize_t n = write(ev->efd, &one, sizeof one);
+    (void)n;
+}
+
+static void wake_thread(fairsem_t *sem)
+{
+    struct fs_proc *rec = &sem->procs[sem->proc_idx];
+    atomic_fetch_add(&rec->wake, 1);
+    fairsem__futex_wake(&rec->wake, INT_MAX);
+}
+
+/* The waker: tracks queued async requests until each completes. */
+static void *waker_main(void *arg)
+{
+    fairsem_t *sem = arg;
+    struct fs_events *ev = sem->events;
+    struct fs_proc *rec = &sem->procs[sem->proc_idx];
+    fairsem_request_t **track = NULL;
+    size_t n = 0, cap = 0;
+    while (!atomic_load(&ev->stop)) {
+        uint32_t seen = atomic_load(&rec->wake);
+        struct cds_wfcq_node *node;
+        while ((node = __cds_wfcq_dequeue_nonblocking(&ev->pending_head, &ev->pending_tail)) &&
+               node != CDS_WFCQ_WOULDBLOCK) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                fairsem_request_t **grown = realloc(track, ncap * sizeof *grown);
+                if (!grown) { /* retry later; the node goes back */
+                    cds_wfcq_enqueue(&ev->pending_head, &ev->pending_tail, node);
+                    break;
+                }
+                track = grown;
+                cap = ncap;
+            }
+            track[n++] = caa_container_of(node, fairsem_request_t, node);
+        }
+        bool completed = false;
+        for (size_t k = 0; k < n;) {
+            if (fairsem__request_settle(track[k]) == FS_REQ_QUEUED) {
+                k++;
+                continue;
+            }
+            cds_wfcq_node_init(&track[k]->node);
+            cds_wfcq_enqueue(&ev->done_head, &ev->done_tail, &track[k]->node);
+            track[k] = track[--n];
+            completed = true;
+        }
+        if (completed)
+            signal_efd(ev);
+        fairsem__futex_wait(&rec->wake, seen, n ? FS_POLL_NS : 1000000000u);
+        if (n && atomic_load(&rec->wake) == seen) {
+            fairsem__reap_referenced(sem);
+            fairsem__schedule(sem, NULL, NULL);
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        request_unref(track[k]);
+    free(track);
+    return NULL;
+}
+
+static int events_start(fairsem_t *sem)
+{
+    pthread_mutex_lock(&sem->attach_lock);
+    int rc = 0;
+    if (!sem->events) {
+        struct fs_events *ev = calloc(1, sizeof *ev);
+        if (!ev) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        ev->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ev->efd < 0) {
+            rc = -errno;
+            free(ev);
+            goto out;
+        }
+        cds_wfcq_init(&ev->pending_head, &ev->pending_tail);
+        cds_wfcq_init(&ev->done_head, &ev->done_tail);
+        sem->events = ev;
+        if ((rc = -pthread_create(&ev->thread, NULL, waker_main, sem)) < 0) {
+            close(ev->efd);
+            free(ev);
+            sem->events = NULL;
+        }
+    }
+out:
+    pthread_mutex_unlock(&sem->attach_lock);
+    return rc;
+}
+
+void fairsem__events_stop(fairsem_t *sem)
+{
+    struct fs_events *ev = sem->events;
+    if (!ev)
+        return;
+    atomic_store(&ev->stop, 1);
+    wake_thread(sem);
+    pthread_join(ev->thread, NULL);
+    struct cds_wfcq_node *node;
+    while ((node = __cds_wfcq_dequeue_nonblocking(&ev->pending_head, &ev->pending_tail)) &&
+           node != CDS_WFCQ_WOULDBLOCK)
+        request_unref(caa_container_of(node, fairsem_request_t, node));
+    while ((node = __cds_wfcq_dequeue_nonblocking(&ev->done_head, &ev->done_tail)) &&
+           node != CDS_WFCQ_WOULDBLOCK)
+        request_unref(caa_container_of(node, fairsem_request_t, node));
+    close(ev->efd);
+    free(ev);
+    sem->events = NULL;
+}
+
+int fairsem_event_fd(fairsem_t *sem)
+{
+    if (!sem)
+        return -EINVAL;
+    int rc = fairsem__attach(sem);
+    if (rc == 0)
+        rc = events_start(sem);
+    return rc < 0 ? rc : sem->events->efd;
+}
+
+int fairsem_request_start(fairsem_tenant_t *tenant, void *user, fairsem_request_t **out)
+{
+    tenant = tenant ? tenant : fairsem_tenant_current();
+    if (!tenant || !out)
+        return -EINVAL;
+    fairsem_t *sem = tenant->sem;
+    int rc = fairsem__tenant_busy_get(tenant);
+    if (rc < 0)
+        return rc;
+    fairsem_request_t *req = calloc(1, sizeof *req);
+    if (!req || (rc = events_start(sem)) < 0) {
+        free(req);
+        fairsem__tenant_busy_put(tenant);
+        return req ? rc : -ENOMEM;
+    }
+    req->tenant = tenant;
+    req->user = user;
+    req->async = true;
+    atomic_store(&req->refs, 1);
+    rc = fairsem__schedule(sem, tenant, &req->slot);
+    if (rc == 0) {
+        atomic_store(&req->state, FS_REQ_GRANTED);
+    } else if (rc == -EAGAIN && (rc = fairsem__ticket_enqueue(tenant, true, &req->cell, &req->seq)) == 0) {
+        atomic_store(&req->state, FS_REQ_QUEUED);
+        atomic_store(&req->refs, 2); /* the waker's */
+        cds_wfcq_node_init(&req->node);
+        cds_wfcq_enqueue(&sem->events->pending_head, &sem->events->pending_tail, &req->node);
+        wake_thread(sem);
+        fairsem__schedule(sem, NULL, NULL);
+    } else {
+        free(req);
+        fairsem__tenant_busy_put(tenant);
+        return rc;
+    }
+    *out = req;
+    return 0;
+}
+
+int fairsem_request_result(fairsem_request_t *req, fairsem_slot_t *slot)
+{
+    if (!req || !slot)
+        return -EINVAL;
+    int st = fairsem__request_settle(req);
+    switch (st) {
+    case FS_REQ_GRANTED:
+        if (!atomic_compare_exchange_strong(&req->state, &st, FS_REQ_TAKEN))
+            return fairsem_request_result(req, slot);
+        *slot = req->slot;
+        return 0;
+    case FS_REQ_TAKEN:
+        return -EALREADY;
+    case FS_REQ_CANCELLED:
+        return -ECANCELED;
+    default:
+        return -EAGAIN;
+    }
+}
+
+int fairsem_request_cancel(fairsem_request_t *req)
+{
+    if (!req)
+        return -EINVAL;
+    for (;;) {
+        int st = atomic_load(&req->state);
+        switch (st) {
+        case FS_REQ_SETTLING:
+            sched_yield();
+            continue;
+        case FS_REQ_TAKEN:
+            return -EALREADY;
+        case FS_REQ_CANCELLED:
+            return 0;
+        case FS_REQ_GRANTED:
+            if (atomic_compare_exchange_strong(&req->state, &st, FS_REQ_CANCELLED)) {
+                fairsem_release(req->tenant, req->slot);
+                return 0;
+            }
+            continue;
+        default: /* QUEUED */
+            break;
+        }
+        if (!atomic_compare_exchange_strong(&req->state, &st, FS_REQ_SETTLING))
+            continue;
+        fairsem_tenant_t *t = req->tenant;
+        fairsem_t *sem = t->sem;
+        uint32_t granted;
+        if (fairsem__ticket_cancel(sem, req->cell, &granted) == 0) {
+            /* A grant raced the cancel: take the slot and give it back. */
+            fairsem_slot_t slot;
+            if (fairsem__claim_grant(sem, req->cell, t->idx, &slot) == 0)
+                fairsem_release(t, slot);
+            else
+                fairsem__tenant_busy_put(t);
+        } else {
+            fairsem__ticket_free(sem, req->cell);
+            fairsem__schedule(sem, NULL, NULL);
+            fairsem__tenant_busy_put(t);
+        }
+        atomic_store(&req->state, FS_REQ_CANCELLED);
+        wake_thread(sem); /* so the waker reports it */
+        return 0;
+    }
+}
+
+void fairsem_request_free(fairsem_request_t *req)
+{
+    if (!req)
+        return;
+    if (atomic_load(&req->state) != FS_REQ_TAKEN)
+        fairsem_request_cancel(req);
+    request_unref(req);
+}
+
+void *fairsem_request_user(const fairsem_request_t *req) { return req ? req->user : NULL; }
+
+size_t fairsem_events(fairsem_t *sem, fairsem_request_t **done, size_t cap)
+{
+    if (!sem || !sem->events || !done)
+        return 0;
+    struct fs_events *ev = sem->events;
+    uint64_t count;
+    ssize_t r = read(ev->efd, &count, sizeof count);
+    (void)r;
+    size_t n = 0;
+    struct cds_wfcq_node *node;
+    while (n < cap && (node = __cds_wfcq_dequeue_nonblocking(&ev->done_head, &ev->done_tail)) &&
+           node != CDS_WFCQ_WOULDBLOCK) {
+        fairsem_request_t *req = caa_container_of(node, fairsem_request_t, node);
+        bool user_alive = atomic_load(&req->refs) > 1;
+        request_unref(req); /* the waker's reference travelled with the node */
+        if (user_alive)
+            done[n++] = req;
+    }
+    if (!cds_wfcq_empty(&ev->done_head, &ev->done_tail))
+        signal_efd(ev);
+    return n;
+}
