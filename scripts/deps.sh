@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install what building and testing fairsem needs, from Debian's archive.
+# Skips apt entirely when everything is already there.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config clang liburcu-dev libcriterion-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
+fi

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install dependencies, build warning-free with gcc and clang (-Werror), and
+# run every test.  Long torture runs carry the ctest label "long"; set
+# FAIRSEM_TEST_LABEL=fast to run only the everyday suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+jobs=$(nproc)
+
+CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_FLAGS="-Werror" -DCMAKE_CXX_FLAGS="-Werror" >/dev/null
+cmake --build build-clang -j"$jobs" >/dev/null
+
+CC=gcc CXX=g++ cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_FLAGS="-Werror" -DCMAKE_CXX_FLAGS="-Werror" >/dev/null
+cmake --build build-test -j"$jobs" >/dev/null
+
+cd build-test
+label=()
+[ -n "${FAIRSEM_TEST_LABEL:-}" ] && label=(-L "$FAIRSEM_TEST_LABEL")
+ctest --output-on-failure "${label[@]}"
