@@ -178,7 +178,7 @@ struct fs_snapshot *fairsem__snapshot(fairsem_t *sem);
  * -EAGAIN. */
 int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t *slot);
 /* Make the slot reserved for cell c (granted) this process's HELD slot. */
-int fairsem__claim_grant(fairsem_t *sem, uint32_t c, uint32_t tenant, fairsem_slot_t *slot);
+int fairsem__claim_grant(fairsem_tenant_t *tenant, uint32_t c, fairsem_slot_t *slot);
 bool fairsem__slot_give_back(fairsem_t *sem, fairsem_slot_t slot, uint64_t word);
 
 /* --------------------------------------------------------------- ticket.c */

@@ -24,10 +24,12 @@ static uint32_t new_stamp(fairsem_t *sem)
     return atomic_fetch_add(&sem->next_stamp, 1) & ((1u << FS_STAMP_BITS) - 1);
 }
 
-/* fairsem_slot_t.tag: proc tag << 40 | stamp << 16 | slot index */
-static fairsem_slot_t slot_handle(const fairsem_t *sem, uint32_t stamp, uint32_t i)
+/* fairsem_slot_t.tag: handle serial:24 << 40 | stamp:24 << 16 | slot index:16.
+ * The slot word itself names the process, so the serial only has to tell
+ * this process's tenant handles apart. */
+static fairsem_slot_t slot_handle(const fairsem_tenant_t *t, uint32_t stamp, uint32_t i)
 {
-    return (fairsem_slot_t){(uint64_t)sem->proc_tag << 40 | (uint64_t)stamp << 16 | i};
+    return (fairsem_slot_t){(uint64_t)(t->serial & 0xffffff) << 40 | (uint64_t)stamp << 16 | i};
 }
 
 unsigned fairsem_slot_index(fairsem_slot_t slot) { return (unsigned)(slot.tag & 0xffff); }
@@ -59,7 +61,7 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
                 atomic_store(&sem->slots[i], 0); /* uncommitted: still only ours */
                 continue;
             }
-            *slot = slot_handle(sem, stamp, i);
+            *slot = slot_handle(newcomer, stamp, i);
             return 0;
         }
         const struct fs_waiter w = *act.waiter;
@@ -79,8 +81,9 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
     }
 }
 
-int fairsem__claim_grant(fairsem_t *sem, uint32_t c, uint32_t tenant, fairsem_slot_t *slot)
+int fairsem__claim_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot)
 {
+    fairsem_t *sem = t->sem;
     struct fs_cell *cell = &sem->cells[c];
     uint64_t s = atomic_load(&cell->state);
     uint32_t i = fs_cell_slot(s);
@@ -90,10 +93,10 @@ int fairsem__claim_grant(fairsem_t *sem, uint32_t c, uint32_t tenant, fairsem_sl
     if (fs_slot_kind(w) != FS_SLOT_RESERVED || fs_slot_who(w) != c || fs_slot_stamp(w) != fs_seq_stamp(s >> 32))
         return FAIRSEM_ECORRUPT;
     uint32_t stamp = new_stamp(sem);
-    if (!atomic_compare_exchange_strong(&sem->slots[i], &w, fs_slot_word(FS_SLOT_HELD, stamp, tenant, sem->proc_tag)))
+    if (!atomic_compare_exchange_strong(&sem->slots[i], &w, fs_slot_word(FS_SLOT_HELD, stamp, t->idx, sem->proc_tag)))
         return FAIRSEM_ECORRUPT;
     fairsem__ticket_free(sem, c);
-    *slot = slot_handle(sem, stamp, i);
+    *slot = slot_handle(t, stamp, i);
     return 0;
 }
 
@@ -113,7 +116,8 @@ int fairsem_release(fairsem_tenant_t *tenant, fairsem_slot_t slot)
     if (!tenant)
         return -EINVAL;
     fairsem_t *sem = tenant->sem;
-    if (tenant->epoch != atomic_load(&fairsem__fork_epoch) || (uint32_t)(slot.tag >> 40) != sem->proc_tag)
+    if (tenant->epoch != atomic_load(&fairsem__fork_epoch) ||
+        (uint32_t)(slot.tag >> 40) != (tenant->serial & 0xffffff))
         return FAIRSEM_ESLOT;
     uint32_t stamp = (uint32_t)(slot.tag >> 16) & ((1u << FS_STAMP_BITS) - 1);
     uint64_t word = fs_slot_word(FS_SLOT_HELD, stamp, tenant->idx, sem->proc_tag);
@@ -136,7 +140,7 @@ static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t deadline, fa
     for (;;) {
         uint64_t s = atomic_load(&cell->state);
         if (fs_cell_kind(s) == FS_CELL_GRANTED)
-            return fairsem__claim_grant(sem, c, tenant->idx, slot);
+            return fairsem__claim_grant(tenant, c, slot);
         if (fs_cell_kind(s) == FS_CELL_CANCELLED) {
             fairsem__ticket_free(sem, c);
             return -ECANCELED;

@@ -58,7 +58,7 @@ int fairsem__request_settle(fairsem_request_t *req)
         uint64_t s = atomic_load(&sem->cells[req->cell].state);
         int next = FS_REQ_QUEUED;
         if (fs_cell_kind(s) == FS_CELL_GRANTED) {
-            next = fairsem__claim_grant(sem, req->cell, t->idx, &req->slot) == 0 ? FS_REQ_GRANTED
+            next = fairsem__claim_grant(t, req->cell, &req->slot) == 0 ? FS_REQ_GRANTED
                                                                                   : FS_REQ_CANCELLED;
         } else if (fs_cell_kind(s) == FS_CELL_CANCELLED) {
             fairsem__ticket_free(sem, req->cell);
@@ -284,7 +284,7 @@ int fairsem_request_cancel(fairsem_request_t *req)
         if (fairsem__ticket_cancel(sem, req->cell, &granted) == 0) {
             /* A grant raced the cancel: take the slot and give it back. */
             fairsem_slot_t slot;
-            if (fairsem__claim_grant(sem, req->cell, t->idx, &slot) == 0)
+            if (fairsem__claim_grant(t, req->cell, &slot) == 0)
                 fairsem_release(t, slot);
             else
                 fairsem__tenant_busy_put(t);
