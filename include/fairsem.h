@@ -62,6 +62,12 @@ extern "C" {
 /** Lend free slots to tenants at their share when nobody under share waits. */
 #define FAIRSEM_WORK_CONSERVING 0x1u
 
+/* fairsem_open() local->flags */
+/** Open for reading only (stats, info, dump, check need only read
+ * permission); no process record is taken; acquire, register and reap fail
+ * with -EPERM. */
+#define FAIRSEM_READONLY 0x10000u
+
 /* fairsem_tenant_unregister() flags */
 /** Cancel this registration's queued requests (they fail with -ECANCELED). */
 #define FAIRSEM_FORCE 0x1u
@@ -356,6 +362,92 @@ FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats,
  * @return 0; -EINVAL.
  */
 FAIRSEM_EXTERN int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report);
+
+/** What fairsem_info() reports: the segment's settings. */
+typedef struct fairsem_info {
+    unsigned layout_version;
+    unsigned max_slots, min_share;
+    unsigned max_tenants, max_waiters, max_procs;
+    unsigned flags;                          /**< FAIRSEM_WORK_CONSERVING */
+    char rule_name[FAIRSEM_RULE_NAME_MAX + 1]; /**< "" = built-in rule */
+    uint64_t size;                           /**< bytes */
+    uint64_t created_ns;                     /**< CLOCK_REALTIME */
+} fairsem_info_t;
+
+/**
+ * The segment's settings.
+ * @return 0; -EINVAL (NULL).
+ */
+FAIRSEM_EXTERN int fairsem_info(fairsem_t *sem, fairsem_info_t *info);
+
+/* States of a queued request, as fairsem_dump() reports them. */
+#define FAIRSEM_REQUEST_WAITING 1
+#define FAIRSEM_REQUEST_GRANTED 2   /**< granted, not yet taken by its owner */
+#define FAIRSEM_REQUEST_CANCELLED 3 /**< cancelled, not yet cleared */
+
+/* `alive` fields: 1 the process holds its lease, 0 it is dead (reapable). */
+typedef struct fairsem_proc_info {
+    unsigned record;        /**< process record index */
+    int pid;                /**< for display: pids are not identities */
+    int alive;
+    uint64_t attached_ns;   /**< CLOCK_REALTIME */
+} fairsem_proc_info_t;
+
+typedef struct fairsem_holder_info {
+    unsigned slot;
+    const char *tenant;     /**< valid during the callback only */
+    unsigned record;
+    int pid;
+    int alive;
+    int granted;            /**< 1: granted to a queued request, not yet taken */
+    uint64_t held_ns;       /**< how long it has been held (coarse) */
+} fairsem_holder_info_t;
+
+typedef struct fairsem_waiter_info {
+    uint64_t ticket;        /**< FIFO order: smaller is older */
+    const char *tenant;     /**< valid during the callback only */
+    unsigned record;
+    int pid;
+    int alive;
+    int state;              /**< FAIRSEM_REQUEST_* */
+    uint64_t age_ns;        /**< time since it was queued */
+} fairsem_waiter_info_t;
+
+/** Callbacks of fairsem_dump(); any may be NULL. */
+typedef struct fairsem_dump_ops {
+    void (*proc)(void *arg, const fairsem_proc_info_t *info);
+    void (*holder)(void *arg, const fairsem_holder_info_t *info);
+    void (*waiter)(void *arg, const fairsem_waiter_info_t *info);
+} fairsem_dump_ops_t;
+
+/**
+ * Walk the attached processes, the slot holders (by slot) and the queued
+ * requests (oldest first), calling `ops` for each.  Reads only; works on a
+ * FAIRSEM_READONLY handle and while other processes run.
+ * @return 0; -EINVAL (NULL sem or ops); -ENOMEM.
+ */
+FAIRSEM_EXTERN int fairsem_dump(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg);
+
+/* Kinds of violation fairsem_check() reports (bits of its result). */
+#define FAIRSEM_CHECK_SLOTS 0x1u   /**< a slot word is malformed or names nothing valid */
+#define FAIRSEM_CHECK_DEAD 0x2u    /**< a tag or registration names a dead or free record */
+#define FAIRSEM_CHECK_QUEUE 0x4u   /**< queue map, cells and grants disagree */
+#define FAIRSEM_CHECK_TENANTS 0x8u /**< tenant table malformed or duplicated */
+
+typedef void (*fairsem_violation_fn)(void *arg, unsigned kind, const char *message);
+
+/**
+ * Verify the segment's invariants: every slot is free or names a live holder
+ * (or a queued request it was granted to) of a live tenant, so slots in use
+ * plus free slots make max_slots and each tenant's count is exactly what its
+ * tags say; no tag or registration names a dead record; queue map, cells and
+ * grants agree; tenant names are well formed and unique.  Transient states
+ * of running processes are filtered by re-reading: a violation is reported
+ * only if it persists over several passes.  `report` (may be NULL) is
+ * called once per violation found in the last pass.
+ * @return a bitmask of FAIRSEM_CHECK_* (0: everything holds); -EINVAL.
+ */
+FAIRSEM_EXTERN int fairsem_check(fairsem_t *sem, fairsem_violation_fn report, void *arg);
 
 /** Text for any value the API returns (0, negative errno, FAIRSEM_E*). */
 FAIRSEM_EXTERN const char *fairsem_strerror(int err);

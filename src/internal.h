@@ -43,9 +43,11 @@ struct fairsem {
     _Atomic uint64_t *regs;
     struct fs_tenant *tenants;
     _Atomic uint64_t *slots;
+    _Atomic uint64_t *since;
     struct fs_cell *cells;
     fairsem_share_fn share_fn;
     void *share_arg;
+    bool readonly;                   /* FAIRSEM_READONLY: never attaches */
 
     /* Attachment: valid while attach_epoch == fairsem__fork_epoch. */
     pthread_mutex_t attach_lock;     /* process-local; attach/detach only */
@@ -92,11 +94,15 @@ struct fairsem_request {
 
 uint64_t fairsem__now_ns(void);      /* CLOCK_MONOTONIC */
 uint64_t fairsem__realtime_ns(void);
+uint64_t fairsem__coarse_ns(void);  /* CLOCK_MONOTONIC_COARSE */
 /* Sleep while *word == expected, at most timeout_ns; shared futex. */
 void fairsem__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 void fairsem__futex_wake(_Atomic uint32_t *word, int count);
 /* Non-blocking OFD write lock / unlock of one byte. 0, -EAGAIN, -errno. */
 int fairsem__lease_lock(int fd, off_t byte);
+/* Is byte locked by another open file description? (F_OFD_GETLK; needs only
+ * read access.)  1 yes, 0 no, -errno. */
+int fairsem__lease_held(int fd, off_t byte);
 void fairsem__lease_unlock(int fd, off_t byte);
 
 /* -------------------------------------------------------------- segment.c */
@@ -191,6 +197,11 @@ void fairsem__ticket_free(fairsem_t *sem, uint32_t c);
 unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial);
 /* Wake whoever sleeps on cell c (its own futex, or its record's waker). */
 void fairsem__ticket_wake(fairsem_t *sem, uint32_t c);
+
+/* ----------------------------------------------------------------- dump.c */
+
+int fairsem__record_alive(fairsem_t *sem, uint32_t p);
+void fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1]);
 
 /* ----------------------------------------------------------------- wait.c */
 

@@ -18,6 +18,9 @@
  *                 set while record p has tenant t registered
  *   tenants       struct fs_tenant[max_tenants]
  *   slots         _Atomic uint64_t[max_slots]: the owner word of each slot
+ *   since         _Atomic uint64_t[max_slots]: CLOCK_MONOTONIC_COARSE time the
+ *                 current holder took the slot (display only; written by the
+ *                 holder after it owns the slot, so a stale value is harmless)
  *   cells         struct fs_cell[max_waiters]: queued requests ("tickets")
  *
  * THE TRUTH IS IN THE TAGS
@@ -133,10 +136,10 @@ struct fs_header {
     uint32_t map_words;      /* ceil(max_waiters / 64) */
     uint32_t reg_words;      /* ceil(max_tenants / 64) */
     uint32_t reserved0;
-    uint64_t off_map, off_procs, off_regs, off_tenants, off_slots, off_cells;
+    uint64_t off_map, off_procs, off_regs, off_tenants, off_slots, off_since, off_cells;
     uint64_t created_ns;     /* CLOCK_REALTIME at creation, for display */
     char rule_name[32];      /* "" = built-in weighted rule */
-    uint8_t pad0[FS_CACHELINE * 3 - 152];
+    uint8_t pad0[FS_CACHELINE * 3 - 160];
     /* hot words, each alone on its cache line */
     _Atomic uint64_t version;
     uint8_t pad1[FS_CACHELINE - 8];

@@ -25,6 +25,9 @@ static uint64_t clock_ns(clockid_t id)
 
 uint64_t fairsem__now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 uint64_t fairsem__realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
+/* For display-only timestamps on the hot path: a few ms of resolution, no
+ * more than a memory read. */
+uint64_t fairsem__coarse_ns(void) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
 
 void fairsem__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
 {
@@ -56,4 +59,17 @@ static int lease_op(int fd, off_t byte, short type)
 }
 
 int fairsem__lease_lock(int fd, off_t byte) { return lease_op(fd, byte, F_WRLCK); }
+
+int fairsem__lease_held(int fd, off_t byte)
+{
+    struct flock fl = {
+        .l_type = F_WRLCK,
+        .l_whence = SEEK_SET,
+        .l_start = byte,
+        .l_len = 1,
+    };
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+        return -errno;
+    return fl.l_type != F_UNLCK;
+}
 void fairsem__lease_unlock(int fd, off_t byte) { (void)lease_op(fd, byte, F_UNLCK); }

@@ -118,6 +118,8 @@ static uint64_t layout_geometry(struct fs_header *h)
     off = align_up(off + (uint64_t)h->max_tenants * sizeof(struct fs_tenant));
     h->off_slots = off;
     off = align_up(off + (uint64_t)h->max_slots * 8);
+    h->off_since = off;
+    off = align_up(off + (uint64_t)h->max_slots * 8);
     h->off_cells = off;
     off = align_up(off + (uint64_t)h->max_waiters * sizeof(struct fs_cell));
     return off;
@@ -153,6 +155,7 @@ static void map_regions(fairsem_t *sem)
     sem->regs = (_Atomic uint64_t *)(sem->base + h->off_regs);
     sem->tenants = (struct fs_tenant *)(sem->base + h->off_tenants);
     sem->slots = (_Atomic uint64_t *)(sem->base + h->off_slots);
+    sem->since = (_Atomic uint64_t *)(sem->base + h->off_since);
     sem->cells = (struct fs_cell *)(sem->base + h->off_cells);
 }
 
@@ -194,7 +197,7 @@ static int handle_finish(fairsem_t *sem, const fairsem_options_t *local, fairsem
         return -ENOMEM;
     }
     registry_add(sem);
-    int rc = fairsem__attach(sem);
+    int rc = sem->readonly ? 0 : fairsem__attach(sem);
     if (rc < 0) {
         registry_remove(sem);
         handle_free(sem);
@@ -315,7 +318,7 @@ static int validate(const struct fs_header *h, uint64_t file_size)
     struct fs_header g = *h;
     if (layout_geometry(&g) != h->total_size || g.off_map != h->off_map ||
         g.off_procs != h->off_procs || g.off_regs != h->off_regs ||
-        g.off_tenants != h->off_tenants || g.off_slots != h->off_slots ||
+        g.off_tenants != h->off_tenants || g.off_slots != h->off_slots || g.off_since != h->off_since ||
         g.off_cells != h->off_cells || g.map_words != h->map_words || g.reg_words != h->reg_words)
         return FAIRSEM_ECORRUPT;
     return 0;
@@ -338,7 +341,8 @@ int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **o
         return rc;
     if (!out)
         return -EINVAL;
-    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    bool readonly = local && (local->flags & FAIRSEM_READONLY);
+    int fd = shm_open(name, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     fairsem_t *sem = handle_new(fd, name);
@@ -346,6 +350,7 @@ int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **o
         close(fd);
         return -ENOMEM;
     }
+    sem->readonly = readonly;
     struct stat st;
     if (fstat(fd, &st) < 0) {
         rc = -errno;
@@ -355,7 +360,8 @@ int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **o
         rc = FAIRSEM_ECORRUPT; /* truncated: not even a header */
         goto fail;
     }
-    void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *base = mmap(NULL, (size_t)st.st_size, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
+                      fd, 0);
     if (base == MAP_FAILED) {
         rc = -errno;
         goto fail;
@@ -363,8 +369,9 @@ int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **o
     sem->base = base;
     sem->size = (size_t)st.st_size;
     sem->hdr = base;
+    /* A reader may lack the share rule: it then reports shares as 0. */
     if ((rc = validate(sem->hdr, (uint64_t)st.st_size)) < 0 ||
-        (rc = check_rule(sem->hdr, local)) < 0)
+        (!readonly && (rc = check_rule(sem->hdr, local)) < 0))
         goto fail;
     return handle_finish(sem, local, out);
 fail:
@@ -403,6 +410,8 @@ int fairsem__attach(fairsem_t *sem)
     uint64_t epoch = atomic_load(&fairsem__fork_epoch);
     if (__atomic_load_n(&sem->attach_epoch, __ATOMIC_ACQUIRE) == epoch)
         return 0;
+    if (sem->readonly)
+        return -EPERM;
     pthread_mutex_lock(&sem->attach_lock);
     int rc = 0;
     if (sem->attach_epoch != epoch) {

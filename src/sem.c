@@ -61,6 +61,7 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
                 atomic_store(&sem->slots[i], 0); /* uncommitted: still only ours */
                 continue;
             }
+            atomic_store_explicit(&sem->since[i], fairsem__coarse_ns(), memory_order_relaxed);
             *slot = slot_handle(newcomer, stamp, i);
             return 0;
         }
@@ -95,6 +96,7 @@ int fairsem__claim_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot)
     uint32_t stamp = new_stamp(sem);
     if (!atomic_compare_exchange_strong(&sem->slots[i], &w, fs_slot_word(FS_SLOT_HELD, stamp, t->idx, sem->proc_tag)))
         return FAIRSEM_ECORRUPT;
+    atomic_store_explicit(&sem->since[i], fairsem__coarse_ns(), memory_order_relaxed);
     fairsem__ticket_free(sem, c);
     *slot = slot_handle(t, stamp, i);
     return 0;

@@ -1,0 +1,193 @@
+/*
+ * check.c - fairsem_check(): verify the segment's invariants.
+ *
+ * Counts (held per tenant, in use, free) are derived from the tags, so
+ * "the counts match the tags" holds by construction; what can go wrong is a
+ * tag that is malformed or names something dead or gone, and that is what
+ * this looks for.  Other processes keep running while it reads, so a state
+ * in passing (a grant between two of its writes) can look wrong for a
+ * moment: a pass that finds anything is repeated, and only what every pass
+ * finds is reported.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define PASSES 5
+
+struct finding {
+    unsigned kind;
+    char text[160];
+};
+
+struct pass {
+    struct finding found[64];
+    unsigned n, kinds;
+};
+
+static void note(struct pass *ps, unsigned kind, const char *fmt, ...)
+{
+    ps->kinds |= kind;
+    if (ps->n == sizeof ps->found / sizeof ps->found[0])
+        return;
+    struct finding *f = &ps->found[ps->n++];
+    f->kind = kind;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->text, sizeof f->text, fmt, ap);
+    va_end(ap);
+}
+
+/* Is tag (record + generation) the current incarnation of a live record? */
+static bool tag_live(fairsem_t *sem, uint32_t tag)
+{
+    uint32_t p = fs_tag_proc(tag);
+    if (p >= sem->hdr->max_procs)
+        return false;
+    uint64_t st = atomic_load(&sem->procs[p].state);
+    return (st & 1) == FS_PROC_LIVE && fs_proc_tag(p, st >> 1) == tag && fairsem__record_alive(sem, p);
+}
+
+static bool tenant_valid(const fairsem_t *sem, uint32_t t)
+{
+    if (t >= sem->hdr->max_tenants)
+        return false;
+    unsigned kind = atomic_load(&sem->tenants[t].state) & 3;
+    return kind == FS_TENANT_ACTIVE || kind == FS_TENANT_DYING;
+}
+
+static void check_slots(fairsem_t *sem, struct pass *ps)
+{
+    const struct fs_header *h = sem->hdr;
+    for (uint32_t i = 0; i < h->max_slots; i++) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        switch (fs_slot_kind(w)) {
+        case FS_SLOT_FREE:
+            if (w != 0)
+                note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: free word with stray bits %#llx", i,
+                     (unsigned long long)w);
+            break;
+        case FS_SLOT_HELD:
+            if (!tenant_valid(sem, fs_slot_who(w)))
+                note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: held for tenant index %u, which is not a tenant", i,
+                     fs_slot_who(w));
+            if (!tag_live(sem, fs_slot_owner(w)))
+                note(ps, FAIRSEM_CHECK_DEAD, "slot %u: held by record %u, which is dead or gone", i,
+                     fs_tag_proc(fs_slot_owner(w)));
+            break;
+        case FS_SLOT_RESERVED: {
+            uint32_t c = fs_slot_who(w);
+            if (c >= h->max_waiters) {
+                note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: reserved for cell %u, out of range", i, c);
+                break;
+            }
+            uint64_t s = atomic_load(&sem->cells[c].state);
+            bool granted = fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i;
+            if (fs_seq_stamp(s >> 32) != fs_slot_stamp(w) ||
+                !(granted || fs_cell_kind(s) == FS_CELL_WAITING))
+                note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: reserved for a request of cell %u that is gone", i, c);
+            else if (granted && !tag_live(sem, (uint32_t)atomic_load(&sem->cells[c].owner)))
+                note(ps, FAIRSEM_CHECK_DEAD, "slot %u: granted to a request of a dead record", i);
+            else if (!granted && !tag_live(sem, fs_slot_owner(w)))
+                note(ps, FAIRSEM_CHECK_DEAD, "slot %u: reservation by a dead record", i);
+            break;
+        }
+        default:
+            note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: malformed word %#llx", i, (unsigned long long)w);
+        }
+    }
+}
+
+static void check_cells(fairsem_t *sem, struct pass *ps)
+{
+    const struct fs_header *h = sem->hdr;
+    uint64_t next_seq = atomic_load(&h->ticket_seq);
+    for (uint32_t c = 0; c < h->max_waiters; c++) {
+        const struct fs_cell *cell = &sem->cells[c];
+        uint64_t owner = atomic_load(&cell->owner);
+        uint64_t s = atomic_load(&cell->state);
+        bool mapped = (atomic_load(&sem->map[c / 64]) >> (c % 64)) & 1;
+        if (!owner) {
+            if (s != 0 || mapped)
+                note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: no owner but %s", c, s ? "a state" : "in the queue map");
+            continue;
+        }
+        if (!(owner & FS_OWNER_BIT) || !tag_live(sem, (uint32_t)owner))
+            note(ps, FAIRSEM_CHECK_DEAD, "cell %u: owned by record %u, which is dead or gone", c,
+                 fs_tag_proc((uint32_t)owner));
+        if (fs_cell_kind(s) == FS_CELL_EMPTY)
+            continue; /* being filled or emptied */
+        if (!mapped)
+            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: queued but missing from the queue map", c);
+        if (fs_cell_kind(s) > FS_CELL_CANCELLED)
+            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed state %#llx", c, (unsigned long long)s);
+        if (atomic_load(&cell->seq) >= next_seq || (atomic_load(&cell->seq) & 0xffffffffu) != s >> 32)
+            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: ticket number out of step", c);
+        if (!tenant_valid(sem, atomic_load(&cell->tenant)))
+            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: queued for a tenant that does not exist", c);
+        if (fs_cell_kind(s) == FS_CELL_GRANTED) {
+            uint32_t i = fs_cell_slot(s);
+            uint64_t w = i < h->max_slots ? atomic_load(&sem->slots[i]) : 0;
+            if (fs_slot_kind(w) != FS_SLOT_RESERVED || fs_slot_who(w) != c)
+                note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: granted slot %u, which is not reserved for it", c, i);
+        }
+    }
+}
+
+static void check_tenants(fairsem_t *sem, struct pass *ps)
+{
+    const struct fs_header *h = sem->hdr;
+    for (uint32_t t = 0; t < h->max_tenants; t++) {
+        const struct fs_tenant *e = &sem->tenants[t];
+        uint64_t st = atomic_load(&e->state);
+        if (!tenant_valid(sem, t))
+            continue;
+        size_t len = strnlen(e->name, sizeof e->name);
+        if (len == 0 || len > FAIRSEM_TENANT_ID_MAX || fs_hash(e->name, len) != (uint32_t)(st >> 32)) {
+            note(ps, FAIRSEM_CHECK_TENANTS, "tenant %u: malformed name or hash", t);
+            continue;
+        }
+        for (uint32_t u = t + 1; u < h->max_tenants; u++)
+            if (tenant_valid(sem, u) && strncmp(e->name, sem->tenants[u].name, sizeof e->name) == 0)
+                note(ps, FAIRSEM_CHECK_TENANTS, "tenants %u and %u: both named \"%s\"", t, u, e->name);
+    }
+    for (uint32_t p = 0; p < h->max_procs; p++) {
+        uint64_t st = atomic_load(&sem->procs[p].state);
+        bool live = (st & 1) == FS_PROC_LIVE && fairsem__record_alive(sem, p);
+        for (uint32_t k = 0; k < h->reg_words; k++) {
+            uint64_t bits = atomic_load(&sem->regs[(size_t)p * h->reg_words + k]);
+            if (bits && !live)
+                note(ps, FAIRSEM_CHECK_DEAD, "record %u: dead or free, still registers tenants", p);
+            for (; bits; bits &= bits - 1) {
+                uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
+                if (!tenant_valid(sem, t))
+                    note(ps, FAIRSEM_CHECK_TENANTS, "record %u: registers tenant index %u, which is free", p, t);
+            }
+        }
+    }
+}
+
+int fairsem_check(fairsem_t *sem, fairsem_violation_fn report, void *arg)
+{
+    if (!sem)
+        return -EINVAL;
+    static _Thread_local struct pass ps;
+    for (int pass = 0; pass < PASSES; pass++) {
+        memset(&ps, 0, sizeof ps);
+        check_slots(sem, &ps);
+        check_cells(sem, &ps);
+        check_tenants(sem, &ps);
+        if (ps.kinds == 0)
+            return 0;
+        struct timespec nap = {0, 5 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+    for (unsigned k = 0; report && k < ps.n; k++)
+        report(arg, ps.found[k].kind, ps.found[k].text);
+    return (int)ps.kinds;
+}

@@ -1,0 +1,135 @@
+/*
+ * dump.c - fairsem_info() and fairsem_dump(): reading a segment for people.
+ *
+ * Reads only, so a FAIRSEM_READONLY handle (read permission) is enough.
+ * Liveness is asked with F_OFD_GETLK, which takes no lock: looking never
+ * makes a reader the scrubber of anything.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+int fairsem_info(fairsem_t *sem, fairsem_info_t *info)
+{
+    if (!sem || !info)
+        return -EINVAL;
+    const struct fs_header *h = sem->hdr;
+    memset(info, 0, sizeof *info);
+    info->layout_version = h->layout_version;
+    info->max_slots = h->max_slots;
+    info->min_share = h->min_share;
+    info->max_tenants = h->max_tenants;
+    info->max_waiters = h->max_waiters;
+    info->max_procs = h->max_procs;
+    info->flags = h->flags;
+    memcpy(info->rule_name, h->rule_name, sizeof info->rule_name - 1);
+    info->size = h->total_size;
+    info->created_ns = h->created_ns;
+    return 0;
+}
+
+/* 1 if record p's lease is held (its owner lives), else 0. */
+int fairsem__record_alive(fairsem_t *sem, uint32_t p)
+{
+    if (p >= sem->hdr->max_procs)
+        return 0;
+    if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch) && !sem->readonly && p == sem->proc_idx)
+        return 1; /* our own lease: GETLK does not see our own locks */
+    return fairsem__lease_held(sem->fd, FS_LEASE_BASE + p) > 0;
+}
+
+/* Copy tenant t's name (empty if the index or entry is not valid). */
+void fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1])
+{
+    out[0] = '\0';
+    if (t >= sem->hdr->max_tenants)
+        return;
+    memcpy(out, sem->tenants[t].name, FAIRSEM_TENANT_ID_MAX);
+    out[FAIRSEM_TENANT_ID_MAX] = '\0';
+}
+
+static void dump_procs(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
+{
+    for (uint32_t p = 0; p < sem->hdr->max_procs; p++) {
+        const struct fs_proc *rec = &sem->procs[p];
+        if ((atomic_load(&rec->state) & 1) != FS_PROC_LIVE)
+            continue;
+        fairsem_proc_info_t info = {p, rec->pid, fairsem__record_alive(sem, p), rec->attached_ns};
+        ops->proc(arg, &info);
+    }
+}
+
+static void dump_holders(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
+{
+    uint64_t now = fairsem__coarse_ns();
+    char name[FAIRSEM_TENANT_ID_MAX + 1];
+    for (uint32_t i = 0; i < sem->hdr->max_slots; i++) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        fairsem_holder_info_t info = {.slot = i, .tenant = name};
+        if (fs_slot_kind(w) == FS_SLOT_HELD) {
+            info.record = fs_tag_proc(fs_slot_owner(w));
+            fairsem__tenant_name(sem, fs_slot_who(w), name);
+        } else if (fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) < sem->hdr->max_waiters) {
+            /* Granted to a queued request: show who it is for. */
+            const struct fs_cell *cell = &sem->cells[fs_slot_who(w)];
+            info.granted = 1;
+            info.record = fs_tag_proc((uint32_t)atomic_load(&cell->owner));
+            fairsem__tenant_name(sem, atomic_load(&cell->tenant), name);
+        } else {
+            continue;
+        }
+        info.pid = info.record < sem->hdr->max_procs ? sem->procs[info.record].pid : 0;
+        info.alive = fairsem__record_alive(sem, info.record);
+        uint64_t since = atomic_load(&sem->since[i]);
+        info.held_ns = now > since ? now - since : 0;
+        ops->holder(arg, &info);
+    }
+}
+
+static void dump_waiters(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
+{
+    uint64_t now = fairsem__now_ns();
+    uint64_t last = 0;
+    char name[FAIRSEM_TENANT_ID_MAX + 1];
+    /* Oldest first: repeatedly take the smallest seq above the last one. */
+    for (;;) {
+        uint32_t best = UINT32_MAX;
+        uint64_t best_seq = UINT64_MAX;
+        for (uint32_t c = 0; c < sem->hdr->max_waiters; c++) {
+            const struct fs_cell *cell = &sem->cells[c];
+            uint64_t seq = atomic_load(&cell->seq);
+            if (atomic_load(&cell->owner) && fs_cell_kind(atomic_load(&cell->state)) != FS_CELL_EMPTY &&
+                seq + 1 > last && seq < best_seq) {
+                best = c;
+                best_seq = seq;
+            }
+        }
+        if (best == UINT32_MAX)
+            return;
+        last = best_seq + 1;
+        const struct fs_cell *cell = &sem->cells[best];
+        fairsem_waiter_info_t info = {.ticket = best_seq, .tenant = name};
+        info.record = fs_tag_proc((uint32_t)atomic_load(&cell->owner));
+        info.pid = info.record < sem->hdr->max_procs ? sem->procs[info.record].pid : 0;
+        info.alive = fairsem__record_alive(sem, info.record);
+        info.state = (int)fs_cell_kind(atomic_load(&cell->state));
+        uint64_t since = atomic_load(&cell->enqueued_ns);
+        info.age_ns = now > since ? now - since : 0;
+        fairsem__tenant_name(sem, atomic_load(&cell->tenant), name);
+        ops->waiter(arg, &info);
+    }
+}
+
+int fairsem_dump(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
+{
+    if (!sem || !ops)
+        return -EINVAL;
+    if (ops->proc)
+        dump_procs(sem, ops, arg);
+    if (ops->holder)
+        dump_holders(sem, ops, arg);
+    if (ops->waiter)
+        dump_waiters(sem, ops, arg);
+    return 0;
+}
