@@ -49,6 +49,11 @@ static void atfork_child(void)
         if (fd >= 0) {
             dup3(fd, sem->fd, O_CLOEXEC);
             close(fd);
+            /* The inherited mapping pins the parent's description too (a
+             * MAP_SHARED mapping holds a reference to its file), and with it
+             * the parent's lease: map our own description in its place. */
+            mmap(sem->base, sem->size, sem->readonly ? PROT_READ : PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, sem->fd, 0);
         } else {
             close(sem->fd);
             sem->fd = -1;
@@ -354,6 +359,12 @@ int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **o
     struct stat st;
     if (fstat(fd, &st) < 0) {
         rc = -errno;
+        goto fail;
+    }
+    /* Magic first, so files that are not ours say so whatever their size. */
+    uint64_t magic = 0;
+    if (pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic || magic != FS_MAGIC) {
+        rc = (uint64_t)st.st_size < sizeof magic ? FAIRSEM_ECORRUPT : FAIRSEM_EMAGIC;
         goto fail;
     }
     if ((uint64_t)st.st_size < sizeof(struct fs_header)) {

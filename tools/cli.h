@@ -1,0 +1,36 @@
+/*
+ * cli.h - what the fairsem command's files share.  The command uses the
+ * public API only.
+ */
+#ifndef FAIRSEM_CLI_H
+#define FAIRSEM_CLI_H
+
+#include <fairsem.h>
+#include <stdbool.h>
+
+/* Exit statuses (documented in docs/fairsem.1). */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,         /* an operation failed for another reason */
+    EXIT_USAGE = 2,        /* bad command line */
+    EXIT_MISSING = 3,      /* no such segment */
+    EXIT_INCOMPATIBLE = 4, /* not a fairsem segment, other layout, corrupt */
+    EXIT_PERMISSION = 5,   /* permission denied */
+    EXIT_BUSY = 6,         /* rm: live processes attached */
+    EXIT_CHECK_BASE = 16,  /* check: 16 | FAIRSEM_CHECK_* bits */
+};
+
+/* Map an API error to the exit status above. */
+int cli_exit_status(int err);
+/* "fairsem: NAME: reason" on stderr; returns cli_exit_status(err). */
+int cli_fail(const char *name, int err);
+/* Open NAME for reading (stats, dump, check) or for use. */
+int cli_open(const char *name, bool readonly, fairsem_t **out);
+/* Parse an unsigned number; false if not one. */
+bool cli_parse_unsigned(const char *s, unsigned *out);
+bool cli_parse_seconds(const char *s, double *out);
+
+int cmd_dump(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * dump.c - `fairsem dump`: the segment at a glance, as tables or JSON,
+ * once or refreshed (--watch).
+ *
+ * JSON schema "fairsem-dump" version 1 is documented in docs/fairsem.1;
+ * add fields freely, but bump the version when a field changes meaning or
+ * goes away.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DUMP_SCHEMA_VERSION 1
+
+static volatile sig_atomic_t stop_watch;
+static void on_interrupt(int sig) { (void)sig; stop_watch = 1; }
+
+/* JSON string (tenant ids are bytes other than NUL). */
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static const char *state_name(int state)
+{
+    switch (state) {
+    case FAIRSEM_REQUEST_WAITING: return "waiting";
+    case FAIRSEM_REQUEST_GRANTED: return "granted";
+    case FAIRSEM_REQUEST_CANCELLED: return "cancelled";
+    default: return "unknown";
+    }
+}
+
+struct printer {
+    FILE *out;
+    bool json;
+    bool first;
+};
+
+static void sep(struct printer *p)
+{
+    if (!p->first)
+        fputc(',', p->out);
+    p->first = false;
+}
+
+static void print_proc(void *arg, const fairsem_proc_info_t *i)
+{
+    struct printer *p = arg;
+    if (p->json) {
+        sep(p);
+        fprintf(p->out, "{\"record\":%u,\"pid\":%d,\"alive\":%s}", i->record, i->pid, i->alive ? "true" : "false");
+    } else {
+        fprintf(p->out, "%-7u %-8d %s\n", i->record, i->pid, i->alive ? "yes" : "NO (reapable)");
+    }
+}
+
+static void print_holder(void *arg, const fairsem_holder_info_t *i)
+{
+    struct printer *p = arg;
+    if (p->json) {
+        sep(p);
+        fprintf(p->out, "{\"slot\":%u,\"tenant\":", i->slot);
+        json_string(p->out, i->tenant);
+        fprintf(p->out, ",\"pid\":%d,\"held_ms\":%llu,\"alive\":%s,\"granted\":%s}", i->pid,
+                (unsigned long long)(i->held_ns / 1000000), i->alive ? "true" : "false",
+                i->granted ? "true" : "false");
+    } else {
+        fprintf(p->out, "%-5u %-24s %-8d %8.1fs %s%s\n", i->slot, i->tenant, i->pid, i->held_ns / 1e9,
+                i->alive ? "yes" : "NO", i->granted ? " (granted, not yet taken)" : "");
+    }
+}
+
+static void print_waiter(void *arg, const fairsem_waiter_info_t *i)
+{
+    struct printer *p = arg;
+    if (p->json) {
+        sep(p);
+        fprintf(p->out, "{\"ticket\":%llu,\"tenant\":", (unsigned long long)i->ticket);
+        json_string(p->out, i->tenant);
+        fprintf(p->out, ",\"pid\":%d,\"age_ms\":%llu,\"state\":\"%s\",\"alive\":%s}", i->pid,
+                (unsigned long long)(i->age_ns / 1000000), state_name(i->state), i->alive ? "true" : "false");
+    } else {
+        fprintf(p->out, "%-8llu %-24s %-8d %8.1fs %s%s\n", (unsigned long long)i->ticket, i->tenant, i->pid,
+                i->age_ns / 1e9, state_name(i->state), i->alive ? "" : " (dead)");
+    }
+}
+
+static int dump_once(const char *name, fairsem_t *sem, bool json, FILE *out)
+{
+    fairsem_info_t info;
+    fairsem_stats_t st;
+    fairsem_info(sem, &info);
+    fairsem_tenant_stats_t *tenants = calloc(info.max_tenants, sizeof *tenants);
+    if (!tenants)
+        return cli_fail(name, -ENOMEM);
+    size_t count = 0;
+    fairsem_stats(sem, &st, tenants, info.max_tenants, &count);
+    if (count > info.max_tenants)
+        count = info.max_tenants;
+    struct printer p = {out, json, true};
+    fairsem_dump_ops_t procs = {.proc = print_proc}, holders = {.holder = print_holder},
+                       waiters = {.waiter = print_waiter};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (json) {
+        fprintf(out, "{\"schema\":\"fairsem-dump\",\"version\":%d,\"name\":", DUMP_SCHEMA_VERSION);
+        json_string(out, name);
+        fprintf(out,
+                ",\"time_ms\":%lld,\"layout_version\":%u,\"max_slots\":%u,\"min_share\":%u,\"rule\":",
+                (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, info.layout_version, info.max_slots,
+                info.min_share);
+        json_string(out, info.rule_name);
+        fprintf(out,
+                ",\"work_conserving\":%s,\"in_use\":%u,\"free\":%u,\"waiters\":%u,\"demanding_tenants\":%u,"
+                "\"registered_tenants\":%u,\"procs\":[",
+                (info.flags & FAIRSEM_WORK_CONSERVING) ? "true" : "false", st.slots_in_use, st.slots_available,
+                st.waiters, st.demanding_tenants, st.registered_tenants);
+        fairsem_dump(sem, &procs, &p);
+        fputs("],\"tenants\":[", out);
+        for (size_t k = 0; k < count; k++) {
+            fprintf(out, "%s{\"id\":", k ? "," : "");
+            json_string(out, tenants[k].id);
+            fprintf(out, ",\"weight\":%u,\"share\":%u,\"held\":%u,\"waiting\":%u,\"registrations\":%u}",
+                    tenants[k].weight, tenants[k].share, tenants[k].held, tenants[k].waiting,
+                    tenants[k].registrations);
+        }
+        fputs("],\"holders\":[", out);
+        p.first = true;
+        fairsem_dump(sem, &holders, &p);
+        fputs("],\"waiters\":[", out);
+        p.first = true;
+        fairsem_dump(sem, &waiters, &p);
+        fputs("]}\n", out);
+    } else {
+        fprintf(out, "%s  layout %u  slots %u  in use %u  free %u  waiters %u  demanding tenants %u\n", name,
+                info.layout_version, info.max_slots, st.slots_in_use, st.slots_available, st.waiters,
+                st.demanding_tenants);
+        fprintf(out, "min share %u  rule %s  work-conserving %s  processes %u\n\n", info.min_share,
+                info.rule_name[0] ? info.rule_name : "built-in",
+                (info.flags & FAIRSEM_WORK_CONSERVING) ? "yes" : "no", st.attached_procs);
+        fprintf(out, "%-24s %6s %6s %6s %8s\n", "TENANT", "WEIGHT", "SHARE", "HELD", "WAITING");
+        for (size_t k = 0; k < count; k++)
+            fprintf(out, "%-24s %6u %6u %6u %8u%s\n", tenants[k].id, tenants[k].weight, tenants[k].share,
+                    tenants[k].held, tenants[k].waiting,
+                    tenants[k].held >= tenants[k].share && tenants[k].share ? "  at share" : "");
+        fprintf(out, "\n%-5s %-24s %-8s %9s %s\n", "SLOT", "TENANT", "PID", "SINCE", "ALIVE");
+        fairsem_dump(sem, &holders, &p);
+        fprintf(out, "\n%-8s %-24s %-8s %9s %s\n", "TICKET", "TENANT", "PID", "AGE", "STATE");
+        fairsem_dump(sem, &waiters, &p);
+        fprintf(out, "\n%-7s %-8s %s\n", "RECORD", "PID", "ALIVE");
+        fairsem_dump(sem, &procs, &p);
+    }
+    free(tenants);
+    return EXIT_OK;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+    static const char *help =
+        "usage: fairsem dump NAME [--json] [--watch[=SECONDS]]\n"
+        "Show the segment: header, tenants (TENANT WEIGHT SHARE HELD WAITING), holders\n"
+        "(SLOT TENANT PID SINCE ALIVE), waiters (TICKET TENANT PID AGE STATE) and\n"
+        "processes.  Needs only read permission.  --json prints one object (schema\n"
+        "\"fairsem-dump\" version 1, see fairsem(1)); --watch refreshes every SECONDS\n"
+        "(default 1) until interrupted, one JSON object per line with --json.\n";
+    bool json = false, watch = false;
+    double interval = 1.0;
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = true;
+        } else if (!strcmp(argv[i], "--watch")) {
+            watch = true;
+        } else if (!strncmp(argv[i], "--watch=", 8)) {
+            watch = true;
+            if (!cli_parse_seconds(argv[i] + 8, &interval) || interval <= 0) {
+                fprintf(stderr, "fairsem dump: bad --watch interval '%s'\n", argv[i] + 8);
+                return EXIT_USAGE;
+            }
+        } else if (argv[i][0] != '-' && !name) {
+            name = argv[i];
+        } else {
+            fprintf(stderr, "fairsem dump: unexpected argument '%s'\n%s", argv[i], help);
+            return EXIT_USAGE;
+        }
+    }
+    if (!name) {
+        fprintf(stderr, "fairsem dump: missing NAME\n%s", help);
+        return EXIT_USAGE;
+    }
+    fairsem_t *sem;
+    int rc = cli_open(name, true, &sem);
+    if (rc < 0)
+        return cli_fail(name, rc);
+    if (!watch) {
+        rc = dump_once(name, sem, json, stdout);
+        fairsem_close(sem);
+        return rc;
+    }
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    while (!stop_watch) {
+        if (!json)
+            fputs("\033[H\033[2J", stdout);
+        dump_once(name, sem, json, stdout);
+        fflush(stdout);
+        struct timespec nap = {(time_t)interval, (long)((interval - (time_t)interval) * 1e9)};
+        nanosleep(&nap, NULL);
+    }
+    fairsem_close(sem);
+    return EXIT_OK;
+}
