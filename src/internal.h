@@ -92,6 +92,19 @@ struct fairsem_request {
 
 /* ------------------------------------------------------------------ os.c */
 
+/* Crash points: after every write to shared memory that another write must
+ * follow.  Built in only with FAIRSEM_CRASHPOINTS (the crash-torture tests'
+ * copy of the library); fairsem__crash_arm(n, sig, fd) makes the n-th point
+ * this process passes raise `sig` (SIGKILL, SIGSTOP), and writes "n name"
+ * lines for every point passed to fd (if fd >= 0). */
+#ifdef FAIRSEM_CRASHPOINTS
+void fairsem__crashpoint(const char *where);
+void fairsem__crash_arm(long n, int sig, int trace_fd);
+#define FS_CRASHPOINT(where) fairsem__crashpoint(where)
+#else
+#define FS_CRASHPOINT(where) ((void)0)
+#endif
+
 uint64_t fairsem__now_ns(void);      /* CLOCK_MONOTONIC */
 uint64_t fairsem__realtime_ns(void);
 uint64_t fairsem__coarse_ns(void);  /* CLOCK_MONOTONIC_COARSE */

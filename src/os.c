@@ -73,3 +73,30 @@ int fairsem__lease_held(int fd, off_t byte)
     return fl.l_type != F_UNLCK;
 }
 void fairsem__lease_unlock(int fd, off_t byte) { (void)lease_op(fd, byte, F_UNLCK); }
+
+#ifdef FAIRSEM_CRASHPOINTS
+#include <signal.h>
+#include <stdio.h>
+
+static long crash_at = -1;
+static int crash_signal = SIGKILL;
+static int crash_trace_fd = -1;
+static _Atomic long crash_passed;
+
+void fairsem__crash_arm(long n, int sig, int trace_fd)
+{
+    crash_at = n;
+    crash_signal = sig;
+    crash_trace_fd = trace_fd;
+    atomic_store(&crash_passed, 0);
+}
+
+void fairsem__crashpoint(const char *where)
+{
+    long n = atomic_fetch_add(&crash_passed, 1) + 1;
+    if (crash_trace_fd >= 0)
+        dprintf(crash_trace_fd, "%ld %s\n", n, where);
+    if (n == crash_at)
+        raise(crash_signal);
+}
+#endif

@@ -23,6 +23,7 @@ static int try_claim(fairsem_t *sem, uint32_t p)
     struct fs_proc *rec = &sem->procs[p];
     if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) != 0)
         return -EAGAIN;
+    FS_CRASHPOINT("attach.leased");
     /* The lease is ours: nobody else can claim or scrub p now. */
     uint64_t st = atomic_load(&rec->state);
     bool was_dead = state_kind(st) == FS_PROC_LIVE;
@@ -33,6 +34,7 @@ static int try_claim(fairsem_t *sem, uint32_t p)
     rec->attached_ns = fairsem__realtime_ns();
     atomic_store(&rec->wake, 0);
     atomic_store(&rec->state, proc_state(gen, FS_PROC_LIVE));
+    FS_CRASHPOINT("attach.live");
     sem->proc_idx = p;
     sem->proc_tag = fs_proc_tag(p, gen);
     if (was_dead) /* what the dead owner held may be due to waiters */
@@ -63,11 +65,13 @@ void fairsem__proc_release(fairsem_t *sem)
     uint32_t p = sem->proc_idx;
     struct fs_proc *rec = &sem->procs[p];
     fairsem__proc_scrub(sem, p, NULL);
+    FS_CRASHPOINT("detach.scrubbed");
     /* Hand what we freed to waiters while our record still vouches for
      * the reservations we make. */
     fairsem__schedule(sem, NULL, NULL);
     uint64_t st = atomic_load(&rec->state);
     atomic_store(&rec->state, proc_state(state_gen(st), FS_PROC_FREE));
+    FS_CRASHPOINT("detach.freed");
     fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
 }
 
@@ -77,11 +81,13 @@ bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_
         return false;
     if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) != 0)
         return false; /* alive (or being claimed or scrubbed right now) */
+    FS_CRASHPOINT("reap.leased");
     bool reaped = false;
     uint64_t st = atomic_load(&sem->procs[p].state);
     if (state_kind(st) == FS_PROC_LIVE) {
         fairsem__proc_scrub(sem, p, report);
         atomic_store(&sem->procs[p].state, proc_state(state_gen(st), FS_PROC_FREE));
+        FS_CRASHPOINT("reap.freed");
         if (report)
             report->procs++;
         reaped = true;
@@ -113,10 +119,12 @@ static void scrub_cells(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repor
                !atomic_compare_exchange_strong(&cell->state, &s,
                                                fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0)))
             ;
+        FS_CRASHPOINT("scrub.cell_closed");
         if (fs_cell_kind(s) == FS_CELL_GRANTED && free_reservation(sem, fs_cell_slot(s), c) && report)
             report->slots++;
         if (report && fs_cell_kind(s) != FS_CELL_EMPTY)
             report->tickets++;
+        FS_CRASHPOINT("scrub.cell_slot_freed");
         fairsem__ticket_free(sem, c);
     }
 }
@@ -136,10 +144,12 @@ static void scrub_slots(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repor
                 fs_seq_stamp(s >> 32) == fs_slot_stamp(w))
                 continue;
             atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
+            FS_CRASHPOINT("scrub.reservation_freed");
             continue;
         }
         if (atomic_compare_exchange_strong(&sem->slots[i], &w, 0) && report)
             report->slots++;
+        FS_CRASHPOINT("scrub.slot_freed");
     }
 }
 
@@ -148,6 +158,7 @@ static void scrub_registrations(fairsem_t *sem, uint32_t p, fairsem_reap_report_
     uint32_t words = sem->hdr->reg_words;
     for (uint32_t k = 0; k < words; k++) {
         uint64_t bits = atomic_exchange(&sem->regs[(size_t)p * words + k], 0);
+        FS_CRASHPOINT("scrub.unregistered");
         while (bits) {
             uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
             bits &= bits - 1;

@@ -267,6 +267,7 @@ int fairsem_create(const char *name, const fairsem_options_t *opts, fairsem_t **
         return -ENOMEM;
     }
     rc = build(sem, opts);
+    FS_CRASHPOINT("create.built");
     if (rc == 0) {
         char from[64], to[sizeof SHM_DIR + FAIRSEM_NAME_MAX + 1];
         snprintf(from, sizeof from, "/proc/self/fd/%d", fd);

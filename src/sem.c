@@ -57,10 +57,13 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
             uint64_t word = fs_slot_word(FS_SLOT_HELD, stamp, nt, sem->proc_tag);
             if (!atomic_compare_exchange_strong(&sem->slots[i], &expect, word))
                 continue;
+            FS_CRASHPOINT("take.claimed");
             if (!commit(sem, v)) {
                 atomic_store(&sem->slots[i], 0); /* uncommitted: still only ours */
+                FS_CRASHPOINT("take.undone");
                 continue;
             }
+            FS_CRASHPOINT("take.committed");
             atomic_store_explicit(&sem->since[i], fairsem__coarse_ns(), memory_order_relaxed);
             *slot = slot_handle(newcomer, stamp, i);
             return 0;
@@ -69,16 +72,22 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
         uint64_t res = fs_slot_word(FS_SLOT_RESERVED, fs_seq_stamp(w.seq), w.cell, sem->proc_tag);
         if (!atomic_compare_exchange_strong(&sem->slots[i], &expect, res))
             continue;
+        FS_CRASHPOINT("grant.reserved");
         if (!commit(sem, v)) {
             atomic_store(&sem->slots[i], 0);
+            FS_CRASHPOINT("grant.undone");
             continue;
         }
+        FS_CRASHPOINT("grant.committed");
         struct fs_cell *cell = &sem->cells[w.cell];
         uint64_t waiting = fs_cell_word(w.seq, FS_CELL_WAITING, 0);
-        if (atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(w.seq, FS_CELL_GRANTED, i)))
+        if (atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(w.seq, FS_CELL_GRANTED, i))) {
+            FS_CRASHPOINT("grant.granted");
             fairsem__ticket_wake(sem, w.cell);
-        else
+        } else {
             atomic_compare_exchange_strong(&sem->slots[i], &res, 0); /* cancelled meanwhile */
+            FS_CRASHPOINT("grant.withdrawn");
+        }
     }
 }
 
@@ -96,6 +105,7 @@ int fairsem__claim_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot)
     uint32_t stamp = new_stamp(sem);
     if (!atomic_compare_exchange_strong(&sem->slots[i], &w, fs_slot_word(FS_SLOT_HELD, stamp, t->idx, sem->proc_tag)))
         return FAIRSEM_ECORRUPT;
+    FS_CRASHPOINT("consume.held");
     atomic_store_explicit(&sem->since[i], fairsem__coarse_ns(), memory_order_relaxed);
     fairsem__ticket_free(sem, c);
     *slot = slot_handle(t, stamp, i);
@@ -108,6 +118,7 @@ bool fairsem__slot_give_back(fairsem_t *sem, fairsem_slot_t slot, uint64_t word)
     uint32_t i = fairsem_slot_index(slot);
     if (i >= sem->hdr->max_slots || !atomic_compare_exchange_strong(&sem->slots[i], &word, 0))
         return false;
+    FS_CRASHPOINT("release.freed");
     if (waiters_present(sem))
         fairsem__schedule(sem, NULL, NULL);
     return true;

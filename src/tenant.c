@@ -65,6 +65,7 @@ void fairsem__tenant_retire(fairsem_t *sem, uint32_t t)
     uint64_t dying = tstate(FS_TENANT_DYING, 0, tgen(st), thash(st));
     if (!atomic_compare_exchange_strong(&e->state, &st, dying))
         return;
+    FS_CRASHPOINT("retire.dying");
     if (anyone_registered(sem, t)) {
         atomic_compare_exchange_strong(&e->state, &dying, st);
         return;
@@ -72,6 +73,7 @@ void fairsem__tenant_retire(fairsem_t *sem, uint32_t t)
     /* A registrant that set its bit after our scan rescues the entry and
      * makes this CAS fail. */
     atomic_compare_exchange_strong(&e->state, &dying, tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0));
+    FS_CRASHPOINT("retire.done");
 }
 
 /* Wait out an INIT entry; reclaim it if its inserter died. */
@@ -151,10 +153,12 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         uint64_t init = tstate(FS_TENANT_INIT, sem->proc_idx, tgen(st), hash);
         if (!atomic_compare_exchange_strong(&e->state, &st, init))
             continue;
+        FS_CRASHPOINT("tenant.init");
         memset(e->name, 0, sizeof e->name);
         memcpy(e->name, id, len);
         e->hash = hash;
         atomic_store(&e->weight, weight);
+        FS_CRASHPOINT("tenant.named");
         if (duplicate_exists(sem, i, hash)) {
             atomic_store(&e->state, tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0));
             pause_briefly();
@@ -162,6 +166,7 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         }
         uint64_t active = tstate(FS_TENANT_ACTIVE, 0, tgen(st), hash);
         atomic_store(&e->state, active);
+        FS_CRASHPOINT("tenant.active");
         *seen = active;
         return (int)i;
     }
@@ -179,6 +184,7 @@ static void local_ref_get(fairsem_t *sem, uint32_t t)
         } else if (v == 0) {
             if (atomic_compare_exchange_weak(r, &v, -1)) {
                 atomic_fetch_or(reg_word(sem, sem->proc_idx, t), 1ull << (t % 64));
+                FS_CRASHPOINT("register.bit_set");
                 atomic_store(r, 1);
                 return;
             }
@@ -199,6 +205,7 @@ static bool local_ref_put(fairsem_t *sem, uint32_t t)
         } else if (v == 1) {
             if (atomic_compare_exchange_weak(r, &v, -1)) {
                 atomic_fetch_and(reg_word(sem, sem->proc_idx, t), ~(1ull << (t % 64)));
+                FS_CRASHPOINT("unregister.bit_cleared");
                 atomic_store(r, 0);
                 return true;
             }

@@ -35,15 +35,21 @@ int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *out_
         uint64_t none = 0;
         if (atomic_load(&cell->owner) != 0 || !atomic_compare_exchange_strong(&cell->owner, &none, me))
             continue;
+        FS_CRASHPOINT("enqueue.owned");
         map_set(sem, c, true);
+        FS_CRASHPOINT("enqueue.mapped");
         atomic_store(&cell->tenant, tenant->idx);
         atomic_store(&cell->flags, async ? FS_CELL_ASYNC : 0);
         atomic_store(&cell->serial, tenant->serial);
         atomic_store(&cell->enqueued_ns, fairsem__now_ns());
+        FS_CRASHPOINT("enqueue.filled");
         uint64_t seq = atomic_fetch_add(&sem->hdr->ticket_seq, 1);
         atomic_store(&cell->seq, seq);
+        FS_CRASHPOINT("enqueue.numbered");
         atomic_store(&cell->state, fs_cell_word(seq, FS_CELL_WAITING, 0));
+        FS_CRASHPOINT("enqueue.waiting");
         atomic_fetch_add(&sem->hdr->version, 1);
+        FS_CRASHPOINT("enqueue.published");
         *out_cell = c;
         *out_seq = seq;
         return 0;
@@ -58,8 +64,10 @@ int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
     for (;;) {
         switch (fs_cell_kind(s)) {
         case FS_CELL_WAITING:
-            if (atomic_compare_exchange_weak(&cell->state, &s, fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0)))
+            if (atomic_compare_exchange_weak(&cell->state, &s, fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0))) {
+                FS_CRASHPOINT("cancel.cancelled");
                 return 1;
+            }
             break;
         case FS_CELL_GRANTED:
             *granted_slot = fs_cell_slot(s);
@@ -74,8 +82,11 @@ void fairsem__ticket_free(fairsem_t *sem, uint32_t c)
 {
     struct fs_cell *cell = &sem->cells[c];
     atomic_store(&cell->state, 0);
+    FS_CRASHPOINT("free.emptied");
     map_set(sem, c, false);
+    FS_CRASHPOINT("free.unmapped");
     atomic_store(&cell->owner, 0);
+    FS_CRASHPOINT("free.disowned");
 }
 
 void fairsem__ticket_wake(fairsem_t *sem, uint32_t c)

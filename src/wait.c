@@ -51,8 +51,12 @@ int fairsem__request_settle(fairsem_request_t *req)
             sched_yield();
             continue;
         }
-        if (st != FS_REQ_QUEUED || !atomic_compare_exchange_strong(&req->state, &st, FS_REQ_SETTLING))
+        if (st != FS_REQ_QUEUED)
             return st;
+        /* Lost to a concurrent settle or cancel: look again (st is SETTLING
+         * now, which is no outcome). */
+        if (!atomic_compare_exchange_strong(&req->state, &st, FS_REQ_SETTLING))
+            continue;
         fairsem_tenant_t *t = req->tenant;
         fairsem_t *sem = t->sem;
         uint64_t s = atomic_load(&sem->cells[req->cell].state);

@@ -1,0 +1,188 @@
+"""ctypes view of libfairsem: loading the library, its structures and errors."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from pathlib import Path
+
+ENV_LIBRARY = "FAIRSEM_LIBRARY"
+# Build directories searched, best first, before any other ../../build*.
+PREFERRED_BUILD_DIRS = ("build-py", "build", "build-test")
+
+WORK_CONSERVING = 0x1
+FORCE = 0x1
+IF_IDLE = 0x2
+TENANT_ID_MAX = 63
+RULE_NAME_MAX = 31
+MAX_SLOTS_LIMIT = 65535
+MAX_WAITERS_LIMIT = 4095
+
+ENOTREG = -4001
+ERULE = -4009
+ESLOT = -4010
+EINIT = -4011
+
+
+class Options(ctypes.Structure):
+    _fields_ = [
+        ("max_slots", ctypes.c_uint),
+        ("min_share", ctypes.c_uint),
+        ("max_tenants", ctypes.c_uint),
+        ("max_waiters", ctypes.c_uint),
+        ("max_procs", ctypes.c_uint),
+        ("flags", ctypes.c_uint),
+        ("mode", ctypes.c_uint),
+        ("share_fn_name", ctypes.c_char_p),
+        ("share_fn", ctypes.c_void_p),
+        ("share_fn_arg", ctypes.c_void_p),
+    ]
+
+
+class Slot(ctypes.Structure):
+    _fields_ = [("tag", ctypes.c_uint64)]
+
+
+class Stats(ctypes.Structure):
+    _fields_ = [
+        ("max_slots", ctypes.c_uint),
+        ("min_share", ctypes.c_uint),
+        ("flags", ctypes.c_uint),
+        ("registered_tenants", ctypes.c_uint),
+        ("demanding_tenants", ctypes.c_uint),
+        ("slots_in_use", ctypes.c_uint),
+        ("slots_available", ctypes.c_uint),
+        ("waiters", ctypes.c_uint),
+        ("attached_procs", ctypes.c_uint),
+    ]
+
+
+class TenantStats(ctypes.Structure):
+    _fields_ = [
+        ("id", ctypes.c_char * (TENANT_ID_MAX + 1)),
+        ("held", ctypes.c_uint),
+        ("waiting", ctypes.c_uint),
+        ("share", ctypes.c_uint),
+        ("weight", ctypes.c_uint),
+        ("registrations", ctypes.c_uint),
+    ]
+
+
+class ReapReport(ctypes.Structure):
+    _fields_ = [
+        ("procs", ctypes.c_uint),
+        ("slots", ctypes.c_uint),
+        ("tickets", ctypes.c_uint),
+        ("registrations", ctypes.c_uint),
+    ]
+
+
+SHARE_FN = ctypes.CFUNCTYPE(ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p)
+
+_handle = ctypes.c_void_p
+_int = ctypes.c_int
+_PROTOTYPES = {
+    "fairsem_create": (_int, [ctypes.c_char_p, ctypes.POINTER(Options), ctypes.POINTER(_handle)]),
+    "fairsem_open": (_int, [ctypes.c_char_p, ctypes.POINTER(Options), ctypes.POINTER(_handle)]),
+    "fairsem_open_anonymous": (_int, [ctypes.POINTER(Options), ctypes.POINTER(_handle)]),
+    "fairsem_close": (None, [_handle]),
+    "fairsem_unlink": (_int, [ctypes.c_char_p]),
+    "fairsem_tenant_register": (_int, [_handle, ctypes.c_char_p, ctypes.c_uint, ctypes.POINTER(_handle)]),
+    "fairsem_tenant_unregister": (_int, [_handle, ctypes.c_uint]),
+    "fairsem_acquire": (_int, [_handle, ctypes.POINTER(Slot)]),
+    "fairsem_try_acquire": (_int, [_handle, ctypes.POINTER(Slot)]),
+    "fairsem_acquire_timeout": (_int, [_handle, ctypes.c_uint64, ctypes.POINTER(Slot)]),
+    "fairsem_release": (_int, [_handle, Slot]),
+    "fairsem_slot_index": (ctypes.c_uint, [Slot]),
+    "fairsem_request_start": (_int, [_handle, ctypes.c_void_p, ctypes.POINTER(_handle)]),
+    "fairsem_request_result": (_int, [_handle, ctypes.POINTER(Slot)]),
+    "fairsem_request_cancel": (_int, [_handle]),
+    "fairsem_request_free": (None, [_handle]),
+    "fairsem_request_user": (ctypes.c_void_p, [_handle]),
+    "fairsem_event_fd": (_int, [_handle]),
+    "fairsem_events": (ctypes.c_size_t, [_handle, ctypes.POINTER(_handle), ctypes.c_size_t]),
+    "fairsem_stats": (
+        _int,
+        [_handle, ctypes.POINTER(Stats), ctypes.POINTER(TenantStats), ctypes.c_size_t,
+         ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "fairsem_reap": (_int, [_handle, ctypes.POINTER(ReapReport)]),
+    "fairsem_strerror": (ctypes.c_char_p, [_int]),
+    "fairsem_err_name": (ctypes.c_char_p, [_int]),
+    "fairsem_version": (ctypes.c_char_p, []),
+}
+
+
+def _build_tree_candidates() -> list[Path]:
+    """libfairsem.so in the source tree's build directories, best first."""
+    repo = Path(__file__).resolve().parent.parent.parent.parent
+    found = sorted(repo.glob("build*/libfairsem.so"))
+    rank = {name: i for i, name in enumerate(PREFERRED_BUILD_DIRS)}
+    return sorted(found, key=lambda p: (rank.get(p.parent.name, len(rank)), p.parent.name))
+
+
+def find_library() -> str:
+    """Where libfairsem is: $FAIRSEM_LIBRARY, the build tree, then the system."""
+    explicit = os.environ.get(ENV_LIBRARY)
+    if explicit:
+        return explicit
+    candidates = _build_tree_candidates()
+    if candidates:
+        return str(candidates[0])
+    installed = ctypes.util.find_library("fairsem")
+    if installed:
+        return installed
+    raise ImportError(
+        "libfairsem.so not found: set FAIRSEM_LIBRARY to its path, build it "
+        "(cmake -S . -B build-py && cmake --build build-py) or install it"
+    )
+
+
+def load(path: str) -> ctypes.CDLL:
+    # CDLL (not PyDLL) releases the GIL around every call, so a blocking
+    # fairsem_acquire stalls only its own thread.
+    lib = ctypes.CDLL(path)
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return lib
+
+
+LIBRARY_PATH = find_library()
+lib = load(LIBRARY_PATH)
+
+
+def error_name(code: int) -> str:
+    return lib.fairsem_err_name(code).decode()
+
+
+def error_text(code: int) -> str:
+    return lib.fairsem_strerror(code).decode()
+
+
+class FairsemError(OSError):
+    """A libfairsem call failed; `code` is the library's negative return value."""
+
+    def __init__(self, code: int, what: str) -> None:
+        super().__init__(-code, f"{what}: {error_text(code)} ({error_name(code)})")
+        self.code = code
+
+
+def check(code: int, what: str) -> int:
+    if code < 0:
+        raise FairsemError(code, what)
+    return code
+
+
+EAGAIN = -errno.EAGAIN
+EALREADY = -errno.EALREADY
+EBUSY = -errno.EBUSY
+ECANCELED = -errno.ECANCELED
+EEXIST = -errno.EEXIST
+EINVAL = -errno.EINVAL
+ENAMETOOLONG = -errno.ENAMETOOLONG
+ENOENT = -errno.ENOENT
+ETIMEDOUT = -errno.ETIMEDOUT

@@ -1,0 +1,142 @@
+"""One pool, many processes: fork, spawn, fairness, and a SIGKILLed holder."""
+
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+import workers
+from fairsem import FairShareSemaphore
+
+
+def collect(results, processes, timeout=15):
+    outcomes = [results.get(timeout=timeout) for _ in processes]
+    for process in processes:
+        process.join(timeout)
+        assert process.exitcode == 0
+    return outcomes
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_workers_of_one_named_pool_never_exceed_it(start_method, pool_name):
+    context = multiprocessing.get_context(start_method)
+    semaphore = FairShareSemaphore(max_slots=3, name=pool_name)
+    results = context.Queue()
+    processes = [
+        context.Process(target=workers.hold_slots, args=(semaphore, f"tenant-{i}", 4, 0.01, results))
+        for i in range(3)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = collect(results, processes)
+    seen_in_use = [seen for _, _, acquired in outcomes for _, seen in acquired]
+    assert len(seen_in_use) == 12
+    assert max(seen_in_use) <= 3
+    assert {pid for pid, _, _ in outcomes} == {p.pid for p in processes}
+    stats = semaphore.stats_sync()
+    assert (stats.available_slots, stats.active_tenants) == (3, 0)
+
+
+def test_forked_children_share_a_private_pool():
+    context = multiprocessing.get_context("fork")
+    semaphore = FairShareSemaphore(max_slots=2)
+    results = context.Queue()
+    processes = [
+        context.Process(target=workers.hold_slots, args=(semaphore, "shared-tenant", 3, 0.01, results))
+        for _ in range(3)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = collect(results, processes)
+    assert max(seen for _, _, acquired in outcomes for _, seen in acquired) <= 2
+    assert semaphore.stats_sync().available_slots == 2
+
+
+def test_two_tenants_in_two_processes_get_fair_shares(pool_name):
+    context = multiprocessing.get_context("fork")
+    semaphore = FairShareSemaphore(max_slots=10, name=pool_name)
+    results = context.Queue()
+    early = context.Process(target=workers.hold_slots, args=(semaphore, "early", 40, 0.03, results))
+    early.start()
+    deadline = time.monotonic() + 5
+    while semaphore.stats_sync().total_active_slots < 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    late = context.Process(target=workers.hold_slots, args=(semaphore, "late", 10, 0.2, results))
+    late.start()
+    most_held_by_late = 0
+    early_while_late_at_share = []
+    while late.is_alive() and time.monotonic() < deadline:
+        tenants = semaphore.stats_sync().tenants
+        # Both demanding: early still has acquisitions queued.
+        if "early" in tenants and "late" in tenants and tenants["early"].waiting:
+            held_by_late = tenants["late"].active_slots
+            most_held_by_late = max(most_held_by_late, held_by_late)
+            if held_by_late == 5:
+                assert tenants["early"].share == tenants["late"].share == 5
+                early_while_late_at_share.append(tenants["early"].active_slots)
+        time.sleep(0.002)
+    collect(results, [early, late])
+    assert most_held_by_late == 5  # its share, taken from the tenant that came first
+    assert early_while_late_at_share and max(early_while_late_at_share) <= 5
+
+
+def test_a_sigkilled_holders_slots_come_back(pool_name):
+    context = multiprocessing.get_context("fork")
+    semaphore = FairShareSemaphore(max_slots=2, name=pool_name)
+    ready = context.Event()
+    victim = context.Process(target=workers.hold_until_killed, args=(semaphore, "victim", 2, ready))
+    victim.start()
+    assert ready.wait(5)
+    assert semaphore.stats_sync().available_slots == 0
+    with semaphore.tenant_sync("survivor"):
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(5)
+        started = time.monotonic()
+        with semaphore.acquire_sync(timeout=2) as first, semaphore.acquire_sync(timeout=2) as second:
+            recovered_after = time.monotonic() - started
+            assert {first.index, second.index} == {0, 1}
+    print(f"slots of a SIGKILLed holder came back after {recovered_after * 1000:.1f} ms")
+    assert semaphore.stats_sync().tenants == {}
+
+
+def test_a_custom_rule_is_shared_across_processes(pool_name):
+    context = multiprocessing.get_context("spawn")
+    semaphore = FairShareSemaphore(max_slots=20, share_calculator=workers.priority_calculator, name=pool_name)
+    results = context.Queue()
+    child = context.Process(target=workers.custom_rule_share, args=(pool_name, results))
+    with semaphore.tenant_sync("parent"):
+        held = semaphore.try_acquire()
+        child.start()
+        share_in_child, child_got_a_slot = results.get(timeout=15)
+        held.release()
+    child.join(15)
+    assert child.exitcode == 0
+    assert (share_in_child, child_got_a_slot) == (12, True)  # 20 // 2 + 2
+
+
+def test_pre_fork_workers_use_the_masters_registration():
+    semaphore = FairShareSemaphore(max_slots=1)
+    with semaphore.tenant_sync("site"):
+        pid = os.fork()
+        if pid == 0:
+            # The child inherits the registration; the library registers it
+            # again for the child on first use.
+            try:
+                with semaphore.acquire_sync(timeout=2) as slot:
+                    os._exit(0 if slot.index == 0 else 1)
+            finally:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with semaphore.acquire_sync(timeout=2):
+            pass
+
+
+def test_a_private_pool_does_not_pickle():
+    import pickle
+
+    with pytest.raises(TypeError, match="fork"):
+        pickle.dumps(FairShareSemaphore(max_slots=1))

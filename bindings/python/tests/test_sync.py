@@ -1,0 +1,104 @@
+"""The blocking API, for threads and pre-fork servers."""
+
+import threading
+import time
+
+import pytest
+
+from fairsem import FairShareSemaphore, TenantHasActiveSlotsError, TenantNotRegisteredError, get_tenant_id
+
+
+def test_acquire_sync_and_try_acquire():
+    semaphore = FairShareSemaphore(max_slots=2)
+    with semaphore.tenant_sync("a") as tenant:
+        assert get_tenant_id() == "a"
+        with semaphore.acquire_sync() as first, tenant.acquire_sync() as second:
+            assert {first.index, second.index} == {0, 1}
+            assert semaphore.try_acquire() is None
+        slot = semaphore.try_acquire()
+        assert slot is not None
+        slot.release()
+    assert get_tenant_id() is None
+    assert semaphore.stats_sync().active_tenants == 0
+
+
+def test_acquire_sync_times_out_and_leaks_nothing():
+    semaphore = FairShareSemaphore(max_slots=1)
+    with semaphore.tenant_sync("a"):
+        holder = semaphore.try_acquire()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            with semaphore.acquire_sync(timeout=0.05):
+                pass
+        assert 0.04 < time.monotonic() - started < 1
+        assert semaphore.stats_sync().tenants["a"].waiting == 0
+        holder.release()
+        with semaphore.acquire_sync(timeout=0):
+            pass
+
+
+def test_threads_share_fairly_and_never_exceed_the_pool():
+    semaphore = FairShareSemaphore(max_slots=4)
+    lock = threading.Lock()
+    in_use = 0
+    most_in_use = 0
+    errors = []
+
+    def worker(tenant_id):
+        nonlocal in_use, most_in_use
+        try:
+            for _ in range(30):
+                with semaphore.acquire_sync(tenant_id):
+                    with lock:
+                        in_use += 1
+                        most_in_use = max(most_in_use, in_use)
+                    time.sleep(0.0005)
+                    with lock:
+                        in_use -= 1
+        except Exception as error:  # reported by the assertion below
+            errors.append(error)
+
+    semaphore.register_tenant_sync("a")
+    semaphore.register_tenant_sync("b")
+    threads = [threading.Thread(target=worker, args=("ab"[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    assert most_in_use == 4
+    assert semaphore.stats_sync().available_slots == 4
+
+
+def test_a_blocked_thread_is_woken_by_a_release_from_another():
+    semaphore = FairShareSemaphore(max_slots=1)
+    semaphore.register_tenant_sync("a")
+    holder = semaphore.try_acquire("a")
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(semaphore.acquire_sync("a").__enter__()))
+    waiter.start()
+    time.sleep(0.05)
+    assert got == []
+    holder.release()
+    waiter.join(2)
+    assert [slot.index for slot in got] == [0]
+    got[0].release()
+
+
+def test_unregistering_while_a_thread_blocks_is_deferred_until_it_is_served():
+    semaphore = FairShareSemaphore(max_slots=1)
+    semaphore.register_tenant_sync("a")
+    holder = semaphore.try_acquire("a")
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(semaphore.acquire_sync("a").__enter__()))
+    waiter.start()
+    time.sleep(0.05)
+    with pytest.raises(TenantHasActiveSlotsError):
+        semaphore.unregister_tenant_sync("a", strict=True)
+    semaphore.unregister_tenant_sync("a")
+    with pytest.raises(TenantNotRegisteredError):
+        semaphore.try_acquire("a")
+    holder.release()
+    waiter.join(2)
+    got[0].release()
+    assert semaphore.stats_sync().tenants == {}

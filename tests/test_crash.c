@@ -1,0 +1,779 @@
+/*
+ * test_crash.c - processes that die (SIGKILL) or stop (SIGSTOP) at the
+ * worst moments, and segments whose bytes are damaged.
+ *
+ * Forked children never call cr_assert: they report through their exit
+ * status or a pipe and end with _exit.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+#include "layout.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define WORKER_PATH FAIRSEM_TEST_BINDIR "/prog_worker"
+
+/* ------------------------------------------------------------ housekeeping */
+
+static char g_seg[FAIRSEM_NAME_MAX + 1];
+static pid_t g_pids[64];
+static int g_npids;
+
+static void track_pid(pid_t pid)
+{
+    if (g_npids < (int)(sizeof g_pids / sizeof g_pids[0]))
+        g_pids[g_npids++] = pid;
+}
+
+static void untrack_pid(pid_t pid)
+{
+    for (int i = 0; i < g_npids; i++)
+        if (g_pids[i] == pid)
+            g_pids[i] = 0;
+}
+
+/* SIGKILL and collect every process a test started (grandchildren too:
+ * the tests that make some set this process as their subreaper). */
+static void kill_all(void)
+{
+    for (int i = 0; i < g_npids; i++) {
+        if (g_pids[i] > 0) {
+            kill(g_pids[i], SIGCONT);
+            kill(g_pids[i], SIGKILL);
+            waitpid(g_pids[i], NULL, 0);
+            g_pids[i] = 0;
+        }
+    }
+    g_npids = 0;
+}
+
+static void cleanup(void)
+{
+    kill_all();
+    if (g_seg[0])
+        fairsem_unlink(g_seg);
+    g_seg[0] = '\0';
+}
+
+TestSuite(crash, .fini = cleanup, .timeout = 60);
+
+/* SIGKILL pid and wait until it is gone. */
+static bool kill_wait(pid_t pid)
+{
+    if (kill(pid, SIGKILL) < 0)
+        return false;
+    int status;
+    bool ok = waitpid(pid, &status, 0) == pid && WIFSIGNALED(status);
+    untrack_pid(pid);
+    return ok;
+}
+
+/* ------------------------------------------------- prog_worker ctl processes */
+
+struct worker {
+    pid_t pid;
+    int in, out;
+    char tag[16];
+};
+
+static int read_line(int fd, char *buf, size_t cap, unsigned timeout_ms)
+{
+    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    size_t n = 0;
+    for (;;) {
+        uint64_t now = test_now_ns();
+        if (now >= end)
+            return -1;
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, (int)((end - now) / 1000000u) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        char c;
+        if (read(fd, &c, 1) != 1)
+            return -1;
+        if (c == '\n') {
+            buf[n] = '\0';
+            return (int)n;
+        }
+        if (n + 1 < cap)
+            buf[n++] = c;
+    }
+}
+
+static bool spawn_ctl(struct worker *w, const char *seg, const char *tenant, const char *tag)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return false;
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return false;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        execl(WORKER_PATH, "prog_worker", "ctl", seg, tenant, tag, (char *)NULL);
+        _exit(127);
+    }
+    track_pid(pid);
+    close(in[0]);
+    close(out[1]);
+    w->pid = pid;
+    w->in = in[1];
+    w->out = out[0];
+    snprintf(w->tag, sizeof w->tag, "%s", tag);
+    char line[128], want[64];
+    snprintf(want, sizeof want, "%s READY", tag);
+    return read_line(w->out, line, sizeof line, 5000) > 0 && strncmp(line, want, strlen(want)) == 0;
+}
+
+static void worker_close(struct worker *w)
+{
+    close(w->in);
+    close(w->out);
+}
+
+static void send_cmd(struct worker *w, char c)
+{
+    ssize_t n = write(w->in, &c, 1);
+    (void)n;
+}
+
+static char reply_of(struct worker *w, int *num, unsigned timeout_ms)
+{
+    char line[128], tag[16], kind;
+    if (read_line(w->out, line, sizeof line, timeout_ms) < 0)
+        return 0;
+    if (sscanf(line, "%15s %c %d", tag, &kind, num) != 3 || strcmp(tag, w->tag) != 0)
+        return 0;
+    return kind;
+}
+
+static bool wait_waiters(fairsem_t *sem, unsigned waiters, unsigned timeout_ms)
+{
+    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    fairsem_stats_t st;
+    while (test_now_ns() < end) {
+        if (fairsem_stats(sem, &st, NULL, 0, NULL) == 0 && st.waiters == waiters)
+            return true;
+        test_sleep_ms(1);
+    }
+    return false;
+}
+
+static const fairsem_tenant_stats_t *find_tenant(const fairsem_tenant_stats_t *ts, size_t n,
+                                                 const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ts[i].id, id) == 0)
+            return &ts[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ SIGKILL tests */
+
+/* A holder is SIGKILLed; the waiter blocked in another process gets the
+ * slot without anybody calling fairsem_reap.  Five rounds: each new holder
+ * is the previous round's waiter. */
+Test(crash, killed_holder_slot_goes_to_blocked_waiter)
+{
+    test_name(g_seg, sizeof g_seg, "cr-holder");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+
+    enum { ROUNDS = 5 };
+    struct worker w[ROUNDS + 1];
+    int num;
+    cr_assert(spawn_ctl(&w[0], g_seg, "k", "w0"));
+    send_cmd(&w[0], 'a');
+    cr_assert_eq(reply_of(&w[0], &num, 3000), 'A');
+    double ms[ROUNDS], worst = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "w%d", r + 1);
+        /* alternate: same tenant as the holder, then another tenant */
+        cr_assert(spawn_ctl(&w[r + 1], g_seg, r % 2 ? "k" : "other", tag));
+        send_cmd(&w[r + 1], 'a');
+        cr_assert(wait_waiters(sem, 1, 3000), "round %d: the waiter did not queue", r);
+        test_sleep_ms(15); /* let it settle into its sleep */
+        uint64_t t0 = test_now_ns();
+        cr_assert_eq(kill(w[r].pid, SIGKILL), 0);
+        char k = reply_of(&w[r + 1], &num, 3000);
+        uint64_t t1 = test_now_ns();
+        cr_assert_eq(k, 'A', "round %d: the waiter never got the dead holder's slot", r);
+        ms[r] = (double)(t1 - t0) / 1e6;
+        if (ms[r] > worst)
+            worst = ms[r];
+        int status;
+        cr_assert_eq(waitpid(w[r].pid, &status, 0), w[r].pid);
+        untrack_pid(w[r].pid);
+        worker_close(&w[r]);
+    }
+    cr_log_info("SIGKILL holder -> waiter served in %.1f %.1f %.1f %.1f %.1f ms", ms[0], ms[1],
+                ms[2], ms[3], ms[4]);
+    printf("SIGKILL holder -> waiter served in %.1f %.1f %.1f %.1f %.1f ms (worst %.1f)\n", ms[0],
+           ms[1], ms[2], ms[3], ms[4], worst);
+    fflush(stdout);
+    cr_assert_lt(worst, 1000.0, "a waiter needed %.1f ms", worst);
+
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 1u); /* the last waiter holds it */
+    cr_assert_eq(st.waiters, 0u);
+    kill_all();
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* A waiter is SIGKILLed: fairsem_reap drops its ticket, and its tenant no
+ * longer counts as demanding (the survivor's share goes back to 4). */
+Test(crash, killed_waiter_ticket_dropped)
+{
+    test_name(g_seg, sizeof g_seg, "cr-waiter");
+    fairsem_options_t o = {.max_slots = 4};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *a;
+    cr_assert_eq(fairsem_tenant_register(sem, "A", 1, &a), 0);
+    fairsem_slot_t s[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(fairsem_try_acquire(a, &s[i]), 0);
+
+    struct worker w;
+    cr_assert(spawn_ctl(&w, g_seg, "W", "w"));
+    send_cmd(&w, 'a');
+    cr_assert(wait_waiters(sem, 1, 3000));
+    fairsem_stats_t st;
+    fairsem_tenant_stats_t ts[8];
+    size_t n;
+    cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
+    cr_assert_eq(st.demanding_tenants, 2u);
+    cr_assert_eq(find_tenant(ts, n, "A")->share, 2u);
+
+    cr_assert(kill_wait(w.pid));
+    worker_close(&w);
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.procs, 1u);
+    cr_assert_eq(rep.tickets, 1u);
+    cr_assert_eq(rep.slots, 0u);
+    cr_assert_eq(rep.registrations, 1u);
+    cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
+    cr_assert_eq(st.waiters, 0u);
+    cr_assert_eq(st.demanding_tenants, 1u);
+    cr_assert_eq(st.attached_procs, 1u);
+    cr_assert_eq(n, 1u, "the dead waiter's tenant is still listed");
+    cr_assert_eq(ts[0].share, 4u);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0, "invariants broken after the reap");
+
+    /* Its demand no longer counts: A, at 3 of 4, may take the 4th again
+     * (with W still demanding, A's share would be 2). */
+    cr_assert_eq(fairsem_release(a, s[3]), 0);
+    cr_assert_eq(fairsem_try_acquire(a, &s[3]), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(fairsem_release(a, s[i]), 0);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* A slot granted to a waiter that was already dead (the grant lands in its
+ * cell, nobody claims it) comes back to the next blocked waiter. */
+Test(crash, slot_granted_to_dead_waiter_comes_back)
+{
+    test_name(g_seg, sizeof g_seg, "cr-deadgrant");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *a;
+    cr_assert_eq(fairsem_tenant_register(sem, "A", 1, &a), 0);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire(a, &s), 0);
+    struct worker w;
+    cr_assert(spawn_ctl(&w, g_seg, "W", "w"));
+    send_cmd(&w, 'a');
+    cr_assert(wait_waiters(sem, 1, 3000));
+    cr_assert(kill_wait(w.pid));
+    worker_close(&w);
+    cr_assert_eq(fairsem_release(a, s), 0); /* goes to the dead waiter's cell */
+
+    uint64_t t0 = test_now_ns();
+    cr_assert_eq(fairsem_acquire_timeout(a, 1000000000ull, &s), 0,
+                 "the slot granted to a dead waiter never came back");
+    cr_log_info("slot granted to a dead waiter back after %.1f ms",
+                (double)(test_now_ns() - t0) / 1e6);
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 1u);
+    cr_assert_eq(st.waiters, 0u);
+    cr_assert_eq(fairsem_release(a, s), 0);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* A master holding a slot forks 8 children that sleep and never call the
+ * library, then is SIGKILLed: the children must not keep its lease alive,
+ * so its slot comes back within 1 s to another process. */
+Test(crash, killed_master_with_sleeping_children)
+{
+    test_name(g_seg, sizeof g_seg, "cr-master");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *obs;
+    cr_assert_eq(fairsem_tenant_register(sem, "observer", 1, &obs), 0);
+    /* The grandchildren are reparented to us when the master dies. */
+    cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+
+    int rep[2];
+    cr_assert_eq(pipe2(rep, O_CLOEXEC), 0);
+    pid_t master = fork();
+    cr_assert_geq(master, 0);
+    if (master == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(rep[0]);
+        fairsem_t *m;
+        fairsem_tenant_t *mt;
+        fairsem_slot_t ms;
+        if (fairsem_open(g_seg, NULL, &m) != 0 || fairsem_tenant_register(m, "master", 1, &mt) != 0 ||
+            fairsem_acquire(mt, &ms) != 0)
+            _exit(10);
+        pid_t kids[8];
+        for (int i = 0; i < 8; i++) {
+            kids[i] = fork();
+            if (kids[i] < 0)
+                _exit(11);
+            if (kids[i] == 0) {
+                /* No death signal: they must outlive the master.  Bounded
+                 * sleep so nothing lingers if the test is gone. */
+                sleep(20);
+                _exit(0);
+            }
+        }
+        if (write(rep[1], kids, sizeof kids) != (ssize_t)sizeof kids)
+            _exit(12);
+        for (;;)
+            pause();
+    }
+    track_pid(master);
+    close(rep[1]);
+    pid_t kids[8];
+    struct pollfd p = {rep[0], POLLIN, 0};
+    cr_assert_eq(poll(&p, 1, 5000), 1, "master never reported");
+    cr_assert_eq(read(rep[0], kids, sizeof kids), (ssize_t)sizeof kids, "master failed");
+    for (int i = 0; i < 8; i++)
+        track_pid(kids[i]);
+    close(rep[0]);
+
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_try_acquire(obs, &s), -EAGAIN, "the master does not hold the slot");
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 1u);
+
+    uint64_t t0 = test_now_ns();
+    cr_assert(kill_wait(master));
+    /* Observe with try_acquire, blocking briefly between tries (a blocked
+     * waiter is what probes the leases of the records it depends on). */
+    int rc = -EAGAIN, tries = 0;
+    while (rc != 0 && test_now_ns() - t0 < 1000000000u) {
+        tries++;
+        rc = fairsem_try_acquire(obs, &s);
+        if (rc == -EAGAIN)
+            rc = fairsem_acquire_timeout(obs, 20000000u, &s);
+        cr_assert(rc == 0 || rc == -EAGAIN || rc == -ETIMEDOUT, "rc %s", fairsem_err_name(rc));
+    }
+    double ms = (double)(test_now_ns() - t0) / 1e6;
+    cr_log_info("master's slot back after %.1f ms (%d tries)", ms, tries);
+    cr_assert_eq(rc, 0, "the master's slot did not come back within 1 s");
+    /* The children are still alive and attached to nothing. */
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(kill(kids[i], 0), 0, "child %d died", i);
+    cr_assert_eq(fairsem_release(obs, s), 0);
+
+    kill_all();
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* fairsem_reap's report after a process holding 2 slots, waiting on 1
+ * request and having 1 registration is killed. */
+Test(crash, reap_report_exact)
+{
+    test_name(g_seg, sizeof g_seg, "cr-report");
+    fairsem_options_t o = {.max_slots = 2};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    struct worker w;
+    int num;
+    cr_assert(spawn_ctl(&w, g_seg, "victim", "v"));
+    send_cmd(&w, 'a');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+    send_cmd(&w, 'a');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+    send_cmd(&w, 'a'); /* blocks: both slots are its own */
+    cr_assert(wait_waiters(sem, 1, 3000));
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 2u);
+    cr_assert_eq(st.attached_procs, 2u);
+    cr_assert_eq(st.registered_tenants, 1u);
+
+    cr_assert(kill_wait(w.pid));
+    worker_close(&w);
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_log_info("reap: procs %u slots %u tickets %u registrations %u", rep.procs, rep.slots,
+                rep.tickets, rep.registrations);
+    cr_assert_eq(rep.procs, 1u);
+    cr_assert_eq(rep.slots, 2u);
+    cr_assert_eq(rep.tickets, 1u);
+    cr_assert_eq(rep.registrations, 1u);
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 0u);
+    cr_assert_eq(st.waiters, 0u);
+    cr_assert_eq(st.attached_procs, 1u);
+    cr_assert_eq(st.registered_tenants, 0u);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0, "invariants broken after the reap");
+    /* Nothing is left to reap. */
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.procs + rep.slots + rep.tickets + rep.registrations, 0u);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* A stopped holder is alive: its slot stays its own (no waiter or reap may
+ * take it), and everybody else goes on with the remaining slots. */
+Test(crash, stopped_holder_blocks_nobody_else)
+{
+    test_name(g_seg, sizeof g_seg, "cr-stop");
+    fairsem_options_t o = {.max_slots = 4};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    struct worker h, other;
+    int num;
+    cr_assert(spawn_ctl(&h, g_seg, "shared", "h"));
+    cr_assert(spawn_ctl(&other, g_seg, "shared", "o"));
+    send_cmd(&h, 'a');
+    cr_assert_eq(reply_of(&h, &num, 3000), 'A');
+    cr_assert_eq(kill(h.pid, SIGSTOP), 0);
+    int status;
+    cr_assert_eq(waitpid(h.pid, &status, WUNTRACED), h.pid);
+    cr_assert(WIFSTOPPED(status));
+
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "shared", 1, &t), 0);
+    for (int round = 0; round < 200; round++) {
+        fairsem_slot_t s[2];
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(fairsem_acquire_timeout(t, 1000000000ull, &s[i]), 0, "round %d", round);
+        /* another process takes the third free slot and gives it back */
+        if (round % 20 == 0) {
+            send_cmd(&other, 't');
+            cr_assert_eq(reply_of(&other, &num, 3000), 'A', "round %d", round);
+            fairsem_slot_t x;
+            cr_assert_eq(fairsem_try_acquire(t, &x), -EAGAIN, "a 5th slot, or the stopped one");
+            send_cmd(&other, 'r');
+            cr_assert_eq(reply_of(&other, &num, 3000), 'R');
+        }
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(fairsem_release(t, s[i]), 0);
+    }
+    /* Waiting for the stopped holder's slot does not steal it. */
+    fairsem_slot_t s[3], x;
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(fairsem_try_acquire(t, &s[i]), 0);
+    cr_assert_eq(fairsem_acquire_timeout(t, 60000000u, &x), -ETIMEDOUT);
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.procs, 0u, "a stopped process was reaped");
+    cr_assert_eq(rep.slots, 0u);
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 4u);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(fairsem_release(t, s[i]), 0);
+
+    cr_assert_eq(kill(h.pid, SIGCONT), 0);
+    send_cmd(&h, 'r');
+    cr_assert_eq(reply_of(&h, &num, 3000), 'R', "the resumed holder could not release");
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 0u);
+
+    kill_all();
+    worker_close(&h);
+    worker_close(&other);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* --------------------------------------------------------------- corruption */
+
+Test(crash, header_layout_matches_layout_h)
+{
+    cr_assert_eq(offsetof(struct fs_header, magic), 0u);
+    cr_assert_eq(offsetof(struct fs_header, layout_version), 8u);
+    cr_assert_eq(offsetof(struct fs_header, layout_hash), 12u);
+    cr_assert_eq(offsetof(struct fs_header, total_size), 16u);
+    cr_assert_eq(offsetof(struct fs_header, max_slots), 24u);
+    /* The rest may grow, but stays in order and the hot words keep a cache
+     * line each. */
+    cr_assert_lt(offsetof(struct fs_header, ready), offsetof(struct fs_header, off_map));
+    cr_assert_lt(offsetof(struct fs_header, off_map), offsetof(struct fs_header, off_cells));
+    cr_assert_lt(offsetof(struct fs_header, rule_name) + 32, offsetof(struct fs_header, version) + 1);
+    cr_assert_eq(offsetof(struct fs_header, version) % FS_CACHELINE, 0u);
+    cr_assert_eq(offsetof(struct fs_header, ticket_seq), offsetof(struct fs_header, version) + FS_CACHELINE);
+    cr_assert_eq(sizeof(struct fs_header) % FS_CACHELINE, 0u);
+
+    /* And the bytes a real segment carries agree. */
+    test_name(g_seg, sizeof g_seg, "cr-hdr");
+    fairsem_options_t o = {.max_slots = 7, .min_share = 2};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    char path[300];
+    snprintf(path, sizeof path, "/dev/shm%s", g_seg);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    struct stat sb;
+    cr_assert_eq(fstat(fd, &sb), 0);
+    struct fs_header h;
+    cr_assert_eq(pread(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    close(fd);
+    cr_assert_eq(h.magic, FS_MAGIC);
+    cr_assert_eq(memcmp(&h, "FAIRSEM1", 8), 0);
+    cr_assert_eq(h.layout_version, FS_LAYOUT_VERSION);
+    cr_assert_eq(h.layout_hash, FS_LAYOUT_HASH);
+    cr_assert_eq(h.total_size, (uint64_t)sb.st_size);
+    cr_assert_eq(h.max_slots, 7u);
+    cr_assert_eq(h.min_share, 2u);
+    cr_assert_eq(h.ready, FS_READY);
+    cr_assert_eq(h.max_procs, FAIRSEM_DEFAULT_MAX_PROCS);
+    cr_assert_eq(h.off_map, sizeof(struct fs_header));
+    cr_assert(h.off_map < h.off_procs && h.off_procs < h.off_regs && h.off_regs < h.off_tenants &&
+              h.off_tenants < h.off_slots && h.off_slots < h.off_cells &&
+              h.off_cells + (uint64_t)h.max_waiters * sizeof(struct fs_cell) <= h.total_size);
+    cr_assert_eq(h.off_procs % FS_CACHELINE, 0u);
+    cr_assert_eq(h.off_cells % FS_CACHELINE, 0u);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* Create a segment and detach, leaving its file for the test to damage. */
+static void fresh_segment(const char *what, char *path, size_t cap, uint64_t *size)
+{
+    test_name(g_seg, sizeof g_seg, what);
+    fairsem_options_t o = {.max_slots = 3};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_close(sem);
+    snprintf(path, cap, "/dev/shm%s", g_seg);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    *size = (uint64_t)sb.st_size;
+    /* still sound */
+    cr_assert_eq(fairsem_open(g_seg, NULL, &sem), 0);
+    fairsem_close(sem);
+}
+
+static void poke(const char *path, off_t off, const void *bytes, size_t len)
+{
+    int fd = open(path, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, bytes, len, off), (ssize_t)len);
+    close(fd);
+}
+
+static void expect_open(int want, const char *what)
+{
+    fairsem_t *sem = NULL;
+    int rc = fairsem_open(g_seg, NULL, &sem);
+    if (rc == 0)
+        fairsem_close(sem);
+    cr_assert_eq(rc, want, "%s: fairsem_open gave %s, not %s", what, fairsem_err_name(rc),
+                 fairsem_err_name(want));
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+Test(crash, corrupt_magic)
+{
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-magic", path, sizeof path, &size);
+    poke(path, offsetof(struct fs_header, magic) + 3, "X", 1);
+    expect_open(FAIRSEM_EMAGIC, "magic");
+}
+
+Test(crash, corrupt_zeroed_header)
+{
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-zero", path, sizeof path, &size);
+    char zero[sizeof(struct fs_header)] = {0};
+    poke(path, 0, zero, sizeof zero);
+    expect_open(FAIRSEM_EMAGIC, "zeroed header");
+}
+
+Test(crash, corrupt_layout_version)
+{
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-ver", path, sizeof path, &size);
+    uint32_t v = FS_LAYOUT_VERSION + 1;
+    poke(path, offsetof(struct fs_header, layout_version), &v, sizeof v);
+    expect_open(FAIRSEM_EVERSION, "layout_version");
+}
+
+Test(crash, corrupt_layout_hash)
+{
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-hash", path, sizeof path, &size);
+    uint32_t v = FS_LAYOUT_HASH ^ 0x10u;
+    poke(path, offsetof(struct fs_header, layout_hash), &v, sizeof v);
+    expect_open(FAIRSEM_EVERSION, "layout_hash");
+}
+
+Test(crash, corrupt_total_size)
+{
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-size", path, sizeof path, &size);
+    uint64_t v = size + 64;
+    poke(path, offsetof(struct fs_header, total_size), &v, sizeof v);
+    expect_open(FAIRSEM_ECORRUPT, "total_size");
+}
+
+Test(crash, corrupt_not_ready)
+{
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-ready", path, sizeof path, &size);
+    uint32_t v = 0;
+    poke(path, offsetof(struct fs_header, ready), &v, sizeof v);
+    expect_open(FAIRSEM_EINIT, "ready");
+}
+
+Test(crash, corrupt_header_fields)
+{
+    struct {
+        size_t off;
+        uint64_t val;
+        size_t len;
+        const char *what;
+    } cases[] = {
+        {offsetof(struct fs_header, max_slots), 0, 4, "max_slots 0"},
+        {offsetof(struct fs_header, max_slots), 9, 4, "max_slots too big for the file"},
+        {offsetof(struct fs_header, min_share), 4, 4, "min_share above max_slots"},
+        {offsetof(struct fs_header, max_procs), FAIRSEM_MAX_PROCS_LIMIT + 1, 4, "max_procs"},
+        {offsetof(struct fs_header, flags), 0x80, 4, "unknown flag"},
+        {offsetof(struct fs_header, off_cells), 128, 8, "off_cells"},
+        {offsetof(struct fs_header, off_slots), 1ull << 40, 8, "off_slots far away"},
+        {offsetof(struct fs_header, map_words), 1000, 4, "map_words"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[300];
+        uint64_t size;
+        fresh_segment("cr-field", path, sizeof path, &size);
+        poke(path, (off_t)cases[i].off, &cases[i].val, cases[i].len);
+        expect_open(FAIRSEM_ECORRUPT, cases[i].what);
+    }
+    /* rule_name without its NUL */
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-rule", path, sizeof path, &size);
+    char junk[32];
+    memset(junk, 'r', sizeof junk);
+    poke(path, offsetof(struct fs_header, rule_name), junk, sizeof junk);
+    expect_open(FAIRSEM_ECORRUPT, "rule_name unterminated");
+}
+
+Test(crash, corrupt_truncated)
+{
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-trunc", path, sizeof path, &size);
+    cr_assert_eq(truncate(path, (off_t)size - 64), 0);
+    expect_open(FAIRSEM_ECORRUPT, "truncated by 64 bytes");
+
+    fresh_segment("cr-trunc2", path, sizeof path, &size);
+    cr_assert_eq(truncate(path, (off_t)sizeof(struct fs_header) - 1), 0);
+    expect_open(FAIRSEM_ECORRUPT, "truncated inside the header");
+
+    fresh_segment("cr-grow", path, sizeof path, &size);
+    cr_assert_eq(truncate(path, (off_t)size + 4096), 0);
+    expect_open(FAIRSEM_ECORRUPT, "grown");
+}
+
+Test(crash, corrupt_tiny_and_empty_files)
+{
+    char path[300];
+    test_name(g_seg, sizeof g_seg, "cr-tiny");
+    snprintf(path, sizeof path, "/dev/shm%s", g_seg);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "FAIRSEM1\1\0", 10), 10);
+    close(fd);
+    expect_open(FAIRSEM_ECORRUPT, "10-byte file");
+
+    test_name(g_seg, sizeof g_seg, "cr-empty");
+    snprintf(path, sizeof path, "/dev/shm%s", g_seg);
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    expect_open(FAIRSEM_ECORRUPT, "empty file");
+}
+
+Test(crash, check_linked_after_unlink)
+{
+    test_name(g_seg, sizeof g_seg, "cr-linked");
+    fairsem_options_t o = {.max_slots = 2};
+    fairsem_t *sem, *again;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    cr_assert_eq(fairsem_open(g_seg, NULL, &again), 0);
+    cr_assert_eq(fairsem_check_linked(sem), 0);
+    cr_assert_eq(fairsem_check_linked(again), 0);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    cr_assert_eq(fairsem_check_linked(sem), FAIRSEM_EUNLINKED);
+    cr_assert_eq(fairsem_check_linked(again), FAIRSEM_EUNLINKED);
+
+    /* Still usable by those attached. */
+    fairsem_tenant_t *t;
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_tenant_register(sem, "t", 1, &t), 0);
+    cr_assert_eq(fairsem_try_acquire(t, &s), 0);
+    cr_assert_eq(fairsem_release(t, s), 0);
+
+    /* The name now naming another segment is just as much "unlinked". */
+    fairsem_t *other;
+    cr_assert_eq(fairsem_create(g_seg, &o, &other), 0);
+    cr_assert_eq(fairsem_check_linked(other), 0);
+    cr_assert_eq(fairsem_check_linked(sem), FAIRSEM_EUNLINKED);
+    fairsem_close(other);
+    fairsem_close(again);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+    cr_assert_eq(fairsem_check_linked(NULL), -EINVAL);
+}

@@ -1,0 +1,457 @@
+/*
+ * test_events.c - the event-loop API (fairsem_request_start, event_fd,
+ * fairsem_events, request_result, request_cancel) against grants made by
+ * other processes.
+ *
+ * Forked children never call cr_assert: they report through their exit
+ * status and end with _exit.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#define WORKER_PATH FAIRSEM_TEST_BINDIR "/prog_worker"
+
+/* ------------------------------------------------------------ housekeeping */
+
+static char g_seg[FAIRSEM_NAME_MAX + 1];
+static pid_t g_pids[16];
+static int g_npids;
+
+static void track_pid(pid_t pid)
+{
+    if (g_npids < (int)(sizeof g_pids / sizeof g_pids[0]))
+        g_pids[g_npids++] = pid;
+}
+
+static void kill_all(void)
+{
+    for (int i = 0; i < g_npids; i++) {
+        if (g_pids[i] > 0) {
+            kill(g_pids[i], SIGKILL);
+            waitpid(g_pids[i], NULL, 0);
+            g_pids[i] = 0;
+        }
+    }
+    g_npids = 0;
+}
+
+static void cleanup(void)
+{
+    kill_all();
+    if (g_seg[0])
+        fairsem_unlink(g_seg);
+    g_seg[0] = '\0';
+}
+
+TestSuite(events, .fini = cleanup, .timeout = 60);
+
+/* ------------------------------------------------- prog_worker ctl processes */
+
+struct worker {
+    pid_t pid;
+    int in, out;
+    char tag[16];
+};
+
+static int read_line(int fd, char *buf, size_t cap, unsigned timeout_ms)
+{
+    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    size_t n = 0;
+    for (;;) {
+        uint64_t now = test_now_ns();
+        if (now >= end)
+            return -1;
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, (int)((end - now) / 1000000u) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        char c;
+        if (read(fd, &c, 1) != 1)
+            return -1;
+        if (c == '\n') {
+            buf[n] = '\0';
+            return (int)n;
+        }
+        if (n + 1 < cap)
+            buf[n++] = c;
+    }
+}
+
+static bool spawn_ctl(struct worker *w, const char *seg, const char *tenant, const char *tag)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return false;
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return false;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        execl(WORKER_PATH, "prog_worker", "ctl", seg, tenant, tag, (char *)NULL);
+        _exit(127);
+    }
+    track_pid(pid);
+    close(in[0]);
+    close(out[1]);
+    w->pid = pid;
+    w->in = in[1];
+    w->out = out[0];
+    snprintf(w->tag, sizeof w->tag, "%s", tag);
+    char line[128], want[64];
+    snprintf(want, sizeof want, "%s READY", tag);
+    return read_line(w->out, line, sizeof line, 5000) > 0 && strncmp(line, want, strlen(want)) == 0;
+}
+
+static void worker_close(struct worker *w)
+{
+    close(w->in);
+    close(w->out);
+}
+
+static void send_cmd(struct worker *w, char c)
+{
+    ssize_t n = write(w->in, &c, 1);
+    (void)n;
+}
+
+static char reply_of(struct worker *w, int *num, unsigned timeout_ms)
+{
+    char line[128], tag[16], kind;
+    if (read_line(w->out, line, sizeof line, timeout_ms) < 0)
+        return 0;
+    if (sscanf(line, "%15s %c %d", tag, &kind, num) != 3 || strcmp(tag, w->tag) != 0)
+        return 0;
+    return kind;
+}
+
+static bool wait_waiters(fairsem_t *sem, unsigned waiters, unsigned timeout_ms)
+{
+    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    fairsem_stats_t st;
+    while (test_now_ns() < end) {
+        if (fairsem_stats(sem, &st, NULL, 0, NULL) == 0 && st.waiters == waiters)
+            return true;
+        test_sleep_ms(1);
+    }
+    return false;
+}
+
+static bool readable(int fd, int timeout_ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
+}
+
+static unsigned slots_in_use(fairsem_t *sem)
+{
+    fairsem_stats_t st;
+    return fairsem_stats(sem, &st, NULL, 0, NULL) == 0 ? st.slots_in_use : 9999;
+}
+
+/* ------------------------------------------------------------------- tests */
+
+/* A queued request is granted by a release in another process: the event
+ * descriptor becomes readable, fairsem_events returns the request and
+ * fairsem_request_result hands over the slot. */
+Test(events, grant_from_other_process_wakes_event_fd)
+{
+    test_name(g_seg, sizeof g_seg, "ev-grant");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    struct worker w;
+    int num;
+    cr_assert(spawn_ctl(&w, g_seg, "other", "w"));
+    send_cmd(&w, 'a');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "loop", 1, &t), 0);
+    int efd = fairsem_event_fd(sem);
+    cr_assert_geq(efd, 0);
+    int marker;
+    fairsem_request_t *req;
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_request_start(t, &marker, &req), 0);
+    cr_assert_eq(fairsem_request_user(req), &marker);
+    cr_assert_eq(fairsem_request_result(req, &s), -EAGAIN);
+    cr_assert(wait_waiters(sem, 1, 1000));
+    cr_assert_not(readable(efd, 30), "readable before any grant");
+    fairsem_request_t *done[4];
+    cr_assert_eq(fairsem_events(sem, done, 4), 0u);
+
+    uint64_t t0 = test_now_ns();
+    send_cmd(&w, 'r');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'R');
+    cr_assert(readable(efd, 2000), "the grant never made the descriptor readable");
+    cr_log_info("event fd readable %.2f ms after the other process's release",
+                (double)(test_now_ns() - t0) / 1e6);
+    cr_assert_eq(fairsem_events(sem, done, 4), 1u);
+    cr_assert_eq(done[0], req);
+    cr_assert_eq(fairsem_request_user(done[0]), &marker);
+    cr_assert_not(readable(efd, 0), "still readable with nothing to collect");
+    cr_assert_eq(fairsem_request_result(req, &s), 0);
+    cr_assert_eq(fairsem_slot_index(s), 0u);
+    cr_assert_eq(fairsem_request_result(req, &s), -EALREADY);
+    cr_assert_eq(fairsem_request_cancel(req), -EALREADY);
+    cr_assert_eq(slots_in_use(sem), 1u);
+
+    /* The other process cannot have it now; after our release it can. */
+    send_cmd(&w, 't');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'E');
+    cr_assert_eq(num, -EAGAIN);
+    cr_assert_eq(fairsem_release(t, s), 0);
+    fairsem_request_free(req);
+    send_cmd(&w, 't');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+
+    kill_all();
+    worker_close(&w);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+static void *cancel_thread(void *arg)
+{
+    return (void *)(intptr_t)fairsem_request_cancel(arg);
+}
+
+/* Cancelled from another thread while queued: -ECANCELED, reported on the
+ * descriptor, and no slot is lost. */
+Test(events, cancel_from_other_thread_while_queued)
+{
+    test_name(g_seg, sizeof g_seg, "ev-cancel");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    struct worker w;
+    int num;
+    cr_assert(spawn_ctl(&w, g_seg, "other", "w"));
+    send_cmd(&w, 'a');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "loop", 1, &t), 0);
+    int efd = fairsem_event_fd(sem);
+    cr_assert_geq(efd, 0);
+    fairsem_request_t *req;
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_request_start(t, NULL, &req), 0);
+    cr_assert_eq(fairsem_request_result(req, &s), -EAGAIN);
+    cr_assert(wait_waiters(sem, 1, 1000));
+
+    pthread_t th;
+    void *ret;
+    cr_assert_eq(pthread_create(&th, NULL, cancel_thread, req), 0);
+    cr_assert_eq(pthread_join(th, &ret), 0);
+    cr_assert_eq((int)(intptr_t)ret, 0);
+    cr_assert_eq(fairsem_request_result(req, &s), -ECANCELED);
+    cr_assert_eq(fairsem_request_cancel(req), 0, "a second cancel is harmless");
+    cr_assert(readable(efd, 2000), "the cancel was not reported");
+    fairsem_request_t *done[4];
+    cr_assert_eq(fairsem_events(sem, done, 4), 1u);
+    cr_assert_eq(done[0], req);
+    cr_assert(wait_waiters(sem, 0, 1000), "the cancelled request is still queued");
+
+    /* The holder's release must find nobody to give the slot to. */
+    send_cmd(&w, 'r');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'R');
+    cr_assert_eq(slots_in_use(sem), 0u, "the slot went to the cancelled request");
+    cr_assert_eq(fairsem_try_acquire(t, &s), 0);
+    cr_assert_eq(fairsem_release(t, s), 0);
+    cr_assert_eq(fairsem_request_result(req, &s), -ECANCELED);
+    fairsem_request_free(req);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+
+    kill_all();
+    worker_close(&w);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* Cancels racing grants: another process churns the one slot while this
+ * one starts and cancels requests at random moments.  Afterwards every
+ * slot is back and nothing is queued. */
+struct churn {
+    _Atomic int stop;
+    _Atomic long rounds;
+};
+
+static uint32_t xorshift(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static void spin_us(unsigned us)
+{
+    uint64_t end = test_now_ns() + us * 1000ull;
+    while (test_now_ns() < end)
+        ;
+}
+
+Test(events, cancel_racing_grants)
+{
+    test_name(g_seg, sizeof g_seg, "ev-race");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    struct churn *ch = mmap(NULL, sizeof *ch, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(ch, MAP_FAILED);
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        fairsem_tenant_t *c;
+        if (fairsem_tenant_register(sem, "churn", 1, &c) != 0)
+            _exit(10);
+        uint32_t rnd = (uint32_t)getpid();
+        while (!atomic_load(&ch->stop)) {
+            fairsem_slot_t s;
+            if (fairsem_acquire_timeout(c, 5000000000ull, &s) != 0)
+                _exit(11);
+            spin_us(xorshift(&rnd) % 50);
+            if (fairsem_release(c, s) != 0)
+                _exit(12);
+            atomic_fetch_add(&ch->rounds, 1);
+            spin_us(xorshift(&rnd) % 50);
+        }
+        fairsem_close(sem);
+        _exit(0);
+    }
+    track_pid(pid);
+
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "loop", 1, &t), 0);
+    cr_assert_geq(fairsem_event_fd(sem), 0);
+    uint32_t rnd = 12345;
+    unsigned taken = 0, cancelled = 0, at_once = 0;
+    enum { ITER = 2000 };
+    for (int i = 0; i < ITER; i++) {
+        fairsem_request_t *req;
+        fairsem_slot_t s;
+        bool have = false;
+        cr_assert_eq(fairsem_request_start(t, NULL, &req), 0, "iteration %d", i);
+        if (i % 4 == 0) { /* right after start: granted at once, or queued */
+            int rc = fairsem_request_result(req, &s);
+            cr_assert(rc == 0 || rc == -EAGAIN, "iteration %d: %s", i, fairsem_err_name(rc));
+            have = rc == 0;
+            at_once += have;
+        }
+        if (!have)
+            spin_us(xorshift(&rnd) % 60);
+        if (!have && i % 3 == 0) { /* take it if granted by now */
+            int rc = fairsem_request_result(req, &s);
+            cr_assert(rc == 0 || rc == -EAGAIN, "iteration %d: %s", i, fairsem_err_name(rc));
+            have = rc == 0;
+        }
+        int rc = fairsem_request_cancel(req);
+        if (have) {
+            cr_assert_eq(rc, -EALREADY, "iteration %d: cancel of a taken slot gave %s", i,
+                         fairsem_err_name(rc));
+            cr_assert_eq(fairsem_release(t, s), 0, "iteration %d", i);
+            taken++;
+        } else {
+            cr_assert_eq(rc, 0, "iteration %d: %s", i, fairsem_err_name(rc));
+            cr_assert_eq(fairsem_request_result(req, &s), -ECANCELED, "iteration %d", i);
+            cancelled++;
+        }
+        fairsem_request_free(req);
+        if (i % 64 == 0) {
+            fairsem_request_t *done[64];
+            while (fairsem_events(sem, done, 64) > 0)
+                ;
+        }
+    }
+    atomic_store(&ch->stop, 1);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    g_pids[0] = 0;
+    cr_assert(WIFEXITED(status));
+    cr_assert_eq(WEXITSTATUS(status), 0, "the churning process failed at step %d", WEXITSTATUS(status));
+    cr_log_info("cancel race: %u cancelled, %u taken (%u at once), %ld grants to the other process",
+                cancelled, taken, at_once, (long)atomic_load(&ch->rounds));
+    cr_assert_gt(atomic_load(&ch->rounds), 10, "no contention happened");
+
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 0u, "a slot leaked");
+    cr_assert_eq(st.waiters, 0u, "a request stayed queued");
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_try_acquire(t, &s), 0);
+    cr_assert_eq(fairsem_release(t, s), 0);
+    munmap(ch, sizeof *ch);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* A request that can be served at once is: result 0 right after start. */
+Test(events, granted_at_once)
+{
+    test_name(g_seg, sizeof g_seg, "ev-once");
+    fairsem_options_t o = {.max_slots = 2};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "loop", 1, &t), 0);
+    int efd = fairsem_event_fd(sem);
+    cr_assert_geq(efd, 0);
+
+    fairsem_request_t *r1, *r2, *r3;
+    fairsem_slot_t s1, s2, s3;
+    cr_assert_eq(fairsem_request_start(t, NULL, &r1), 0);
+    cr_assert_eq(fairsem_request_result(r1, &s1), 0, "not granted at once with slots free");
+    cr_assert_eq(fairsem_request_start(t, NULL, &r2), 0);
+    cr_assert_eq(fairsem_request_result(r2, &s2), 0);
+    cr_assert_neq(fairsem_slot_index(s1), fairsem_slot_index(s2));
+    cr_assert_eq(slots_in_use(sem), 2u);
+
+    /* The third waits, and is granted by the release of the first. */
+    cr_assert_eq(fairsem_request_start(t, NULL, &r3), 0);
+    cr_assert_eq(fairsem_request_result(r3, &s3), -EAGAIN);
+    cr_assert_eq(fairsem_release(t, s1), 0);
+    cr_assert(readable(efd, 2000));
+    fairsem_request_t *done[4];
+    size_t n = 0;
+    for (int k = 0; k < 10 && n == 0; k++)
+        n = fairsem_events(sem, done, 4);
+    cr_assert_eq(n, 1u);
+    cr_assert_eq(done[0], r3);
+    cr_assert_eq(fairsem_request_result(r3, &s3), 0);
+    cr_assert_eq(fairsem_slot_index(s3), fairsem_slot_index(s1));
+
+    cr_assert_eq(fairsem_release(t, s2), 0);
+    cr_assert_eq(fairsem_release(t, s3), 0);
+    cr_assert_eq(fairsem_release(t, s3), FAIRSEM_ESLOT);
+    fairsem_request_free(r1);
+    fairsem_request_free(r2);
+    fairsem_request_free(r3);
+    cr_assert_eq(slots_in_use(sem), 0u);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}

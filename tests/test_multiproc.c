@@ -1,0 +1,756 @@
+/*
+ * test_multiproc.c - many processes on one segment: exec'd prog_worker
+ * programs (unrelated processes) and fork children.
+ *
+ * Forked children never call cr_assert: they report through their exit
+ * status (or a pipe) and end with _exit.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#define WORKER_PATH FAIRSEM_TEST_BINDIR "/prog_worker"
+
+/* ------------------------------------------------------------ housekeeping */
+
+/* What the fini hook must undo if an assertion ends a test early. */
+static char g_seg[FAIRSEM_NAME_MAX + 1];
+static char g_ev[FAIRSEM_NAME_MAX + 1];
+static pid_t g_pids[64];
+static int g_npids;
+
+static void track_pid(pid_t pid)
+{
+    if (g_npids < (int)(sizeof g_pids / sizeof g_pids[0]))
+        g_pids[g_npids++] = pid;
+}
+
+static void kill_all(void)
+{
+    for (int i = 0; i < g_npids; i++) {
+        if (g_pids[i] > 0) {
+            kill(g_pids[i], SIGKILL);
+            waitpid(g_pids[i], NULL, 0);
+            g_pids[i] = 0;
+        }
+    }
+    g_npids = 0;
+}
+
+static void cleanup(void)
+{
+    kill_all();
+    if (g_seg[0])
+        fairsem_unlink(g_seg);
+    if (g_ev[0])
+        shm_unlink(g_ev);
+    g_seg[0] = g_ev[0] = '\0';
+}
+
+TestSuite(multiproc, .fini = cleanup, .timeout = 60);
+
+/* Wait for pid (tracked) with a deadline; returns its wait status or -1. */
+static int wait_exit(pid_t pid, unsigned timeout_ms)
+{
+    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            for (int i = 0; i < g_npids; i++)
+                if (g_pids[i] == pid)
+                    g_pids[i] = 0;
+            return status;
+        }
+        if (r < 0 || test_now_ns() > end)
+            return -1;
+        test_sleep_ms(2);
+    }
+}
+
+/* ------------------------------------------------- prog_worker ctl processes */
+
+struct worker {
+    pid_t pid;
+    int in;  /* commands to the worker */
+    int out; /* its replies (maybe shared with other workers) */
+    char tag[16];
+};
+
+/* One line from fd (without the '\n'), waiting at most timeout_ms. */
+static int read_line(int fd, char *buf, size_t cap, unsigned timeout_ms)
+{
+    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    size_t n = 0;
+    for (;;) {
+        uint64_t now = test_now_ns();
+        if (now >= end)
+            return -1;
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, (int)((end - now) / 1000000u) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        char c;
+        if (read(fd, &c, 1) != 1)
+            return -1;
+        if (c == '\n') {
+            buf[n] = '\0';
+            return (int)n;
+        }
+        if (n + 1 < cap)
+            buf[n++] = c;
+    }
+}
+
+static bool readable_within(int fd, unsigned ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, (int)ms) == 1;
+}
+
+/* Start `prog_worker ctl seg tenant tag`; shared_out >= 0 makes its stdout
+ * that pipe's write end.  Waits for its READY line. */
+static bool spawn_ctl(struct worker *w, const char *seg, const char *tenant, const char *tag,
+                      int shared_out_r, int shared_out_w)
+{
+    int in[2], out[2] = {shared_out_r, shared_out_w};
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return false;
+    if (shared_out_w < 0 && pipe2(out, O_CLOEXEC) < 0)
+        return false;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        execl(WORKER_PATH, "prog_worker", "ctl", seg, tenant, tag, (char *)NULL);
+        _exit(127);
+    }
+    track_pid(pid);
+    close(in[0]);
+    if (shared_out_w < 0)
+        close(out[1]);
+    w->pid = pid;
+    w->in = in[1];
+    w->out = out[0];
+    snprintf(w->tag, sizeof w->tag, "%s", tag);
+    char line[128], want[64];
+    snprintf(want, sizeof want, "%s READY", tag);
+    return read_line(w->out, line, sizeof line, 5000) > 0 && strncmp(line, want, strlen(want)) == 0;
+}
+
+static void send_cmd(struct worker *w, char c)
+{
+    ssize_t n = write(w->in, &c, 1);
+    (void)n;
+}
+
+/* Read the next reply of w: its kind ('A', 'R', 'E') and number, or 0. */
+static char reply_of(struct worker *w, int *num, unsigned timeout_ms)
+{
+    char line[128], tag[16], kind;
+    if (read_line(w->out, line, sizeof line, timeout_ms) < 0)
+        return 0;
+    if (sscanf(line, "%15s %c %d", tag, &kind, num) != 3 || strcmp(tag, w->tag) != 0)
+        return 0;
+    return kind;
+}
+
+/* ------------------------------------------------------------- stats helpers */
+
+static const fairsem_tenant_stats_t *find_tenant(const fairsem_tenant_stats_t *ts, size_t n,
+                                                 const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ts[i].id, id) == 0)
+            return &ts[i];
+    return NULL;
+}
+
+/* Wait until the segment shows `waiters` queued requests. */
+static bool wait_waiters(fairsem_t *sem, unsigned waiters, unsigned timeout_ms)
+{
+    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    fairsem_stats_t st;
+    while (test_now_ns() < end) {
+        if (fairsem_stats(sem, &st, NULL, 0, NULL) == 0 && st.waiters == waiters)
+            return true;
+        test_sleep_ms(1);
+    }
+    return false;
+}
+
+static unsigned held_of(fairsem_t *sem, const char *id)
+{
+    fairsem_stats_t st;
+    fairsem_tenant_stats_t ts[16];
+    size_t n = 0;
+    if (fairsem_stats(sem, &st, ts, 16, &n) < 0)
+        return 9999;
+    const fairsem_tenant_stats_t *t = find_tenant(ts, n < 16 ? n : 16, id);
+    return t ? t->held : 0;
+}
+
+/* ----------------------------------------------------------- loop evidence */
+
+/* Keep in step with tests/prog_worker.c (it checks magic and size). */
+#define PW_MAGIC 0x50574556u
+#define PW_MAX_TENANTS 8
+struct pw_evidence {
+    uint32_t magic;
+    uint32_t size;
+    _Atomic int ready;
+    _Atomic int stop;
+    _Atomic int check_share;
+    _Atomic int total;
+    _Atomic int max_total;
+    _Atomic int over_slots;
+    _Atomic int held[PW_MAX_TENANTS];
+    _Atomic int max_held[PW_MAX_TENANTS];
+    _Atomic int over_share[PW_MAX_TENANTS];
+    _Atomic long acquisitions[PW_MAX_TENANTS];
+    _Atomic int errors;
+};
+
+static struct pw_evidence *evidence_create(const char *name)
+{
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return NULL;
+    struct pw_evidence *ev = NULL;
+    if (ftruncate(fd, sizeof *ev) == 0) {
+        ev = mmap(NULL, sizeof *ev, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (ev == MAP_FAILED)
+            ev = NULL;
+    }
+    close(fd);
+    if (ev) {
+        ev->magic = PW_MAGIC;
+        ev->size = sizeof *ev;
+    }
+    return ev;
+}
+
+static pid_t spawn_loop(const char *seg, const char *tenant, const char *ev, int tidx, unsigned share,
+                        unsigned hold_us)
+{
+    char a_tidx[16], a_share[16], a_hold[16];
+    snprintf(a_tidx, sizeof a_tidx, "%d", tidx);
+    snprintf(a_share, sizeof a_share, "%u", share);
+    snprintf(a_hold, sizeof a_hold, "%u", hold_us);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(WORKER_PATH, "prog_worker", "loop", seg, tenant, ev, a_tidx, a_share, a_hold, "10000",
+              (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0)
+        track_pid(pid);
+    return pid;
+}
+
+/* ------------------------------------------------------------------- tests */
+
+/* Nine unrelated processes of three tenants hammer a work-conserving
+ * segment of 3 slots: never more than 3 holders at once. */
+Test(multiproc, holders_never_exceed_max_slots)
+{
+    test_name(g_seg, sizeof g_seg, "mp-max");
+    test_name(g_ev, sizeof g_ev, "mp-max-ev");
+    fairsem_options_t o = {.max_slots = 3, .flags = FAIRSEM_WORK_CONSERVING};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    struct pw_evidence *ev = evidence_create(g_ev);
+    cr_assert_not_null(ev);
+
+    const char *tenants[3] = {"x", "y", "z"};
+    pid_t pids[9];
+    for (int i = 0; i < 9; i++) {
+        /* share limit 3: with work conservation a tenant may take them all */
+        pids[i] = spawn_loop(g_seg, tenants[i % 3], g_ev, i % 3, 3, 300);
+        cr_assert_gt(pids[i], 0);
+    }
+    uint64_t end = test_now_ns() + 5000000000ull;
+    while (atomic_load(&ev->ready) < 9 && atomic_load(&ev->errors) == 0 && test_now_ns() < end)
+        test_sleep_ms(1);
+    cr_assert_eq(atomic_load(&ev->ready), 9, "workers did not all start");
+
+    unsigned max_in_use = 0, samples = 0;
+    end = test_now_ns() + 800000000ull;
+    while (test_now_ns() < end) {
+        fairsem_stats_t st;
+        cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+        cr_assert_leq(st.slots_in_use, 3u);
+        cr_assert_eq(st.slots_in_use + st.slots_available, 3u);
+        if (st.slots_in_use > max_in_use)
+            max_in_use = st.slots_in_use;
+        samples++;
+        test_sleep_ms(2);
+    }
+    atomic_store(&ev->stop, 1);
+    for (int i = 0; i < 9; i++) {
+        int status = wait_exit(pids[i], 10000);
+        cr_assert(status >= 0 && WIFEXITED(status), "worker %d did not end", i);
+        cr_assert_eq(WEXITSTATUS(status), 0, "worker %d exit status %d", i, WEXITSTATUS(status));
+    }
+    cr_assert_eq(atomic_load(&ev->errors), 0);
+    cr_assert_eq(atomic_load(&ev->over_slots), 0, "more holders than slots");
+    cr_assert_leq(atomic_load(&ev->max_total), 3);
+    cr_assert_geq(atomic_load(&ev->max_total), 2, "the workers never overlapped");
+    for (int t = 0; t < 3; t++)
+        cr_assert_gt(atomic_load(&ev->acquisitions[t]), 10, "tenant %d starved", t);
+    cr_log_info("max_slots test: %ld/%ld/%ld acquisitions, max concurrent %d, %u samples (max %u)",
+                (long)atomic_load(&ev->acquisitions[0]), (long)atomic_load(&ev->acquisitions[1]),
+                (long)atomic_load(&ev->acquisitions[2]), atomic_load(&ev->max_total), samples,
+                max_in_use);
+
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 0u);
+    cr_assert_eq(st.waiters, 0u);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    munmap(ev, sizeof *ev);
+    shm_unlink(g_ev);
+    g_seg[0] = g_ev[0] = '\0';
+}
+
+/* Two tenants with four processes each, always more of them waiting than
+ * holding: each tenant holds at most its share (4 / 2 = 2). */
+Test(multiproc, tenant_held_to_share_while_other_waits)
+{
+    test_name(g_seg, sizeof g_seg, "mp-share");
+    test_name(g_ev, sizeof g_ev, "mp-share-ev");
+    fairsem_options_t o = {.max_slots = 4};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    struct pw_evidence *ev = evidence_create(g_ev);
+    cr_assert_not_null(ev);
+
+    pid_t pids[8];
+    for (int i = 0; i < 8; i++) {
+        pids[i] = spawn_loop(g_seg, i % 2 ? "B" : "A", g_ev, i % 2, 2, 1000);
+        cr_assert_gt(pids[i], 0);
+    }
+    uint64_t end = test_now_ns() + 5000000000ull;
+    while (atomic_load(&ev->ready) < 8 && atomic_load(&ev->errors) == 0 && test_now_ns() < end)
+        test_sleep_ms(1);
+    cr_assert_eq(atomic_load(&ev->ready), 8, "workers did not all start");
+
+    /* Steady state: both tenants demanding; let any excess taken before the
+     * second tenant arrived drain (holds are 1 ms). */
+    fairsem_stats_t st;
+    fairsem_tenant_stats_t ts[8];
+    size_t n;
+    end = test_now_ns() + 5000000000ull;
+    do {
+        cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
+    } while (st.demanding_tenants < 2 && test_now_ns() < end);
+    cr_assert_eq(st.demanding_tenants, 2u);
+    test_sleep_ms(50);
+    atomic_store(&ev->check_share, 1);
+
+    unsigned samples = 0, checked = 0, violations = 0, max_seen[2] = {0, 0};
+    end = test_now_ns() + 1000000000ull;
+    while (test_now_ns() < end) {
+        cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
+        cr_assert_leq(st.slots_in_use, 4u);
+        samples++;
+        const fairsem_tenant_stats_t *a = find_tenant(ts, n, "A"), *b = find_tenant(ts, n, "B");
+        if (a && b && a->waiting > 0 && b->waiting > 0) {
+            checked++;
+            if (a->share != 2 || b->share != 2 || a->held > 2 || b->held > 2)
+                violations++;
+            if (a->held > max_seen[0])
+                max_seen[0] = a->held;
+            if (b->held > max_seen[1])
+                max_seen[1] = b->held;
+        }
+        test_sleep_ms(1);
+    }
+    atomic_store(&ev->stop, 1);
+    for (int i = 0; i < 8; i++) {
+        int status = wait_exit(pids[i], 10000);
+        cr_assert(status >= 0 && WIFEXITED(status), "worker %d did not end", i);
+        cr_assert_eq(WEXITSTATUS(status), 0, "worker %d exit status %d", i, WEXITSTATUS(status));
+    }
+    long acq_a = atomic_load(&ev->acquisitions[0]), acq_b = atomic_load(&ev->acquisitions[1]);
+    cr_log_info("share test: acquisitions A %ld B %ld; worker max held A %d B %d; %u/%u samples "
+                "checked, stats max held A %u B %u",
+                acq_a, acq_b, atomic_load(&ev->max_held[0]), atomic_load(&ev->max_held[1]), checked,
+                samples, max_seen[0], max_seen[1]);
+    cr_assert_eq(atomic_load(&ev->errors), 0);
+    cr_assert_eq(atomic_load(&ev->over_slots), 0);
+    cr_assert_eq(atomic_load(&ev->over_share[0]), 0, "tenant A held more than its share");
+    cr_assert_eq(atomic_load(&ev->over_share[1]), 0, "tenant B held more than its share");
+    cr_assert_leq(atomic_load(&ev->max_held[0]), 2);
+    cr_assert_leq(atomic_load(&ev->max_held[1]), 2);
+    cr_assert_gt(checked, 10u, "never saw both tenants waiting");
+    cr_assert_eq(violations, 0u, "fairsem_stats showed a tenant over its share");
+    /* Equal shares and equal holds: neither tenant gets much less. */
+    cr_assert_gt(acq_a + acq_b, 100);
+    cr_assert_gt(acq_a * 4, acq_a + acq_b, "A got %ld of %ld", acq_a, acq_a + acq_b);
+    cr_assert_gt(acq_b * 4, acq_a + acq_b, "B got %ld of %ld", acq_b, acq_a + acq_b);
+
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 0u);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    munmap(ev, sizeof *ev);
+    shm_unlink(g_ev);
+    g_seg[0] = g_ev[0] = '\0';
+}
+
+/* One slot held; waiters of t2, t3, t1 (three processes) queue in that
+ * order; they are served in that order. */
+Test(multiproc, fifo_across_processes)
+{
+    test_name(g_seg, sizeof g_seg, "mp-fifo");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *h;
+    cr_assert_eq(fairsem_tenant_register(sem, "holder", 1, &h), 0);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire(h, &s), 0);
+
+    int order[2];
+    cr_assert_eq(pipe2(order, O_CLOEXEC), 0);
+    const char *names[3] = {"t2", "t3", "t1"};
+    struct worker w[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert(spawn_ctl(&w[i], g_seg, names[i], names[i], order[0], order[1]), "spawn %s",
+                  names[i]);
+    close(order[1]);
+    for (int i = 0; i < 3; i++) {
+        send_cmd(&w[i], 'a');
+        cr_assert(wait_waiters(sem, (unsigned)i + 1, 3000), "%s did not queue", names[i]);
+        test_sleep_ms(20);
+    }
+    cr_assert_not(readable_within(order[0], 0), "a waiter was served while the slot was held");
+    cr_assert_eq(fairsem_release(h, s), 0);
+
+    char served[3][16];
+    for (int k = 0; k < 3;) {
+        char line[128], tag[16], kind;
+        int num;
+        cr_assert_geq(read_line(order[0], line, sizeof line, 3000), 0, "waiter %d never served", k);
+        cr_assert_eq(sscanf(line, "%15s %c %d", tag, &kind, &num), 3, "bad line '%s'", line);
+        if (kind == 'R')
+            continue; /* the previous holder's acknowledgement */
+        cr_assert_eq(kind, 'A', "'%s'", line);
+        cr_assert_eq(num, 0);
+        snprintf(served[k], sizeof served[k], "%s", tag);
+        for (int i = 0; i < 3; i++)
+            if (strcmp(w[i].tag, tag) == 0)
+                send_cmd(&w[i], 'r');
+        k++;
+    }
+    cr_log_info("fifo: served %s %s %s", served[0], served[1], served[2]);
+    for (int k = 0; k < 3; k++)
+        cr_assert_str_eq(served[k], names[k], "position %d: %s instead of %s", k, served[k],
+                         names[k]);
+
+    kill_all();
+    fairsem_close(sem);
+    close(order[0]);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* The seed problem, across processes: A holds all 10 slots (one process)
+ * with more A requests queued (two more processes); B arrives (another
+ * process) and gets the next slot released; A is then held to 5. */
+Test(multiproc, problem_scenario_across_processes)
+{
+    test_name(g_seg, sizeof g_seg, "mp-problem");
+    fairsem_options_t o = {.max_slots = 10};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+
+    struct worker a, a2, a3, b;
+    cr_assert(spawn_ctl(&a, g_seg, "A", "a", -1, -1));
+    cr_assert(spawn_ctl(&a2, g_seg, "A", "a2", -1, -1));
+    cr_assert(spawn_ctl(&a3, g_seg, "A", "a3", -1, -1));
+    cr_assert(spawn_ctl(&b, g_seg, "B", "b", -1, -1));
+    int num;
+    for (int i = 0; i < 10; i++) {
+        send_cmd(&a, 'a');
+        cr_assert_eq(reply_of(&a, &num, 3000), 'A', "A's acquire %d", i);
+    }
+    cr_assert_eq(held_of(sem, "A"), 10u);
+    send_cmd(&a2, 'a');
+    cr_assert(wait_waiters(sem, 1, 3000));
+    send_cmd(&a3, 'a');
+    cr_assert(wait_waiters(sem, 2, 3000));
+    send_cmd(&b, 'a');
+    cr_assert(wait_waiters(sem, 3, 3000));
+
+    fairsem_stats_t st;
+    fairsem_tenant_stats_t ts[8];
+    size_t n;
+    cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
+    const fairsem_tenant_stats_t *ta = find_tenant(ts, n, "A"), *tb = find_tenant(ts, n, "B");
+    cr_assert(ta && tb);
+    cr_assert_eq(ta->held, 10u);
+    cr_assert_eq(ta->waiting, 2u);
+    cr_assert_eq(tb->waiting, 1u);
+    cr_assert_eq(ta->share, 5u);
+    cr_assert_eq(tb->share, 5u);
+    cr_assert_eq(st.demanding_tenants, 2u);
+
+    /* The next release goes to B, though A's requests are older. */
+    send_cmd(&a, 'r');
+    cr_assert_eq(reply_of(&a, &num, 3000), 'R');
+    cr_assert_eq(reply_of(&b, &num, 3000), 'A', "B was not served by the first release");
+    cr_assert_not(readable_within(a2.out, 50), "A's waiter was served over B");
+    cr_assert_not(readable_within(a3.out, 0), "A's waiter was served over B");
+    cr_assert_eq(held_of(sem, "A"), 9u);
+    cr_assert_eq(held_of(sem, "B"), 1u);
+
+    /* A goes down to 5; its waiters are not served while it is at 5 or more. */
+    for (int i = 0; i < 4; i++) {
+        send_cmd(&a, 'r');
+        cr_assert_eq(reply_of(&a, &num, 3000), 'R');
+    }
+    cr_assert_not(readable_within(a2.out, 50), "A served above its share");
+    cr_assert_not(readable_within(a3.out, 0), "A served above its share");
+    cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
+    ta = find_tenant(ts, n, "A");
+    cr_assert(ta);
+    cr_assert_eq(ta->held, 5u);
+    cr_assert_eq(st.slots_in_use, 6u);
+    cr_assert_eq(st.waiters, 2u);
+
+    /* Below 5: the oldest A waiter gets one, and A is back at exactly 5. */
+    send_cmd(&a, 'r');
+    cr_assert_eq(reply_of(&a, &num, 3000), 'R');
+    cr_assert_eq(reply_of(&a2, &num, 3000), 'A', "A's oldest waiter not served under share");
+    cr_assert_not(readable_within(a3.out, 50), "A's second waiter served above share");
+    cr_assert_eq(held_of(sem, "A"), 5u);
+    cr_assert_eq(held_of(sem, "B"), 1u);
+
+    kill_all();
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* Exit codes of the fork children below. */
+enum { CHILD_OK = 0, CHILD_STATS = 10, CHILD_SEES, CHILD_RELEASE, CHILD_STILL, CHILD_ACQUIRE,
+       CHILD_SLOW, CHILD_REGS, CHILD_OWN_RELEASE, CHILD_AGAIN };
+
+static void child_setup(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
+
+/* A fork child holds nothing of its parent's: the parent's slot shows as
+ * in use but releasing it from the child is FAIRSEM_ESLOT, and the child's
+ * end leaves the parent's slot alone. */
+Test(multiproc, fork_child_holds_nothing)
+{
+    test_name(g_seg, sizeof g_seg, "mp-fork1");
+    fairsem_options_t o = {.max_slots = 2};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "fk", 1, &t), 0);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire(t, &s), 0);
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        child_setup();
+        fairsem_stats_t st;
+        if (fairsem_stats(sem, &st, NULL, 0, NULL) < 0)
+            _exit(CHILD_STATS);
+        if (st.slots_in_use != 1)
+            _exit(CHILD_SEES);
+        if (fairsem_release(t, s) != FAIRSEM_ESLOT)
+            _exit(CHILD_RELEASE);
+        if (fairsem_stats(sem, &st, NULL, 0, NULL) < 0 || st.slots_in_use != 1)
+            _exit(CHILD_STILL);
+        fairsem_close(sem); /* scrubs the child's record: must spare the parent's slot */
+        _exit(CHILD_OK);
+    }
+    track_pid(pid);
+    int status = wait_exit(pid, 5000);
+    cr_assert(status >= 0 && WIFEXITED(status));
+    cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child failed at step %d", WEXITSTATUS(status));
+
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.slots, 0u, "reaping took a slot");
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 1u, "the parent's slot went away with the child");
+    cr_assert_eq(fairsem_release(t, s), 0);
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 0u);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* A fork child acquires at once through the tenant handle it inherited
+ * (re-registered for it), and releases what it took. */
+Test(multiproc, fork_child_uses_inherited_tenant_at_once)
+{
+    test_name(g_seg, sizeof g_seg, "mp-fork2");
+    fairsem_options_t o = {.max_slots = 2};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "fk", 1, &t), 0);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire(t, &s), 0);
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        child_setup();
+        uint64_t t0 = test_now_ns();
+        fairsem_slot_t cs, extra;
+        if (fairsem_try_acquire(t, &cs) != 0)
+            _exit(CHILD_ACQUIRE);
+        if (test_now_ns() - t0 > 500000000u)
+            _exit(CHILD_SLOW);
+        fairsem_stats_t st;
+        fairsem_tenant_stats_t ts[4];
+        size_t n;
+        if (fairsem_stats(sem, &st, ts, 4, &n) < 0 || n != 1)
+            _exit(CHILD_STATS);
+        if (st.slots_in_use != 2 || ts[0].held != 2)
+            _exit(CHILD_SEES);
+        if (ts[0].registrations != 2)
+            _exit(CHILD_REGS);
+        if (fairsem_try_acquire(t, &extra) != -EAGAIN) /* both taken now */
+            _exit(CHILD_AGAIN);
+        if (fairsem_release(t, s) != FAIRSEM_ESLOT) /* the parent's */
+            _exit(CHILD_RELEASE);
+        if (fairsem_release(t, cs) != 0)
+            _exit(CHILD_OWN_RELEASE);
+        fairsem_close(sem);
+        _exit(CHILD_OK);
+    }
+    track_pid(pid);
+    int status = wait_exit(pid, 5000);
+    cr_assert(status >= 0 && WIFEXITED(status));
+    cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child failed at step %d", WEXITSTATUS(status));
+
+    fairsem_stats_t st;
+    fairsem_tenant_stats_t ts[4];
+    size_t n;
+    cr_assert_eq(fairsem_stats(sem, &st, ts, 4, &n), 0);
+    cr_assert_eq(st.slots_in_use, 1u);
+    cr_assert_eq(n, 1u);
+    cr_assert_eq(ts[0].registrations, 1u, "the child's registration outlived it");
+    cr_assert_eq(fairsem_release(t, s), 0);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
+/* fairsem_open_anonymous: the segment is shared with children forked after
+ * it; four of them (two through the inherited tenant handle, two through
+ * their own registrations) never hold more than max_slots together. */
+struct anon_evidence {
+    _Atomic int total, max_total, over, started;
+};
+
+Test(multiproc, anonymous_segment_shared_with_children)
+{
+    fairsem_options_t o = {.max_slots = 2};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_open_anonymous(&o, &sem), 0);
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "anon", 1, &t), 0);
+    struct anon_evidence *ev = mmap(NULL, sizeof *ev, PROT_READ | PROT_WRITE,
+                                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(ev, MAP_FAILED);
+
+    /* Parent holds one slot while the children start: they must see it. */
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire(t, &s), 0);
+    pid_t pids[4];
+    for (int i = 0; i < 4; i++) {
+        pids[i] = fork();
+        cr_assert_geq(pids[i], 0);
+        if (pids[i] == 0) {
+            child_setup();
+            fairsem_tenant_t *mine = t;
+            if (i >= 2) {
+                char id[16];
+                snprintf(id, sizeof id, "kid%d", i);
+                if (fairsem_tenant_register(sem, id, 1, &mine) != 0)
+                    _exit(CHILD_REGS);
+            }
+            fairsem_stats_t st;
+            if (fairsem_stats(sem, &st, NULL, 0, NULL) < 0)
+                _exit(CHILD_STATS);
+            if (st.slots_in_use < 1) /* the parent's slot, at least */
+                _exit(CHILD_SEES);
+            atomic_fetch_add(&ev->started, 1);
+            for (int k = 0; k < 150; k++) {
+                fairsem_slot_t cs;
+                if (fairsem_acquire_timeout(mine, 3000000000ull, &cs) != 0)
+                    _exit(CHILD_ACQUIRE);
+                int v = atomic_fetch_add(&ev->total, 1) + 1;
+                int m = atomic_load(&ev->max_total);
+                while (v > m && !atomic_compare_exchange_weak(&ev->max_total, &m, v))
+                    ;
+                if (v > 2)
+                    atomic_fetch_add(&ev->over, 1);
+                usleep(100);
+                atomic_fetch_sub(&ev->total, 1);
+                if (fairsem_release(mine, cs) != 0)
+                    _exit(CHILD_OWN_RELEASE);
+            }
+            fairsem_close(sem);
+            _exit(CHILD_OK);
+        }
+        track_pid(pids[i]);
+    }
+    /* Let them start against the parent's slot, then hand it back. */
+    uint64_t end = test_now_ns() + 3000000000ull;
+    while (atomic_load(&ev->started) < 4 && test_now_ns() < end)
+        test_sleep_ms(1);
+    atomic_fetch_add(&ev->total, 1); /* the parent counts as a holder too */
+    test_sleep_ms(20);
+    atomic_fetch_sub(&ev->total, 1);
+    cr_assert_eq(fairsem_release(t, s), 0);
+    for (int i = 0; i < 4; i++) {
+        int status = wait_exit(pids[i], 20000);
+        cr_assert(status >= 0 && WIFEXITED(status), "child %d did not end", i);
+        cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child %d failed at step %d", i,
+                     WEXITSTATUS(status));
+    }
+    cr_assert_eq(atomic_load(&ev->over), 0, "more holders than slots");
+    cr_assert_leq(atomic_load(&ev->max_total), 2);
+    cr_assert_geq(atomic_load(&ev->max_total), 1);
+
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 0u);
+    cr_assert_eq(st.waiters, 0u);
+    fairsem_slot_t a, b;
+    cr_assert_eq(fairsem_try_acquire(t, &a), 0);
+    cr_assert_eq(fairsem_try_acquire(t, &b), 0);
+    cr_assert_eq(fairsem_release(t, a), 0);
+    cr_assert_eq(fairsem_release(t, b), 0);
+    munmap(ev, sizeof *ev);
+    fairsem_close(sem);
+}

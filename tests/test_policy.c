@@ -1,0 +1,433 @@
+/*
+ * test_policy.c - the pure fairness code (src/policy.c) on hand-built
+ * snapshots: shares, demanding counts and the next admission step.
+ */
+#include <criterion/criterion.h>
+
+#include "internal.h"
+
+#include <string.h>
+
+#define NT 16
+#define NW 32
+
+/* A snapshot and the arrays it points to. */
+struct fix {
+    struct fs_snapshot s;
+    struct fs_tenant tenants[NT];
+    uint16_t held[NT];
+    uint16_t waiting[NT];
+    uint32_t touched[NT];
+    struct fs_waiter waiters[NW];
+    uint64_t next_seq;
+};
+
+static void fix_init(struct fix *f, unsigned max_slots, unsigned min_share, unsigned flags)
+{
+    memset(f, 0, sizeof *f);
+    f->s.max_slots = max_slots;
+    f->s.min_share = min_share;
+    f->s.flags = flags;
+    f->s.ntenants = NT;
+    f->s.tenants = f->tenants;
+    f->s.held = f->held;
+    f->s.waiting = f->waiting;
+    f->s.touched = f->touched;
+    f->s.waiters = f->waiters;
+    f->s.nfree = max_slots;
+    f->next_seq = 100;
+    for (unsigned t = 0; t < NT; t++)
+        atomic_store(&f->tenants[t].weight, 1);
+}
+
+static void fix_touch(struct fix *f, uint32_t t)
+{
+    if (f->held[t] == 0 && f->waiting[t] == 0)
+        f->touched[f->s.ntouched++] = t;
+}
+
+/* Tenant t holds n more slots. */
+static void fix_hold(struct fix *f, uint32_t t, unsigned n)
+{
+    cr_assert_leq(n, f->s.nfree, "fixture: not enough free slots");
+    fix_touch(f, t);
+    f->held[t] += n;
+    f->s.nfree -= n;
+    f->s.in_use += n;
+    f->s.first_free = f->s.in_use < f->s.max_slots ? f->s.in_use : 0;
+}
+
+/* Tenant t queues one request (younger than every queued one); returns its
+ * position in waiters[]. */
+static unsigned fix_wait(struct fix *f, uint32_t t)
+{
+    fix_touch(f, t);
+    f->waiting[t]++;
+    unsigned k = f->s.nwaiters++;
+    f->waiters[k] = (struct fs_waiter){f->next_seq++, 40 + k, t};
+    return k;
+}
+
+static void fix_weight(struct fix *f, uint32_t t, unsigned w) { atomic_store(&f->tenants[t].weight, w); }
+
+/* ------------------------------------------------------------------ shares */
+
+/* Seed table: 10 slots, D demanding tenants of weight 1. */
+static void check_share_row(unsigned d, unsigned expect)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    /* half hold, the others only wait: both kinds are demanding */
+    for (unsigned t = 0; t < d; t++) {
+        if (t % 2 == 0)
+            fix_hold(&f, t, 1);
+        else
+            fix_wait(&f, t);
+    }
+    cr_assert_eq(fairsem__policy_demanding(&f.s, FS_NO_TENANT), d);
+    for (unsigned t = 0; t < d; t++)
+        cr_assert_eq(fairsem__policy_share(&f.s, t, FS_NO_TENANT), expect, "D=%u tenant %u: share %u, want %u",
+                     d, t, fairsem__policy_share(&f.s, t, FS_NO_TENANT), expect);
+}
+
+Test(policy, share_table_1) { check_share_row(1, 10); }
+Test(policy, share_table_2) { check_share_row(2, 5); }
+Test(policy, share_table_3) { check_share_row(3, 3); }
+Test(policy, share_table_5) { check_share_row(5, 2); }
+Test(policy, share_table_10) { check_share_row(10, 1); }
+
+Test(policy, share_table_via_newcomer)
+{
+    /* D-1 demanding tenants plus a newcomer (extra) give the row for D. */
+    static const unsigned rows[][2] = {{1, 10}, {2, 5}, {3, 3}, {5, 2}, {10, 1}};
+    for (unsigned r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        struct fix f;
+        fix_init(&f, 10, 1, 0);
+        unsigned d = rows[r][0];
+        for (unsigned t = 0; t + 1 < d; t++)
+            fix_hold(&f, t, 1);
+        uint32_t newcomer = d - 1;
+        cr_assert_eq(fairsem__policy_demanding(&f.s, newcomer), d);
+        cr_assert_eq(fairsem__policy_share(&f.s, newcomer, newcomer), rows[r][1], "D=%u", d);
+        if (d > 1)
+            cr_assert_eq(fairsem__policy_share(&f.s, 0, newcomer), rows[r][1], "D=%u", d);
+    }
+}
+
+Test(policy, demanding_counts)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    cr_assert_eq(fairsem__policy_demanding(&f.s, FS_NO_TENANT), 0);
+    cr_assert_eq(fairsem__policy_demanding(&f.s, 3), 1);
+    fix_hold(&f, 0, 2);
+    fix_wait(&f, 1);
+    fix_wait(&f, 1);
+    cr_assert_eq(fairsem__policy_demanding(&f.s, FS_NO_TENANT), 2);
+    /* an extra that already demands is not counted twice */
+    cr_assert_eq(fairsem__policy_demanding(&f.s, 0), 2);
+    cr_assert_eq(fairsem__policy_demanding(&f.s, 1), 2);
+    cr_assert_eq(fairsem__policy_demanding(&f.s, 7), 3);
+}
+
+Test(policy, idle_tenants_not_counted)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    /* tenants 0..5 exist (weights set), only 1 and 4 demand */
+    for (unsigned t = 0; t < 6; t++)
+        fix_weight(&f, t, 1);
+    fix_hold(&f, 1, 3);
+    fix_wait(&f, 4);
+    cr_assert_eq(fairsem__policy_demanding(&f.s, FS_NO_TENANT), 2);
+    cr_assert_eq(fairsem__policy_share(&f.s, 1, FS_NO_TENANT), 5);
+    cr_assert_eq(fairsem__policy_share(&f.s, 4, FS_NO_TENANT), 5);
+    /* an idle tenant is given the share it would have if it asked now */
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 3);
+    /* a heavy idle tenant changes nobody's share */
+    fix_weight(&f, 2, 50);
+    cr_assert_eq(fairsem__policy_share(&f.s, 1, FS_NO_TENANT), 5);
+}
+
+Test(policy, min_share_raises)
+{
+    struct fix f;
+    fix_init(&f, 10, 3, 0);
+    for (unsigned t = 0; t < 5; t++)
+        fix_hold(&f, t, 1);
+    /* built-in gives 10/5 = 2, raised to 3 */
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 3);
+    cr_assert_eq(fairsem__policy_share(&f.s, 4, FS_NO_TENANT), 3);
+
+    /* min_share never lowers a larger share */
+    fix_init(&f, 10, 3, 0);
+    fix_hold(&f, 0, 1);
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 10);
+    fix_hold(&f, 1, 1);
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 5);
+
+    /* 10 tenants on 10 slots with min_share 2: everyone is promised 2 */
+    fix_init(&f, 10, 2, 0);
+    for (unsigned t = 0; t < 10; t++)
+        fix_wait(&f, t);
+    cr_assert_eq(fairsem__policy_share(&f.s, 9, FS_NO_TENANT), 2);
+}
+
+struct rule_call {
+    unsigned calls, last_max, last_d;
+};
+
+static unsigned plus_one(unsigned max_slots, unsigned demanding, void *arg)
+{
+    struct rule_call *rc = arg;
+    if (rc) {
+        rc->calls++;
+        rc->last_max = max_slots;
+        rc->last_d = demanding;
+    }
+    return max_slots / demanding + 1;
+}
+
+static unsigned zero_rule(unsigned max_slots, unsigned demanding, void *arg)
+{
+    (void)max_slots, (void)demanding, (void)arg;
+    return 0;
+}
+
+Test(policy, custom_rule)
+{
+    struct fix f;
+    struct rule_call rc = {0};
+    fix_init(&f, 10, 1, 0);
+    f.s.share_fn = plus_one;
+    f.s.share_arg = &rc;
+    fix_hold(&f, 0, 1);
+    fix_wait(&f, 1);
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 6);
+    cr_assert_eq(rc.last_max, 10);
+    cr_assert_eq(rc.last_d, 2);
+    cr_assert_eq(fairsem__policy_share(&f.s, 1, FS_NO_TENANT), 6);
+    cr_assert_geq(rc.calls, 2);
+    /* with a newcomer: 10/3 + 1 = 4 */
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, 5), 4);
+    cr_assert_eq(rc.last_d, 3);
+    /* weights do not matter to a custom rule */
+    fix_weight(&f, 0, 9);
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 6);
+    cr_assert_eq(fairsem__policy_share(&f.s, 1, FS_NO_TENANT), 6);
+}
+
+Test(policy, custom_rule_raised_to_min_share)
+{
+    struct fix f;
+    fix_init(&f, 10, 2, 0);
+    f.s.share_fn = zero_rule;
+    fix_hold(&f, 0, 1);
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 2);
+}
+
+Test(policy, weights)
+{
+    struct fix f;
+    fix_init(&f, 9, 1, 0);
+    fix_weight(&f, 0, 2);
+    fix_weight(&f, 1, 1);
+    fix_hold(&f, 0, 1);
+    fix_hold(&f, 1, 1);
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 6);
+    cr_assert_eq(fairsem__policy_share(&f.s, 1, FS_NO_TENANT), 3);
+    /* a newcomer of weight 3 joins: total 6 -> 3, 1, 4 (floor 9*w/6) */
+    fix_weight(&f, 2, 3);
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, 2), 3);
+    cr_assert_eq(fairsem__policy_share(&f.s, 1, 2), 1);
+    cr_assert_eq(fairsem__policy_share(&f.s, 2, 2), 4);
+}
+
+Test(policy, weight_zero_counts_as_one)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    fix_weight(&f, 0, 0);
+    fix_weight(&f, 1, 1);
+    fix_hold(&f, 0, 1);
+    fix_hold(&f, 1, 1);
+    cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 5);
+    cr_assert_eq(fairsem__policy_share(&f.s, 1, FS_NO_TENANT), 5);
+}
+
+/* ----------------------------------------------------------- next step */
+
+Test(policy, nothing_to_do)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
+    cr_assert_eq(a.kind, FS_ACT_NONE);
+    /* a lone newcomer on an empty pool takes a slot */
+    a = fairsem__policy_next(&f.s, 0);
+    cr_assert_eq(a.kind, FS_ACT_TAKE);
+}
+
+Test(policy, no_free_slot_means_none)
+{
+    struct fix f;
+    fix_init(&f, 2, 1, FAIRSEM_WORK_CONSERVING);
+    fix_hold(&f, 0, 2);
+    fix_wait(&f, 1); /* under share, but nothing is free */
+    cr_assert_eq(fairsem__policy_next(&f.s, FS_NO_TENANT).kind, FS_ACT_NONE);
+    cr_assert_eq(fairsem__policy_next(&f.s, 2).kind, FS_ACT_NONE);
+}
+
+Test(policy, fifo_oldest_under_share)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    fix_hold(&f, 0, 2);
+    unsigned w1 = fix_wait(&f, 1);
+    unsigned w2 = fix_wait(&f, 2);
+    unsigned w3 = fix_wait(&f, 1);
+    (void)w2, (void)w3;
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    cr_assert_eq(a.waiter, &f.waiters[w1], "granted waiter %ld, want the oldest %u",
+                 a.waiter ? (long)(a.waiter - f.waiters) : -1L, w1);
+    cr_assert_eq(a.waiter->tenant, 1);
+    cr_assert_eq(a.waiter->seq, f.waiters[0].seq);
+}
+
+Test(policy, at_share_waiter_is_skipped)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    /* 0 holds 5 = its share (D=2) and queues again; 1 queues after it */
+    fix_hold(&f, 0, 5);
+    unsigned w0 = fix_wait(&f, 0);
+    unsigned w1 = fix_wait(&f, 1);
+    unsigned w0b = fix_wait(&f, 0);
+    (void)w0, (void)w0b;
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    cr_assert_eq(a.waiter, &f.waiters[w1], "granted waiter %ld, want %u",
+                 a.waiter ? (long)(a.waiter - f.waiters) : -1L, w1);
+}
+
+Test(policy, at_share_waiter_does_not_block)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    /* only at-share waiters: no grant, the slot stays free */
+    fix_hold(&f, 0, 5);
+    fix_hold(&f, 1, 4);
+    fix_wait(&f, 0);
+    cr_assert_eq(fairsem__policy_next(&f.s, FS_NO_TENANT).kind, FS_ACT_NONE);
+    /* tenant 1 (under share) as a newcomer may take it */
+    cr_assert_eq(fairsem__policy_next(&f.s, 1).kind, FS_ACT_TAKE);
+    /* tenant 0 (at share) as a newcomer may not */
+    cr_assert_eq(fairsem__policy_next(&f.s, 0).kind, FS_ACT_NONE);
+}
+
+Test(policy, newcomer_does_not_barge)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    /* 0 holds 2 and waits: under its share (10/2 = 5) with the newcomer too */
+    fix_hold(&f, 0, 2);
+    unsigned w = fix_wait(&f, 0);
+    /* newcomer 5 is under share too, but the older request comes first */
+    struct fs_action a = fairsem__policy_next(&f.s, 5);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    cr_assert_eq(a.waiter, &f.waiters[w]);
+    /* same with a newcomer of a tenant that already waits */
+    a = fairsem__policy_next(&f.s, 0);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+}
+
+Test(policy, newcomer_allowed_past_at_share_waiters)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    fix_hold(&f, 0, 5);
+    fix_hold(&f, 1, 4);
+    fix_wait(&f, 0);
+    fix_wait(&f, 0);
+    /* newcomer 2: shares become 3; 0 (5 held) is over, 2 (0 held) under */
+    struct fs_action a = fairsem__policy_next(&f.s, 2);
+    cr_assert_eq(a.kind, FS_ACT_TAKE);
+    cr_assert_null(a.waiter);
+}
+
+Test(policy, newcomer_counts_in_waiters_shares)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    /* without a newcomer 0's waiter is under share (4 < 5) */
+    fix_hold(&f, 0, 4);
+    fix_hold(&f, 1, 5);
+    unsigned w = fix_wait(&f, 0);
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    cr_assert_eq(a.waiter, &f.waiters[w]);
+    /* with newcomer 2 asking, shares drop to 3: 0 is over, 2 is under */
+    a = fairsem__policy_next(&f.s, 2);
+    cr_assert_eq(a.kind, FS_ACT_TAKE);
+}
+
+Test(policy, newcomer_at_share_refused)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    fix_hold(&f, 0, 5);
+    fix_hold(&f, 1, 3);
+    cr_assert_eq(fairsem__policy_next(&f.s, 0).kind, FS_ACT_NONE);
+    cr_assert_eq(fairsem__policy_next(&f.s, 1).kind, FS_ACT_TAKE);
+}
+
+Test(policy, work_conserving_off)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, 0);
+    fix_hold(&f, 0, 5);
+    fix_hold(&f, 1, 3);
+    fix_wait(&f, 0);
+    cr_assert_eq(fairsem__policy_next(&f.s, FS_NO_TENANT).kind, FS_ACT_NONE);
+    cr_assert_eq(fairsem__policy_next(&f.s, 0).kind, FS_ACT_NONE);
+}
+
+Test(policy, work_conserving_lends_to_oldest_waiter)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, FAIRSEM_WORK_CONSERVING);
+    fix_hold(&f, 0, 5);
+    fix_hold(&f, 1, 5 - 2); /* 1 holds 3, does not wait */
+    unsigned w0 = fix_wait(&f, 0);
+    fix_wait(&f, 0);
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    cr_assert_eq(a.waiter, &f.waiters[w0]);
+    /* a newcomer under share still goes before a loan */
+    cr_assert_eq(fairsem__policy_next(&f.s, 1).kind, FS_ACT_TAKE);
+}
+
+Test(policy, work_conserving_prefers_under_share)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, FAIRSEM_WORK_CONSERVING);
+    fix_hold(&f, 0, 6);
+    fix_hold(&f, 1, 2);
+    fix_wait(&f, 0);             /* older, over share */
+    unsigned w1 = fix_wait(&f, 1); /* younger, under share */
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    cr_assert_eq(a.waiter, &f.waiters[w1]);
+}
+
+Test(policy, work_conserving_lends_to_newcomer)
+{
+    struct fix f;
+    fix_init(&f, 10, 1, FAIRSEM_WORK_CONSERVING);
+    fix_hold(&f, 0, 5);
+    fix_hold(&f, 1, 3);
+    /* 0 at share, nobody waits: with WC the newcomer 0 may borrow */
+    cr_assert_eq(fairsem__policy_next(&f.s, 0).kind, FS_ACT_TAKE);
+    cr_assert_eq(fairsem__policy_next(&f.s, FS_NO_TENANT).kind, FS_ACT_NONE);
+}

@@ -1,0 +1,395 @@
+/*
+ * test_torture.c - kill a process at every crash point of the library and
+ * show that nothing is lost: afterwards `check` passes, `reap` restores
+ * every slot, and a fresh process can take all of them.
+ *
+ * Linked against the copy of the library built with crash points
+ * (FAIRSEM_CRASHPOINTS): fairsem__crash_arm(n, sig, fd) makes the n-th
+ * point a process passes raise `sig`.  For each scenario, a first run
+ * traces how many points the scenario passes; then the scenario is re-run
+ * once for every point, killed exactly there.
+ *
+ * Scenarios: idle (register, acquire, release, try, timeout, event-loop
+ * request, unregister, detach), waiters queued (the pool is full; the
+ * victim times out, cancels, then waits and is granted), and mid-reclaim
+ * (the victim reaps a dead process's slots, queue entry and registration).
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "common.h"
+#include "internal.h"
+
+#define SLOTS 3
+
+struct world {
+    char name[96];
+    fairsem_t *sem;         /* the test's own handle */
+    fairsem_tenant_t *owner;
+    fairsem_slot_t held[SLOTS];
+    unsigned nheld;
+    pthread_t releaser;
+    bool releasing;
+};
+
+/* ------------------------------------------------------------ scenarios */
+
+static int open_as(const char *name, const char *tenant, fairsem_t **sem, fairsem_tenant_t **t)
+{
+    int rc = fairsem_open(name, NULL, sem);
+    return rc < 0 ? rc : fairsem_tenant_register(*sem, tenant, 0, t);
+}
+
+/* Victim body for the idle pool.  Returns 0 when every call behaved. */
+static int victim_idle(const char *name)
+{
+    fairsem_t *sem;
+    fairsem_tenant_t *t;
+    fairsem_slot_t a, b;
+    fairsem_request_t *req;
+    if (open_as(name, "victim", &sem, &t) < 0)
+        return 1;
+    if (fairsem_acquire(t, &a) || fairsem_try_acquire(t, &b) || fairsem_release(t, a))
+        return 2;
+    if (fairsem_acquire_timeout(t, 1000000, &a) || fairsem_release(t, a) || fairsem_release(t, b))
+        return 3;
+    if (fairsem_request_start(t, NULL, &req) || fairsem_request_result(req, &a) || fairsem_release(t, a))
+        return 4;
+    fairsem_request_free(req);
+    if (fairsem_tenant_unregister(t, 0))
+        return 5;
+    fairsem_close(sem);
+    return 0;
+}
+
+/* Victim body while the test holds every slot and releases one after
+ * 30 ms (the releaser thread of the test process). */
+static int victim_waiting(const char *name)
+{
+    fairsem_t *sem;
+    fairsem_tenant_t *t;
+    fairsem_slot_t s;
+    fairsem_request_t *req;
+    if (open_as(name, "victim", &sem, &t) < 0)
+        return 1;
+    if (fairsem_try_acquire(t, &s) != -EAGAIN)
+        return 2;
+    if (fairsem_acquire_timeout(t, 2000000, &s) != -ETIMEDOUT)
+        return 3;
+    if (fairsem_request_start(t, NULL, &req) || fairsem_request_cancel(req))
+        return 4;
+    fairsem_request_free(req);
+    if (fairsem_acquire(t, &s) || fairsem_release(t, s))
+        return 5;
+    fairsem_close(sem);
+    return 0;
+}
+
+/* Victim body: reclaim what a dead process left. */
+static int victim_reaping(const char *name)
+{
+    fairsem_t *sem;
+    if (fairsem_open(name, NULL, &sem) < 0)
+        return 1;
+    fairsem_reap_report_t r;
+    if (fairsem_reap(sem, &r) || r.procs != 1)
+        return 2;
+    fairsem_close(sem);
+    return 0;
+}
+
+enum scenario { IDLE, WAITING, REAPING };
+
+struct world;
+static void take_one(struct world *w);
+
+/* A process that takes two slots and, once the test has taken the third,
+ * queues for one more and dies. */
+static void leave_a_corpse(struct world *w, const char *name)
+{
+    int go[2], ready[2];
+    cr_assert_eq(pipe(go), 0);
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fairsem_t *sem;
+        fairsem_tenant_t *t;
+        fairsem_slot_t s;
+        fairsem_request_t *req;
+        char c = 0;
+        if (open_as(name, "corpse", &sem, &t) == 0 && fairsem_acquire(t, &s) == 0 &&
+            fairsem_acquire(t, &s) == 0 && write(ready[1], &c, 1) == 1 && read(go[0], &c, 1) == 1 &&
+            fairsem_request_start(t, NULL, &req) == 0 && fairsem_request_result(req, &s) == -EAGAIN)
+            raise(SIGKILL);
+        _exit(1);
+    }
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the corpse did not get its slots");
+    take_one(w);
+    cr_assert_eq(write(go[1], &c, 1), 1);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status), "the corpse did not queue");
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+}
+
+static void take_one(struct world *w)
+{
+    cr_assert_eq(fairsem_acquire(w->owner, &w->held[w->nheld]), 0);
+    w->nheld++;
+}
+
+static void *release_later(void *arg)
+{
+    struct world *w = arg;
+    test_sleep_ms(30);
+    fairsem_release(w->owner, w->held[--w->nheld]);
+    return NULL;
+}
+
+static void world_setup(struct world *w, enum scenario sc)
+{
+    memset(w, 0, sizeof *w);
+    test_name(w->name, sizeof w->name, "torture");
+    fairsem_options_t o = {.max_slots = SLOTS};
+    cr_assert_eq(fairsem_create(w->name, &o, &w->sem), 0);
+    cr_assert_eq(fairsem_tenant_register(w->sem, "owner", 0, &w->owner), 0);
+    if (sc == WAITING) {
+        for (; w->nheld < SLOTS; w->nheld++)
+            cr_assert_eq(fairsem_acquire(w->owner, &w->held[w->nheld]), 0);
+        w->releasing = true;
+        pthread_create(&w->releaser, NULL, release_later, w);
+    } else if (sc == REAPING) {
+        leave_a_corpse(w, w->name);
+    }
+}
+
+/* After the victim: reap, check, give back, and let a fresh process take
+ * every slot. */
+static void world_verify(struct world *w, const char *where)
+{
+    if (w->releasing)
+        pthread_join(w->releaser, NULL);
+    while (w->nheld)
+        cr_assert_eq(fairsem_release(w->owner, w->held[--w->nheld]), 0, "%s", where);
+    cr_assert_eq(fairsem_reap(w->sem, NULL), 0);
+    int bad = fairsem_check(w->sem, NULL, NULL);
+    cr_assert_eq(bad, 0, "check found violations %#x after a kill at %s", bad, where);
+    fairsem_stats_t st;
+    fairsem_stats(w->sem, &st, NULL, 0, NULL);
+    cr_assert_eq(st.slots_available, SLOTS, "%u of %u slots free after a kill at %s", st.slots_available,
+                 SLOTS, where);
+    cr_assert_eq(st.waiters, 0, "%u waiters left after a kill at %s", st.waiters, where);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fairsem_t *sem;
+        fairsem_tenant_t *t;
+        fairsem_slot_t s;
+        unsigned got = 0;
+        if (open_as(w->name, "fresh", &sem, &t) == 0)
+            while (got < SLOTS && fairsem_try_acquire(t, &s) == 0)
+                got++;
+        _exit(got == SLOTS ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a fresh process could not take all %d slots "
+              "after a kill at %s", SLOTS, where);
+    fairsem_close(w->sem);
+    fairsem_unlink(w->name);
+}
+
+static int run_victim(enum scenario sc, const char *name)
+{
+    switch (sc) {
+    case IDLE: return victim_idle(name);
+    case WAITING: return victim_waiting(name);
+    default: return victim_reaping(name);
+    }
+}
+
+/* Run the victim armed at point n (0: never); returns its wait status. */
+static int victim(enum scenario sc, const char *name, long n, int trace_fd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        fairsem__crash_arm(n, SIGKILL, trace_fd);
+        _exit(run_victim(sc, name));
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+/* Names of the points a clean run passes, in order. */
+static unsigned trace(enum scenario sc, char names[][48], unsigned cap)
+{
+    struct world w;
+    world_setup(&w, sc);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int status = victim(sc, w.name, 0, fds[1]);
+    close(fds[1]);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "clean run failed: status %#x", status);
+    FILE *in = fdopen(fds[0], "r");
+    unsigned n = 0;
+    long k;
+    char name[48];
+    while (fscanf(in, "%ld %47s", &k, name) == 2)
+        if (n < cap)
+            snprintf(names[n++], sizeof names[0], "%s", name);
+    fclose(in);
+    world_verify(&w, "(no kill)");
+    return n;
+}
+
+static void torture(enum scenario sc, const char *const *must_pass)
+{
+    static char names[512][48];
+    unsigned n = trace(sc, names, 512);
+    for (const char *const *m = must_pass; *m; m++) {
+        bool seen = false;
+        for (unsigned k = 0; k < n && !seen; k++)
+            seen = !strcmp(names[k], *m);
+        cr_assert(seen, "the scenario never passes crash point %s", *m);
+    }
+    unsigned killed = 0;
+    for (unsigned k = 1; k <= n; k++) {
+        struct world w;
+        world_setup(&w, sc);
+        int status = victim(sc, w.name, k, -1);
+        char where[80];
+        snprintf(where, sizeof where, "point %u (%s)", k, names[k - 1]);
+        cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+                  "victim failed at %s: status %#x", where, status);
+        killed += WIFSIGNALED(status);
+        world_verify(&w, where);
+    }
+    /* Timing may move a few points between runs; nearly all must hit. */
+    cr_assert_geq(killed * 10, n * 9, "only %u of %u runs were killed", killed, n);
+    cr_log_info("killed at %u of %u crash points", killed, n);
+}
+
+Test(torture, idle_pool, .timeout = 120)
+{
+    static const char *const must[] = {"attach.live", "register.bit_set", "tenant.active", "take.claimed",
+                                       "take.committed", "release.freed", "unregister.bit_cleared",
+                                       "retire.dying", "detach.scrubbed", "detach.freed", NULL};
+    torture(IDLE, must);
+}
+
+Test(torture, waiters_queued, .timeout = 120)
+{
+    static const char *const must[] = {"enqueue.owned", "enqueue.mapped", "enqueue.published",
+                                       "cancel.cancelled", "free.disowned", "consume.held", NULL};
+    torture(WAITING, must);
+}
+
+Test(torture, mid_reclaim, .timeout = 120)
+{
+    static const char *const must[] = {"reap.leased", "scrub.cell_closed", "scrub.slot_freed",
+                                       "scrub.unregistered", "reap.freed", NULL};
+    torture(REAPING, must);
+}
+
+/* A process stopped at any crash point never blocks the others: with the
+ * victim frozen there, another process still takes and gives back every
+ * slot the victim does not hold. */
+Test(torture, stopped_anywhere, .timeout = 120)
+{
+    static char names[512][48];
+    unsigned n = trace(IDLE, names, 512);
+    for (unsigned k = 1; k <= n; k++) {
+        struct world w;
+        world_setup(&w, IDLE);
+        pid_t pid = fork();
+        if (pid == 0) {
+            fairsem__crash_arm(k, SIGSTOP, -1);
+            _exit(victim_idle(w.name));
+        }
+        int status;
+        waitpid(pid, &status, WUNTRACED);
+        if (WIFSTOPPED(status)) {
+            /* The stopped victim holds or has claimed at most 2 of the 3
+             * slots; its tenant counts as demanding, so the owner's share is
+             * 1: the owner must still get it, again and again, without
+             * waiting for the victim. */
+            for (int round = 0; round < 5; round++) {
+                fairsem_slot_t s;
+                int rc = fairsem_acquire_timeout(w.owner, 500000000, &s);
+                cr_assert_eq(rc, 0, "no slot (%s) while a process is stopped at %s", fairsem_strerror(rc),
+                             names[k - 1]);
+                cr_assert_eq(fairsem_release(w.owner, s), 0);
+            }
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        }
+        world_verify(&w, names[k - 1]);
+    }
+}
+
+/* Eight processes race to create-or-open one name, 200 rounds; in every
+ * round one creator is killed while building.  Exactly one usable segment
+ * must result each time. */
+Test(torture, create_race, .timeout = 120)
+{
+    for (int round = 0; round < 200; round++) {
+        char name[96];
+        test_name(name, sizeof name, "race");
+        int fds[2];
+        cr_assert_eq(pipe(fds), 0);
+        pid_t pids[8];
+        for (int p = 0; p < 8; p++) {
+            pids[p] = fork();
+            if (pids[p] == 0) {
+                close(fds[0]);
+                if (p == 0)
+                    fairsem__crash_arm(1, SIGKILL, -1); /* dies at "create.built" */
+                fairsem_options_t o = {.max_slots = 4};
+                fairsem_t *sem;
+                int rc = fairsem_create(name, &o, &sem);
+                char created = rc == 0;
+                if (rc == -EEXIST)
+                    rc = fairsem_open(name, NULL, &sem);
+                for (int tries = 0; rc == -ENOENT && tries < 1000; tries++) {
+                    rc = fairsem_create(name, &o, &sem);
+                    created = rc == 0;
+                    if (rc == -EEXIST)
+                        rc = fairsem_open(name, NULL, &sem);
+                }
+                fairsem_stats_t st;
+                if (rc == 0 && fairsem_stats(sem, &st, NULL, 0, NULL) == 0 && st.max_slots == 4) {
+                    if (write(fds[1], &created, 1) != 1)
+                        _exit(3);
+                    _exit(0);
+                }
+                _exit(2);
+            }
+        }
+        close(fds[1]);
+        int ok = 0, killed = 0;
+        for (int p = 0; p < 8; p++) {
+            int status;
+            waitpid(pids[p], &status, 0);
+            ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            killed += WIFSIGNALED(status);
+        }
+        char c;
+        int creators = 0;
+        while (read(fds[0], &c, 1) == 1)
+            creators += c;
+        close(fds[0]);
+        fairsem_unlink(name);
+        cr_assert_eq(killed, 1, "round %d: the armed creator was not killed", round);
+        cr_assert_eq(ok, 7, "round %d: only %d of 7 processes got a usable segment", round, ok);
+        cr_assert_eq(creators, 1, "round %d: %d processes created the segment", round, creators);
+    }
+}
