@@ -247,7 +247,12 @@ FAIRSEM_EXTERN int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id
  */
 FAIRSEM_EXTERN int fairsem_tenant_unregister(fairsem_tenant_t *tenant, unsigned flags);
 
-/** This thread's current tenant, used when an acquire is passed NULL. */
+/**
+ * This thread's current tenant, used when an acquire is passed NULL.  A
+ * thread that made a handle current must clear it (or stop using NULL)
+ * before the handle is unregistered: unregistering frees the handle, and
+ * only the unregistering thread's current tenant is cleared for it.
+ */
 FAIRSEM_EXTERN void fairsem_tenant_set_current(fairsem_tenant_t *tenant);
 FAIRSEM_EXTERN fairsem_tenant_t *fairsem_tenant_current(void);
 
@@ -269,7 +274,9 @@ FAIRSEM_EXTERN int fairsem_acquire(fairsem_tenant_t *tenant, fairsem_slot_t *slo
 
 /**
  * Take a slot only if that is possible at once (and would not pass an older
- * request that may take it).
+ * request that may take it).  When none is free it looks for dead holders
+ * (at most once every 10 ms per handle), so a loop of tries also sees a
+ * crashed process's slots come back.
  * @return as fairsem_acquire(), or -EAGAIN when it would have to wait.
  */
 FAIRSEM_EXTERN int fairsem_try_acquire(fairsem_tenant_t *tenant, fairsem_slot_t *slot);

@@ -47,7 +47,7 @@ static void note(struct pass *ps, unsigned kind, const char *fmt, ...)
 static bool tag_live(fairsem_t *sem, uint32_t tag)
 {
     uint32_t p = fs_tag_proc(tag);
-    if (p >= sem->hdr->max_procs)
+    if (p >= sem->geo.max_procs)
         return false;
     uint64_t st = atomic_load(&sem->procs[p].state);
     return (st & 1) == FS_PROC_LIVE && fs_proc_tag(p, st >> 1) == tag && fairsem__record_alive(sem, p);
@@ -55,7 +55,7 @@ static bool tag_live(fairsem_t *sem, uint32_t tag)
 
 static bool tenant_valid(const fairsem_t *sem, uint32_t t)
 {
-    if (t >= sem->hdr->max_tenants)
+    if (t >= sem->geo.max_tenants)
         return false;
     unsigned kind = atomic_load(&sem->tenants[t].state) & 3;
     return kind == FS_TENANT_ACTIVE || kind == FS_TENANT_DYING;
@@ -63,7 +63,7 @@ static bool tenant_valid(const fairsem_t *sem, uint32_t t)
 
 static void check_slots(fairsem_t *sem, struct pass *ps)
 {
-    const struct fs_header *h = sem->hdr;
+    const struct fs_geometry *h = &sem->geo;
     for (uint32_t i = 0; i < h->max_slots; i++) {
         uint64_t w = atomic_load(&sem->slots[i]);
         switch (fs_slot_kind(w)) {
@@ -105,8 +105,8 @@ static void check_slots(fairsem_t *sem, struct pass *ps)
 
 static void check_cells(fairsem_t *sem, struct pass *ps)
 {
-    const struct fs_header *h = sem->hdr;
-    uint64_t next_seq = atomic_load(&h->ticket_seq);
+    const struct fs_geometry *h = &sem->geo;
+    uint64_t next_seq = atomic_load(&sem->hdr->ticket_seq);
     for (uint32_t c = 0; c < h->max_waiters; c++) {
         const struct fs_cell *cell = &sem->cells[c];
         uint64_t owner = atomic_load(&cell->owner);
@@ -141,10 +141,16 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
 
 static void check_tenants(fairsem_t *sem, struct pass *ps)
 {
-    const struct fs_header *h = sem->hdr;
+    const struct fs_geometry *h = &sem->geo;
     for (uint32_t t = 0; t < h->max_tenants; t++) {
         const struct fs_tenant *e = &sem->tenants[t];
         uint64_t st = atomic_load(&e->state);
+        unsigned kind = st & 3;
+        uint32_t worker = (uint32_t)(st >> 2) & 0xfff; /* inserter (INIT) or retirer (DYING) */
+        if ((kind == FS_TENANT_INIT || kind == FS_TENANT_DYING) &&
+            (worker >= h->max_procs || !fairsem__record_alive(sem, worker)))
+            note(ps, FAIRSEM_CHECK_DEAD, "tenant %u: left %s by record %u, which is dead", t,
+                 kind == FS_TENANT_INIT ? "half-inserted" : "half-retired", worker);
         if (!tenant_valid(sem, t))
             continue;
         size_t len = strnlen(e->name, sizeof e->name);

@@ -32,7 +32,7 @@ int fairsem_info(fairsem_t *sem, fairsem_info_t *info)
 /* 1 if record p's lease is held (its owner lives), else 0. */
 int fairsem__record_alive(fairsem_t *sem, uint32_t p)
 {
-    if (p >= sem->hdr->max_procs)
+    if (p >= sem->geo.max_procs)
         return 0;
     if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch) && !sem->readonly && p == sem->proc_idx)
         return 1; /* our own lease: GETLK does not see our own locks */
@@ -43,7 +43,7 @@ int fairsem__record_alive(fairsem_t *sem, uint32_t p)
 void fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1])
 {
     out[0] = '\0';
-    if (t >= sem->hdr->max_tenants)
+    if (t >= sem->geo.max_tenants)
         return;
     memcpy(out, sem->tenants[t].name, FAIRSEM_TENANT_ID_MAX);
     out[FAIRSEM_TENANT_ID_MAX] = '\0';
@@ -51,7 +51,7 @@ void fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TEN
 
 static void dump_procs(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
 {
-    for (uint32_t p = 0; p < sem->hdr->max_procs; p++) {
+    for (uint32_t p = 0; p < sem->geo.max_procs; p++) {
         const struct fs_proc *rec = &sem->procs[p];
         if ((atomic_load(&rec->state) & 1) != FS_PROC_LIVE)
             continue;
@@ -64,13 +64,13 @@ static void dump_holders(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *ar
 {
     uint64_t now = fairsem__coarse_ns();
     char name[FAIRSEM_TENANT_ID_MAX + 1];
-    for (uint32_t i = 0; i < sem->hdr->max_slots; i++) {
+    for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
         uint64_t w = atomic_load(&sem->slots[i]);
         fairsem_holder_info_t info = {.slot = i, .tenant = name};
         if (fs_slot_kind(w) == FS_SLOT_HELD) {
             info.record = fs_tag_proc(fs_slot_owner(w));
             fairsem__tenant_name(sem, fs_slot_who(w), name);
-        } else if (fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) < sem->hdr->max_waiters) {
+        } else if (fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) < sem->geo.max_waiters) {
             /* Granted to a queued request: show who it is for. */
             const struct fs_cell *cell = &sem->cells[fs_slot_who(w)];
             info.granted = 1;
@@ -79,7 +79,7 @@ static void dump_holders(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *ar
         } else {
             continue;
         }
-        info.pid = info.record < sem->hdr->max_procs ? sem->procs[info.record].pid : 0;
+        info.pid = info.record < sem->geo.max_procs ? sem->procs[info.record].pid : 0;
         info.alive = fairsem__record_alive(sem, info.record);
         uint64_t since = atomic_load(&sem->since[i]);
         info.held_ns = now > since ? now - since : 0;
@@ -96,7 +96,7 @@ static void dump_waiters(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *ar
     for (;;) {
         uint32_t best = UINT32_MAX;
         uint64_t best_seq = UINT64_MAX;
-        for (uint32_t c = 0; c < sem->hdr->max_waiters; c++) {
+        for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
             const struct fs_cell *cell = &sem->cells[c];
             uint64_t seq = atomic_load(&cell->seq);
             if (atomic_load(&cell->owner) && fs_cell_kind(atomic_load(&cell->state)) != FS_CELL_EMPTY &&
@@ -111,7 +111,7 @@ static void dump_waiters(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *ar
         const struct fs_cell *cell = &sem->cells[best];
         fairsem_waiter_info_t info = {.ticket = best_seq, .tenant = name};
         info.record = fs_tag_proc((uint32_t)atomic_load(&cell->owner));
-        info.pid = info.record < sem->hdr->max_procs ? sem->procs[info.record].pid : 0;
+        info.pid = info.record < sem->geo.max_procs ? sem->procs[info.record].pid : 0;
         info.alive = fairsem__record_alive(sem, info.record);
         info.state = (int)fs_cell_kind(atomic_load(&cell->state));
         uint64_t since = atomic_load(&cell->enqueued_ns);

@@ -5,10 +5,13 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 const char *fairsem_strerror(int err)
 {
+    if (err == INT_MIN)
+        return "unknown error";
     switch (err) {
 #define FAIRSEM_ERRNO_TEXT(name, value, text) \
     case value:                               \
@@ -24,6 +27,8 @@ const char *fairsem_strerror(int err)
 
 const char *fairsem_err_name(int err)
 {
+    if (err == INT_MIN)
+        return "UNKNOWN";
     switch (err) {
 #define FAIRSEM_ERRNO_NAME(name, value, text) \
     case value:                               \

@@ -32,12 +32,20 @@ struct fs_events {
     struct cds_wfcq_tail done_tail;
 };
 
+/* The validated settings of a segment, copied into the handle at open:
+ * bounds are never re-read from memory another process could overwrite. */
+struct fs_geometry {
+    uint32_t max_slots, min_share, max_tenants, max_waiters, max_procs, flags;
+    uint32_t map_words, reg_words;
+};
+
 struct fairsem {
     int fd;                          /* segment file, O_CLOEXEC */
     char name[FAIRSEM_NAME_MAX + 1]; /* "" for an anonymous segment */
     unsigned char *base;
     size_t size;
     struct fs_header *hdr;
+    struct fs_geometry geo;
     _Atomic uint64_t *map;
     struct fs_proc *procs;
     _Atomic uint64_t *regs;
@@ -55,6 +63,8 @@ struct fairsem {
     uint32_t proc_idx;
     uint32_t proc_tag;
     _Atomic uint32_t next_stamp;
+    _Atomic uint64_t last_probe_ns;  /* last look for dead holders by a
+                                        caller that could not wait */
     _Atomic uint32_t next_serial;
     _Atomic int32_t *local_refs;     /* [max_tenants]: this record's
                                         registrations; -1 while clearing */
@@ -80,6 +90,7 @@ enum { FS_REQ_QUEUED, FS_REQ_SETTLING, FS_REQ_GRANTED, FS_REQ_TAKEN, FS_REQ_CANC
 
 struct fairsem_request {
     fairsem_tenant_t *tenant;
+    uint64_t epoch;                  /* fork epoch it was started in */
     void *user;
     uint32_t cell;
     uint64_t seq;
@@ -87,6 +98,7 @@ struct fairsem_request {
     _Atomic int state;               /* FS_REQ_* */
     _Atomic int refs;                /* user + waker thread while async */
     fairsem_slot_t slot;             /* valid in FS_REQ_GRANTED */
+    uint64_t reserved_seen;          /* fairsem__ticket_unhide's memory */
     struct cds_wfcq_node node;
 };
 
@@ -145,6 +157,9 @@ int fairsem__tenant_busy_get(fairsem_tenant_t *tenant);
 void fairsem__tenant_busy_put(fairsem_tenant_t *tenant);
 /* Retire tenant idx if no record has it registered. */
 void fairsem__tenant_retire(fairsem_t *sem, uint32_t idx);
+/* Finish tenant-table work record p died in the middle of. */
+void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p);
+void fairsem__tenant_set_weight(fairsem_t *sem, uint32_t t, unsigned weight);
 
 /* --------------------------------------------------------------- policy.c */
 
@@ -164,6 +179,7 @@ struct fs_snapshot {
     uint32_t first_free;             /* a free slot index when nfree > 0 */
     uint16_t *held;                  /* [ntenants] slots held or reserved */
     uint16_t *waiting;               /* [ntenants] requests still waiting */
+    uint32_t *weight;                /* [ntenants] read once, for touched */
     uint32_t *touched;               /* tenants with held or waiting > 0 */
     unsigned ntouched;
     struct fs_waiter *waiters;       /* waiting requests, sorted by seq */
@@ -203,6 +219,12 @@ bool fairsem__slot_give_back(fairsem_t *sem, fairsem_slot_t slot, uint64_t word)
 /* --------------------------------------------------------------- ticket.c */
 
 int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t *seq);
+#define FS_NEW_SEQ UINT64_MAX
+/* Called by the owner of a still-waiting request on each poll: if a live
+ * granter's reservation has hidden the request from the queue since the
+ * last poll, move it to a new cell with the same seq.  *cell is updated;
+ * 0, or FAIRSEM_EWAITERS if no cell was free (the request is then gone). */
+int fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t seq, uint64_t *last_seen);
 /* Owner's cancel: 1 cancelled, 0 it was granted (slot in *granted_slot). */
 int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot);
 void fairsem__ticket_free(fairsem_t *sem, uint32_t c);

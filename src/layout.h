@@ -62,9 +62,11 @@
  *   proc.wake         anyone granting or cancelling an async request of the
  *                     record (futex word, increment + wake)
  *   registrations     the record's owner; its scrubber
- *   tenant.state      the inserter (FREE->INIT->ACTIVE); whoever retires an
- *                     unused tenant (ACTIVE->DYING->FREE); a registrant that
- *                     rescues a DYING entry (DYING->ACTIVE)
+ *   tenant.state      the inserter (FREE->INIT->ACTIVE, or ->FREE when it
+ *                     backs off); whoever retires an unused tenant
+ *                     (ACTIVE->DYING->FREE); a registrant that rescues a
+ *                     DYING entry (DYING->ACTIVE); the scrubber of a dead
+ *                     inserter or retirer (INIT->FREE, DYING->FREE/ACTIVE)
  *   tenant.weight     any registrant (last registration wins)
  *   tenant name/hash  the inserter, while the entry is INIT
  *   slot words        see "slot word" below
@@ -167,7 +169,9 @@ _Static_assert(sizeof(struct fs_proc) == FS_CACHELINE, "proc record size");
 
 enum { FS_TENANT_FREE = 0, FS_TENANT_INIT = 1, FS_TENANT_ACTIVE = 2, FS_TENANT_DYING = 3 };
 
-/* state word: hash:32 | gen:18 | proc:12 | state:2  (proc = inserter while INIT) */
+/* state word: hash:32 | gen:18 | proc:12 | state:2.  proc names the inserter
+ * while INIT and the retirer while DYING (so their scrubber can finish the
+ * job); entering DYING bumps gen, so no two DYING words are alike. */
 struct fs_tenant {
     _Atomic uint64_t state;
     _Atomic uint32_t weight;

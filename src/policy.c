@@ -31,7 +31,7 @@ unsigned fairsem__policy_demanding(const struct fs_snapshot *s, uint32_t extra)
 
 static unsigned weight_of(const struct fs_snapshot *s, uint32_t t)
 {
-    unsigned w = atomic_load(&s->tenants[t].weight);
+    unsigned w = in_touched(s, t) ? s->weight[t] : atomic_load(&s->tenants[t].weight);
     return w ? w : 1;
 }
 
@@ -54,6 +54,10 @@ unsigned fairsem__policy_share(const struct fs_snapshot *s, uint32_t t, uint32_t
             total += weight_of(s, also);
         share = (uint64_t)s->max_slots * weight_of(s, t) / total;
     }
+    /* (A weight changed between two reads of an untouched tenant's weight
+     * could push a quotient past the pool; a share never exceeds it.) */
+    if (share > s->max_slots)
+        share = s->max_slots;
     return share < s->min_share ? s->min_share : (unsigned)share;
 }
 

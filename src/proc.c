@@ -27,6 +27,7 @@ static int try_claim(fairsem_t *sem, uint32_t p)
     /* The lease is ours: nobody else can claim or scrub p now. */
     uint64_t st = atomic_load(&rec->state);
     bool was_dead = state_kind(st) == FS_PROC_LIVE;
+    sem->proc_idx = p; /* what the scrub marks as ours in flight is p's */
     if (was_dead)
         fairsem__proc_scrub(sem, p, NULL);
     uint64_t gen = state_gen(st) + 1;
@@ -44,7 +45,7 @@ static int try_claim(fairsem_t *sem, uint32_t p)
 
 int fairsem__proc_claim(fairsem_t *sem)
 {
-    uint32_t n = sem->hdr->max_procs;
+    uint32_t n = sem->geo.max_procs;
     uint32_t start = (uint32_t)getpid() % n;
     /* First pass: free records only; second: also live-looking ones, whose
      * owners may have died (the lease probe tells). */
@@ -101,6 +102,8 @@ bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_
 /* Free the slot reserved for cell c, if slot i still is. */
 static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c)
 {
+    if (i >= sem->geo.max_slots)
+        return false; /* corrupt grant: there is no such slot */
     uint64_t w = atomic_load(&sem->slots[i]);
     return fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c &&
            atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
@@ -108,7 +111,7 @@ static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c)
 
 static void scrub_cells(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
 {
-    for (uint32_t c = 0; c < sem->hdr->max_waiters; c++) {
+    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
         struct fs_cell *cell = &sem->cells[c];
         uint64_t owner = atomic_load(&cell->owner);
         if (!owner || fs_tag_proc((uint32_t)owner) != p)
@@ -131,15 +134,15 @@ static void scrub_cells(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repor
 
 static void scrub_slots(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
 {
-    for (uint32_t i = 0; i < sem->hdr->max_slots; i++) {
+    for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
         uint64_t w = atomic_load(&sem->slots[i]);
         if (fs_slot_kind(w) == FS_SLOT_FREE || fs_tag_proc(fs_slot_owner(w)) != p)
             continue;
         if (fs_slot_kind(w) == FS_SLOT_RESERVED) {
             /* p granted it; once its cell says GRANTED with this slot it
              * belongs to the cell's owner, not to p. */
-            struct fs_cell *cell = &sem->cells[fs_slot_who(w)];
-            uint64_t s = atomic_load(&cell->state);
+            uint32_t c = fs_slot_who(w);
+            uint64_t s = c < sem->geo.max_waiters ? atomic_load(&sem->cells[c].state) : 0;
             if (fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i &&
                 fs_seq_stamp(s >> 32) == fs_slot_stamp(w))
                 continue;
@@ -155,7 +158,7 @@ static void scrub_slots(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repor
 
 static void scrub_registrations(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
 {
-    uint32_t words = sem->hdr->reg_words;
+    uint32_t words = sem->geo.reg_words;
     for (uint32_t k = 0; k < words; k++) {
         uint64_t bits = atomic_exchange(&sem->regs[(size_t)p * words + k], 0);
         FS_CRASHPOINT("scrub.unregistered");
@@ -164,7 +167,8 @@ static void scrub_registrations(fairsem_t *sem, uint32_t p, fairsem_reap_report_
             bits &= bits - 1;
             if (report)
                 report->registrations++;
-            fairsem__tenant_retire(sem, t);
+            if (t < sem->geo.max_tenants)
+                fairsem__tenant_retire(sem, t);
         }
     }
 }
@@ -174,4 +178,5 @@ void fairsem__proc_scrub(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repo
     scrub_cells(sem, p, report);
     scrub_slots(sem, p, report);
     scrub_registrations(sem, p, report);
+    fairsem__tenant_scrub(sem, p);
 }

@@ -19,9 +19,9 @@ int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report)
     int rc = fairsem__attach(sem);
     if (rc < 0)
         return rc;
-    for (uint32_t p = 0; p < sem->hdr->max_procs; p++)
+    for (uint32_t p = 0; p < sem->geo.max_procs; p++)
         fairsem__proc_reap_if_dead(sem, p, report);
-    for (uint32_t t = 0; t < sem->hdr->max_tenants; t++)
+    for (uint32_t t = 0; t < sem->geo.max_tenants; t++)
         fairsem__tenant_retire(sem, t);
     fairsem__schedule(sem, NULL, NULL);
     return 0;

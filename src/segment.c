@@ -26,7 +26,11 @@
 _Atomic uint64_t fairsem__fork_epoch = 1;
 
 /* Open handles, so a fork child can drop what it inherited.  A process-local
- * mutex: taken only by open, close and fork, never by acquire or release. */
+ * mutex: taken only by open, close and fork, never by acquire or release.
+ * Openers hold it from before the file is opened until the handle is in the
+ * registry (and close from before it leaves until the file is closed), so a
+ * fork by another thread never copies a descriptor the child would not
+ * know to drop. */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static fairsem_t *registry;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -64,7 +68,7 @@ static void atfork_child(void)
             free(sem->events); /* its thread does not exist in the child */
             sem->events = NULL;
         }
-        for (unsigned t = 0; t < sem->hdr->max_tenants; t++)
+        for (unsigned t = 0; t < sem->geo.max_tenants; t++)
             atomic_store(&sem->local_refs[t], 0);
     }
     pthread_mutex_unlock(&registry_lock);
@@ -75,25 +79,33 @@ static void atfork_install(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-static void registry_add(fairsem_t *sem)
+static void registry_enter(void)
 {
     pthread_once(&atfork_once, atfork_install);
     pthread_mutex_lock(&registry_lock);
+}
+
+static int registry_leave(int rc)
+{
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
+
+/* Both under registry_lock. */
+static void registry_add(fairsem_t *sem)
+{
     sem->next_open = registry;
     registry = sem;
-    pthread_mutex_unlock(&registry_lock);
 }
 
 static void registry_remove(fairsem_t *sem)
 {
-    pthread_mutex_lock(&registry_lock);
     for (fairsem_t **p = &registry; *p; p = &(*p)->next_open) {
         if (*p == sem) {
             *p = sem->next_open;
             break;
         }
     }
-    pthread_mutex_unlock(&registry_lock);
 }
 
 static int check_name(const char *name)
@@ -155,6 +167,8 @@ static int check_options(const fairsem_options_t *o)
 static void map_regions(fairsem_t *sem)
 {
     struct fs_header *h = sem->hdr;
+    sem->geo = (struct fs_geometry){h->max_slots,   h->min_share, h->max_tenants, h->max_waiters,
+                                    h->max_procs,   h->flags,     h->map_words,   h->reg_words};
     sem->map = (_Atomic uint64_t *)(sem->base + h->off_map);
     sem->procs = (struct fs_proc *)(sem->base + h->off_procs);
     sem->regs = (_Atomic uint64_t *)(sem->base + h->off_regs);
@@ -196,7 +210,7 @@ static int handle_finish(fairsem_t *sem, const fairsem_options_t *local, fairsem
         sem->share_fn = local->share_fn;
         sem->share_arg = local->share_fn_arg;
     }
-    sem->local_refs = calloc(sem->hdr->max_tenants, sizeof *sem->local_refs);
+    sem->local_refs = calloc(sem->geo.max_tenants, sizeof *sem->local_refs);
     if (!sem->local_refs) {
         handle_free(sem);
         return -ENOMEM;
@@ -251,7 +265,7 @@ static int build(fairsem_t *sem, const fairsem_options_t *o)
     return 0;
 }
 
-int fairsem_create(const char *name, const fairsem_options_t *opts, fairsem_t **out)
+static int create_locked(const char *name, const fairsem_options_t *opts, fairsem_t **out)
 {
     int rc = check_name(name);
     if (rc < 0)
@@ -282,7 +296,7 @@ int fairsem_create(const char *name, const fairsem_options_t *opts, fairsem_t **
     return handle_finish(sem, opts, out);
 }
 
-int fairsem_open_anonymous(const fairsem_options_t *opts, fairsem_t **out)
+static int open_anonymous_locked(const fairsem_options_t *opts, fairsem_t **out)
 {
     int rc = check_options(opts);
     if (rc < 0 || !out)
@@ -340,7 +354,7 @@ static int check_rule(const struct fs_header *h, const fairsem_options_t *local)
     return 0;
 }
 
-int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **out)
+static int open_locked(const char *name, const fairsem_options_t *local, fairsem_t **out)
 {
     int rc = check_name(name);
     if (rc < 0)
@@ -389,6 +403,24 @@ int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **o
 fail:
     handle_free(sem);
     return rc;
+}
+
+int fairsem_create(const char *name, const fairsem_options_t *opts, fairsem_t **out)
+{
+    registry_enter();
+    return registry_leave(create_locked(name, opts, out));
+}
+
+int fairsem_open_anonymous(const fairsem_options_t *opts, fairsem_t **out)
+{
+    registry_enter();
+    return registry_leave(open_anonymous_locked(opts, out));
+}
+
+int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **out)
+{
+    registry_enter();
+    return registry_leave(open_locked(name, local, out));
 }
 
 int fairsem_unlink(const char *name)
@@ -440,6 +472,7 @@ void fairsem_close(fairsem_t *sem)
 {
     if (!sem)
         return;
+    registry_enter();
     registry_remove(sem);
     fairsem__events_stop(sem);
     if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch))
@@ -449,4 +482,5 @@ void fairsem_close(fairsem_t *sem)
         free(t);
     }
     handle_free(sem);
+    registry_leave(0);
 }

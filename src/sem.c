@@ -13,7 +13,7 @@
 
 static bool waiters_present(const fairsem_t *sem)
 {
-    for (uint32_t k = 0; k < sem->hdr->map_words; k++)
+    for (uint32_t k = 0; k < sem->geo.map_words; k++)
         if (atomic_load(&sem->map[k]))
             return true;
     return false;
@@ -97,7 +97,7 @@ int fairsem__claim_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot)
     struct fs_cell *cell = &sem->cells[c];
     uint64_t s = atomic_load(&cell->state);
     uint32_t i = fs_cell_slot(s);
-    if (fs_cell_kind(s) != FS_CELL_GRANTED || i >= sem->hdr->max_slots)
+    if (fs_cell_kind(s) != FS_CELL_GRANTED || i >= sem->geo.max_slots)
         return FAIRSEM_ECORRUPT;
     uint64_t w = atomic_load(&sem->slots[i]);
     if (fs_slot_kind(w) != FS_SLOT_RESERVED || fs_slot_who(w) != c || fs_slot_stamp(w) != fs_seq_stamp(s >> 32))
@@ -116,7 +116,7 @@ int fairsem__claim_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot)
 bool fairsem__slot_give_back(fairsem_t *sem, fairsem_slot_t slot, uint64_t word)
 {
     uint32_t i = fairsem_slot_index(slot);
-    if (i >= sem->hdr->max_slots || !atomic_compare_exchange_strong(&sem->slots[i], &word, 0))
+    if (i >= sem->geo.max_slots || !atomic_compare_exchange_strong(&sem->slots[i], &word, 0))
         return false;
     FS_CRASHPOINT("release.freed");
     if (waiters_present(sem))
@@ -146,10 +146,12 @@ static fairsem_tenant_t *resolve(fairsem_tenant_t *tenant)
 }
 
 /* Wait on our own cell until granted, cancelled or the deadline. */
-static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t deadline, fairsem_slot_t *slot)
+static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_t deadline,
+                     fairsem_slot_t *slot)
 {
     fairsem_t *sem = tenant->sem;
     struct fs_cell *cell = &sem->cells[c];
+    uint64_t reserved_seen = 0;
     for (;;) {
         uint64_t s = atomic_load(&cell->state);
         if (fs_cell_kind(s) == FS_CELL_GRANTED)
@@ -172,11 +174,28 @@ static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t deadline, fa
             nap = deadline - now;
         fairsem__futex_wait(fs_cell_futex(cell), (uint32_t)s, nap);
         if (atomic_load(&cell->state) == s) {
-            /* Nobody granted for a while: a holder may have died. */
+            /* Nobody granted for a while: a holder may have died, or a
+             * stopped granter may hide us. */
             fairsem__reap_referenced(sem);
             fairsem__schedule(sem, NULL, NULL);
+            int rc = fairsem__ticket_unhide(tenant, false, &c, seq, &reserved_seen);
+            if (rc < 0)
+                return rc;
+            cell = &sem->cells[c];
         }
     }
+}
+
+/* A caller that will not sleep never runs a waiter's periodic look for dead
+ * holders; do it here, at most once per poll interval per handle, so a
+ * try_acquire loop also sees a dead process's slots come back. */
+static bool probe_dead_holders(fairsem_t *sem)
+{
+    uint64_t now = fairsem__now_ns(), last = atomic_load(&sem->last_probe_ns);
+    if (now - last < FS_POLL_NS || !atomic_compare_exchange_strong(&sem->last_probe_ns, &last, now))
+        return false;
+    fairsem__reap_referenced(sem);
+    return true;
 }
 
 /* deadline: 0 = forever, UINT64_MAX = do not wait */
@@ -190,13 +209,15 @@ static int acquire(fairsem_tenant_t *tenant, uint64_t deadline, fairsem_slot_t *
         return rc;
     fairsem_t *sem = tenant->sem;
     rc = fairsem__schedule(sem, tenant, slot);
+    if (rc == -EAGAIN && deadline == UINT64_MAX && probe_dead_holders(sem))
+        rc = fairsem__schedule(sem, tenant, slot);
     if (rc == -EAGAIN && deadline != UINT64_MAX) {
         uint32_t c;
         uint64_t seq;
         rc = fairsem__ticket_enqueue(tenant, false, &c, &seq);
         if (rc == 0) {
             fairsem__schedule(sem, NULL, NULL); /* we may be next already */
-            rc = wait_cell(tenant, c, deadline, slot);
+            rc = wait_cell(tenant, c, seq, deadline, slot);
         }
     }
     if (rc < 0)

@@ -29,6 +29,7 @@ static void scratch_free(void *p)
     struct scratch *sc = p;
     free(sc->snap.held);
     free(sc->snap.waiting);
+    free(sc->snap.weight);
     free(sc->snap.touched);
     free(sc->snap.waiters);
     free(sc->reserved_cells);
@@ -37,7 +38,7 @@ static void scratch_free(void *p)
 
 static void scratch_key_init(void) { pthread_key_create(&scratch_key, scratch_free); }
 
-static struct scratch *scratch_for(const struct fs_header *h)
+static struct scratch *scratch_for(const struct fs_geometry *h)
 {
     pthread_once(&scratch_once, scratch_key_init);
     struct scratch *sc = pthread_getspecific(scratch_key);
@@ -56,10 +57,11 @@ static struct scratch *scratch_for(const struct fs_header *h)
     sc->cap_slots = h->max_slots;
     sc->snap.held = calloc(h->max_tenants, sizeof *sc->snap.held);
     sc->snap.waiting = calloc(h->max_tenants, sizeof *sc->snap.waiting);
+    sc->snap.weight = calloc(h->max_tenants, sizeof *sc->snap.weight);
     sc->snap.touched = calloc(h->max_tenants, sizeof *sc->snap.touched);
     sc->snap.waiters = calloc(h->max_waiters, sizeof *sc->snap.waiters);
     sc->reserved_cells = calloc(h->max_slots, sizeof *sc->reserved_cells);
-    if (!sc->snap.held || !sc->snap.waiting || !sc->snap.touched || !sc->snap.waiters ||
+    if (!sc->snap.held || !sc->snap.waiting || !sc->snap.weight || !sc->snap.touched || !sc->snap.waiters ||
         !sc->reserved_cells) {
         scratch_free(sc);
         return NULL;
@@ -68,10 +70,14 @@ static struct scratch *scratch_for(const struct fs_header *h)
     return sc;
 }
 
+/* First sight of t in this snapshot: list it, and read its weight once so
+ * every share computed from this snapshot uses the same weights. */
 static void touch(struct fs_snapshot *s, uint32_t t)
 {
-    if (s->held[t] == 0 && s->waiting[t] == 0)
+    if (s->held[t] == 0 && s->waiting[t] == 0) {
         s->touched[s->ntouched++] = t;
+        s->weight[t] = atomic_load(&s->tenants[t].weight);
+    }
 }
 
 static bool is_reserved(const struct scratch *sc, uint32_t c)
@@ -98,7 +104,7 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
             break;
         case FS_SLOT_RESERVED: {
             uint32_t c = fs_slot_who(w);
-            if (c >= sem->hdr->max_waiters)
+            if (c >= sem->geo.max_waiters)
                 break;
             struct fs_cell *cell = &sem->cells[c];
             uint64_t st = atomic_load(&cell->state);
@@ -124,12 +130,12 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
 static void scan_cells(fairsem_t *sem, struct scratch *sc)
 {
     struct fs_snapshot *s = &sc->snap;
-    for (uint32_t k = 0; k < sem->hdr->map_words; k++) {
+    for (uint32_t k = 0; k < sem->geo.map_words; k++) {
         uint64_t bits = atomic_load(&sem->map[k]);
         while (bits) {
             uint32_t c = k * 64 + (uint32_t)__builtin_ctzll(bits);
             bits &= bits - 1;
-            if (c >= sem->hdr->max_waiters)
+            if (c >= sem->geo.max_waiters)
                 break;
             struct fs_cell *cell = &sem->cells[c];
             uint64_t st = atomic_load(&cell->state);
@@ -137,8 +143,8 @@ static void scan_cells(fairsem_t *sem, struct scratch *sc)
                 continue;
             uint32_t t = atomic_load(&cell->tenant);
             uint64_t seq = atomic_load(&cell->seq);
-            if (t >= s->ntenants || (seq & 0xffffffffu) != st >> 32)
-                continue; /* recycled while we read it */
+            if (t >= s->ntenants || (seq & 0xffffffffu) != st >> 32 || fs_cell_slot(st) != 0)
+                continue; /* recycled while we read it (or malformed) */
             struct fs_waiter wt = {seq, c, t};
             unsigned j = s->nwaiters++;
             for (; j > 0 && s->waiters[j - 1].seq > wt.seq; j--) /* keep FIFO order */
@@ -152,7 +158,7 @@ static void scan_cells(fairsem_t *sem, struct scratch *sc)
 
 struct fs_snapshot *fairsem__snapshot(fairsem_t *sem)
 {
-    const struct fs_header *h = sem->hdr;
+    const struct fs_geometry *h = &sem->geo;
     struct scratch *sc = scratch_for(h);
     if (!sc)
         return NULL;

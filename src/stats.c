@@ -15,8 +15,8 @@ static bool tenant_live(const struct fs_tenant *e)
 static unsigned registrations_of(const fairsem_t *sem, uint32_t t)
 {
     unsigned n = 0;
-    for (uint32_t p = 0; p < sem->hdr->max_procs; p++)
-        n += (atomic_load(&sem->regs[(size_t)p * sem->hdr->reg_words + t / 64]) >> (t % 64)) & 1;
+    for (uint32_t p = 0; p < sem->geo.max_procs; p++)
+        n += (atomic_load(&sem->regs[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
     return n;
 }
 
@@ -36,7 +36,7 @@ int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t
     stats->slots_in_use = s->in_use;
     stats->slots_available = s->max_slots - s->in_use;
     stats->waiters = s->nwaiters;
-    for (uint32_t p = 0; p < sem->hdr->max_procs; p++)
+    for (uint32_t p = 0; p < sem->geo.max_procs; p++)
         stats->attached_procs += (atomic_load(&sem->procs[p].state) & 1) == FS_PROC_LIVE;
     size_t n = 0;
     for (uint32_t t = 0; t < s->ntenants; t++) {

@@ -40,12 +40,12 @@ static void pause_briefly(void)
 
 static _Atomic uint64_t *reg_word(const fairsem_t *sem, uint32_t p, uint32_t t)
 {
-    return &sem->regs[(size_t)p * sem->hdr->reg_words + t / 64];
+    return &sem->regs[(size_t)p * sem->geo.reg_words + t / 64];
 }
 
 static bool anyone_registered(const fairsem_t *sem, uint32_t t)
 {
-    for (uint32_t p = 0; p < sem->hdr->max_procs; p++)
+    for (uint32_t p = 0; p < sem->geo.max_procs; p++)
         if (atomic_load(reg_word(sem, p, t)) & (1ull << (t % 64)))
             return true;
     return false;
@@ -56,35 +56,52 @@ bool fairsem__tenant_registered(const fairsem_t *sem, uint32_t idx)
     return anyone_registered(sem, idx);
 }
 
+/* ACTIVE -> DYING -> FREE when no record registers t.  Entering DYING
+ * bumps the generation and names the retirer, so every DYING word is
+ * unique: a stale retirer's CAS can never land on an entry that a
+ * registrant rescued (DYING -> ACTIVE) in between. */
 void fairsem__tenant_retire(fairsem_t *sem, uint32_t t)
 {
     struct fs_tenant *e = &sem->tenants[t];
     uint64_t st = atomic_load(&e->state);
     if (tkind(st) != FS_TENANT_ACTIVE || anyone_registered(sem, t))
         return;
-    uint64_t dying = tstate(FS_TENANT_DYING, 0, tgen(st), thash(st));
+    uint64_t dying = tstate(FS_TENANT_DYING, sem->proc_idx, tgen(st) + 1, thash(st));
     if (!atomic_compare_exchange_strong(&e->state, &st, dying))
         return;
     FS_CRASHPOINT("retire.dying");
-    if (anyone_registered(sem, t)) {
-        atomic_compare_exchange_strong(&e->state, &dying, st);
-        return;
-    }
-    /* A registrant that set its bit after our scan rescues the entry and
-     * makes this CAS fail. */
-    atomic_compare_exchange_strong(&e->state, &dying, tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0));
+    uint64_t back = anyone_registered(sem, t) ? tstate(FS_TENANT_ACTIVE, 0, tgen(dying), thash(st))
+                                              : tstate(FS_TENANT_FREE, 0, tgen(dying) + 1, 0);
+    /* A registrant that set its bit after our scan has rescued the entry
+     * and makes this CAS fail. */
+    atomic_compare_exchange_strong(&e->state, &dying, back);
     FS_CRASHPOINT("retire.done");
 }
 
-/* Wait out an INIT entry; reclaim it if its inserter died. */
+/* Finish what dead record p left half-done in the tenant table: entries it
+ * was inserting go back to FREE, entries it was retiring are retired (or
+ * revived if registered).  Caller owns p's lease. */
+void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p)
+{
+    for (uint32_t t = 0; t < sem->geo.max_tenants; t++) {
+        struct fs_tenant *e = &sem->tenants[t];
+        uint64_t st = atomic_load(&e->state);
+        if (tproc(st) != p || (tkind(st) != FS_TENANT_INIT && tkind(st) != FS_TENANT_DYING))
+            continue;
+        uint64_t next = tkind(st) == FS_TENANT_DYING && anyone_registered(sem, t)
+                            ? tstate(FS_TENANT_ACTIVE, 0, tgen(st), thash(st))
+                            : tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0);
+        atomic_compare_exchange_strong(&e->state, &st, next);
+    }
+}
+
+/* Wait while entry i stays the INIT word `st`; if its inserter died, its
+ * scrub (which this may run) frees the entry. */
 static void wait_init(fairsem_t *sem, uint32_t i, uint64_t st)
 {
     for (int spins = 0; atomic_load(&sem->tenants[i].state) == st; spins++) {
-        if (spins % 64 == 63 && tproc(st) != sem->proc_idx)
+        if (spins % 64 == 63 && tproc(st) != sem->proc_idx && tproc(st) < sem->geo.max_procs)
             fairsem__proc_reap_if_dead(sem, tproc(st), NULL);
-        if (spins > 64 * 50 && atomic_compare_exchange_strong(&sem->tenants[i].state, &st,
-                                                            tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0)))
-            return; /* its inserter is gone: stale INIT */
         pause_briefly();
     }
 }
@@ -94,22 +111,26 @@ static bool same_name(const struct fs_tenant *e, const char *id, size_t len)
     return memcmp(e->name, id, len) == 0 && e->name[len] == '\0';
 }
 
-/* Another entry than `mine` with this hash, INIT or live? */
-static bool duplicate_exists(fairsem_t *sem, uint32_t mine, uint32_t hash)
+/* Could entry j (not `mine`) be the same tenant as id?  A live entry is
+ * compared by name; an entry still being inserted only by hash, so two
+ * inserters of one id (or of two ids with one hash) both back off and
+ * retry after a random pause until one of them gets through alone. */
+static bool duplicate_exists(fairsem_t *sem, uint32_t mine, uint32_t hash, const char *id, size_t len)
 {
-    for (uint32_t i = 0; i < sem->hdr->max_tenants; i++) {
-        uint64_t st = atomic_load(&sem->tenants[i].state);
-        if (i != mine && tkind(st) != FS_TENANT_FREE && thash(st) == hash)
+    for (uint32_t j = 0; j < sem->geo.max_tenants; j++) {
+        uint64_t st = atomic_load(&sem->tenants[j].state);
+        if (j == mine || tkind(st) == FS_TENANT_FREE || thash(st) != hash)
+            continue;
+        if (tkind(st) == FS_TENANT_INIT || same_name(&sem->tenants[j], id, len))
             return true;
     }
     return false;
 }
 
-/* Find id, or insert it.  Returns its index and the state seen, or error. */
-static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t hash, unsigned weight,
-                            uint64_t *seen)
+/* Find id, or insert it.  Returns its index, or an error. */
+static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t hash, unsigned weight)
 {
-    uint32_t n = sem->hdr->max_tenants;
+    uint32_t n = sem->geo.max_tenants;
     bool retired = false;
     for (;;) {
         int64_t first_free = -1;
@@ -129,10 +150,8 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
                 }
                 break;
             default:
-                if (thash(st) == hash && same_name(&sem->tenants[i], id, len)) {
-                    *seen = st;
+                if (thash(st) == hash && same_name(&sem->tenants[i], id, len))
                     return (int)i;
-                }
             }
         }
         if (restart)
@@ -159,15 +178,13 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         e->hash = hash;
         atomic_store(&e->weight, weight);
         FS_CRASHPOINT("tenant.named");
-        if (duplicate_exists(sem, i, hash)) {
-            atomic_store(&e->state, tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0));
+        uint64_t next = duplicate_exists(sem, i, hash, id, len) ? tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0)
+                                                                : tstate(FS_TENANT_ACTIVE, 0, tgen(st), hash);
+        if (!atomic_compare_exchange_strong(&e->state, &init, next) || tkind(next) == FS_TENANT_FREE) {
             pause_briefly();
             continue;
         }
-        uint64_t active = tstate(FS_TENANT_ACTIVE, 0, tgen(st), hash);
-        atomic_store(&e->state, active);
         FS_CRASHPOINT("tenant.active");
-        *seen = active;
         return (int)i;
     }
 }
@@ -217,28 +234,40 @@ static bool local_ref_put(fairsem_t *sem, uint32_t t)
     }
 }
 
+/* The last registration sets a tenant's weight.  Shares change with it, so
+ * it moves the version word (decisions in flight retry) and serves
+ * whoever the new shares let in. */
+void fairsem__tenant_set_weight(fairsem_t *sem, uint32_t t, unsigned weight)
+{
+    if (atomic_exchange(&sem->tenants[t].weight, weight) == weight)
+        return;
+    atomic_fetch_add(&sem->hdr->version, 1);
+    fairsem__schedule(sem, NULL, NULL);
+}
+
 /* Find or create the entry and hold a registration on it. */
 static int register_index(fairsem_t *sem, const char *id, size_t len, unsigned weight, uint32_t *out)
 {
     uint32_t hash = fs_hash(id, len);
     for (;;) {
-        uint64_t seen;
-        int idx = lookup_or_insert(sem, id, len, hash, weight, &seen);
+        int idx = lookup_or_insert(sem, id, len, hash, weight);
         if (idx < 0)
             return idx;
         struct fs_tenant *e = &sem->tenants[idx];
         local_ref_get(sem, (uint32_t)idx);
+        /* Our bit is set: from now on the entry cannot be retired, so if it
+         * is (still) this tenant, it stays this tenant. */
         uint64_t st = atomic_load(&e->state);
         for (;;) {
-            if (tgen(st) != tgen(seen) || thash(st) != hash || tkind(st) == FS_TENANT_FREE ||
-                tkind(st) == FS_TENANT_INIT)
+            bool live = tkind(st) == FS_TENANT_ACTIVE || tkind(st) == FS_TENANT_DYING;
+            if (!live || thash(st) != hash || !same_name(e, id, len))
                 break;
             if (tkind(st) == FS_TENANT_ACTIVE) {
-                atomic_store(&e->weight, weight);
+                fairsem__tenant_set_weight(sem, (uint32_t)idx, weight);
                 *out = (uint32_t)idx;
                 return 0;
             }
-            /* DYING: our bit is set; take it back from the retirer. */
+            /* DYING: take it back from the retirer. */
             atomic_compare_exchange_strong(&e->state, &st, tstate(FS_TENANT_ACTIVE, 0, tgen(st), hash));
         }
         if (local_ref_put(sem, (uint32_t)idx))
@@ -349,6 +378,15 @@ int fairsem_tenant_unregister(fairsem_tenant_t *t, unsigned flags)
 {
     if (!t || (flags & ~(FAIRSEM_FORCE | FAIRSEM_IF_IDLE)))
         return -EINVAL;
+    if (t->epoch != atomic_load(&fairsem__fork_epoch)) {
+        /* Inherited from the parent and never used here: this process
+         * holds and waits for nothing through it; the parent's requests
+         * are the parent's. */
+        if (atomic_load(&t->busy) & 1)
+            return FAIRSEM_ENOTREG;
+        fairsem__tenant_finish(t);
+        return 0;
+    }
     if (flags & FAIRSEM_IF_IDLE) {
         uint64_t idle = 0;
         if (!atomic_compare_exchange_strong(&t->busy, &idle, 1))

@@ -23,17 +23,21 @@ static void map_set(fairsem_t *sem, uint32_t c, bool on)
         atomic_fetch_and(w, ~bit);
 }
 
-int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *out_cell, uint64_t *out_seq)
+/* Queue a request in a free cell other than `avoid`, numbered `seq`
+ * (FS_NEW_SEQ: the next number, i.e. the back of the queue). */
+static int enqueue(fairsem_tenant_t *tenant, bool async, uint64_t seq, uint32_t avoid, uint32_t *out_cell,
+                   uint64_t *out_seq)
 {
     fairsem_t *sem = tenant->sem;
-    uint32_t n = sem->hdr->max_waiters;
+    uint32_t n = sem->geo.max_waiters;
     uint32_t start = (sem->proc_idx * 31u + atomic_fetch_add(&sem->next_stamp, 1)) % n;
     uint64_t me = FS_OWNER_BIT | sem->proc_tag;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t c = (start + k) % n;
         struct fs_cell *cell = &sem->cells[c];
         uint64_t none = 0;
-        if (atomic_load(&cell->owner) != 0 || !atomic_compare_exchange_strong(&cell->owner, &none, me))
+        if (c == avoid || atomic_load(&cell->owner) != 0 ||
+            !atomic_compare_exchange_strong(&cell->owner, &none, me))
             continue;
         FS_CRASHPOINT("enqueue.owned");
         map_set(sem, c, true);
@@ -43,7 +47,8 @@ int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *out_
         atomic_store(&cell->serial, tenant->serial);
         atomic_store(&cell->enqueued_ns, fairsem__now_ns());
         FS_CRASHPOINT("enqueue.filled");
-        uint64_t seq = atomic_fetch_add(&sem->hdr->ticket_seq, 1);
+        if (seq == FS_NEW_SEQ)
+            seq = atomic_fetch_add(&sem->hdr->ticket_seq, 1);
         atomic_store(&cell->seq, seq);
         FS_CRASHPOINT("enqueue.numbered");
         atomic_store(&cell->state, fs_cell_word(seq, FS_CELL_WAITING, 0));
@@ -55,6 +60,50 @@ int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *out_
         return 0;
     }
     return FAIRSEM_EWAITERS;
+}
+
+int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t *seq)
+{
+    return enqueue(tenant, async, FS_NEW_SEQ, UINT32_MAX, cell, seq);
+}
+
+/* The slot words reserved for the request (cell c, seq), folded into one
+ * value that changes whenever any of them does (0: none). */
+static uint64_t reservations_for(fairsem_t *sem, uint32_t c, uint64_t seq)
+{
+    uint64_t seen = 0;
+    for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        if (fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c && fs_slot_stamp(w) == fs_seq_stamp(seq))
+            seen ^= w * 0x9e3779b97f4a7c15ull + i;
+    }
+    return seen;
+}
+
+int fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, uint64_t seq, uint64_t *last_seen)
+{
+    fairsem_t *sem = tenant->sem;
+    uint64_t seen = reservations_for(sem, *c, seq);
+    bool stuck = seen != 0 && seen == *last_seen;
+    *last_seen = seen;
+    if (!stuck)
+        return 0;
+    /* A granter reserved a slot for us a whole poll ago and has not
+     * finished: it is stopped (a dead one would have been scrubbed).  Its
+     * reservation hides us from every other granter, so move to another
+     * cell, keeping our place in the queue (same seq).  The reservation,
+     * now pointing at a request that is gone, is the granter's to undo. */
+    uint32_t granted;
+    if (fairsem__ticket_cancel(sem, *c, &granted) == 0)
+        return 0; /* granted meanwhile after all */
+    uint32_t old = *c;
+    uint64_t same = seq;
+    int rc = enqueue(tenant, async, seq, old, c, &same);
+    fairsem__ticket_free(sem, old);
+    *last_seen = 0;
+    if (rc == 0)
+        fairsem__schedule(sem, NULL, NULL);
+    return rc;
 }
 
 int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
@@ -96,7 +145,7 @@ void fairsem__ticket_wake(fairsem_t *sem, uint32_t c)
     if (atomic_load(&cell->flags) & FS_CELL_ASYNC) {
         uint64_t owner = atomic_load(&cell->owner);
         if (owner) {
-            struct fs_proc *rec = &sem->procs[fs_tag_proc((uint32_t)owner) % sem->hdr->max_procs];
+            struct fs_proc *rec = &sem->procs[fs_tag_proc((uint32_t)owner) % sem->geo.max_procs];
             atomic_fetch_add(&rec->wake, 1);
             fairsem__futex_wake(&rec->wake, INT_MAX);
         }
@@ -107,15 +156,15 @@ unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)
 {
     uint64_t me = FS_OWNER_BIT | sem->proc_tag;
     unsigned n = 0;
-    for (uint32_t c = 0; c < sem->hdr->max_waiters; c++) {
+    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
         struct fs_cell *cell = &sem->cells[c];
+        /* State first: if the cell is recycled after this read, the CAS
+         * below fails, since every incarnation has its own seq. */
+        uint64_t s = atomic_load(&cell->state);
         if (atomic_load(&cell->owner) != me || atomic_load(&cell->serial) != serial)
             continue;
-        uint64_t s = atomic_load(&cell->state);
-        while (fs_cell_kind(s) == FS_CELL_WAITING &&
-               !atomic_compare_exchange_weak(&cell->state, &s, fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0)))
-            ;
-        if (fs_cell_kind(s) == FS_CELL_WAITING) {
+        if (fs_cell_kind(s) == FS_CELL_WAITING &&
+            atomic_compare_exchange_strong(&cell->state, &s, fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0))) {
             fairsem__ticket_wake(sem, c);
             n++;
         }

@@ -21,13 +21,13 @@
 void fairsem__reap_referenced(fairsem_t *sem)
 {
     uint64_t seen[(FAIRSEM_MAX_PROCS_LIMIT + 64) / 64] = {0};
-    uint32_t n = sem->hdr->max_procs;
-    for (uint32_t i = 0; i < sem->hdr->max_slots; i++) {
+    uint32_t n = sem->geo.max_procs;
+    for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
         uint64_t w = atomic_load(&sem->slots[i]);
         if (w)
             seen[fs_tag_proc(fs_slot_owner(w)) / 64] |= 1ull << (fs_tag_proc(fs_slot_owner(w)) % 64);
     }
-    for (uint32_t c = 0; c < sem->hdr->max_waiters; c++) {
+    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
         uint64_t o = atomic_load(&sem->cells[c].owner);
         if (o)
             seen[fs_tag_proc((uint32_t)o) / 64] |= 1ull << (fs_tag_proc((uint32_t)o) % 64);
@@ -73,6 +73,19 @@ int fairsem__request_settle(fairsem_request_t *req)
         atomic_store(&req->state, next);
         return next;
     }
+}
+
+/* The waker's share of fairsem__ticket_unhide, done while it owns the
+ * request (SETTLING) so a concurrent cancel sees a consistent cell. */
+static void unhide(fairsem_request_t *req)
+{
+    int st = FS_REQ_QUEUED;
+    if (!atomic_compare_exchange_strong(&req->state, &st, FS_REQ_SETTLING))
+        return;
+    int rc = fairsem__ticket_unhide(req->tenant, true, &req->cell, req->seq, &req->reserved_seen);
+    if (rc < 0)
+        fairsem__tenant_busy_put(req->tenant); /* no cell left: the request is gone */
+    atomic_store(&req->state, rc < 0 ? FS_REQ_CANCELLED : FS_REQ_QUEUED);
 }
 
 static void signal_efd(struct fs_events *ev)
@@ -131,6 +144,8 @@ static void *waker_main(void *arg)
         if (n && atomic_load(&rec->wake) == seen) {
             fairsem__reap_referenced(sem);
             fairsem__schedule(sem, NULL, NULL);
+            for (size_t k = 0; k < n; k++)
+                unhide(track[k]);
         }
     }
     for (size_t k = 0; k < n; k++)
@@ -215,6 +230,7 @@ int fairsem_request_start(fairsem_tenant_t *tenant, void *user, fairsem_request_
         return req ? rc : -ENOMEM;
     }
     req->tenant = tenant;
+    req->epoch = atomic_load(&fairsem__fork_epoch);
     req->user = user;
     req->async = true;
     atomic_store(&req->refs, 1);
@@ -237,10 +253,19 @@ int fairsem_request_start(fairsem_tenant_t *tenant, void *user, fairsem_request_
     return 0;
 }
 
+/* A request started before a fork belongs to the parent: in the child it
+ * reports -ECANCELED and is never touched in shared memory. */
+static bool inherited(const fairsem_request_t *req)
+{
+    return req->epoch != atomic_load(&fairsem__fork_epoch);
+}
+
 int fairsem_request_result(fairsem_request_t *req, fairsem_slot_t *slot)
 {
     if (!req || !slot)
         return -EINVAL;
+    if (inherited(req))
+        return -ECANCELED;
     int st = fairsem__request_settle(req);
     switch (st) {
     case FS_REQ_GRANTED:
@@ -261,6 +286,8 @@ int fairsem_request_cancel(fairsem_request_t *req)
 {
     if (!req)
         return -EINVAL;
+    if (inherited(req))
+        return 0;
     for (;;) {
         int st = atomic_load(&req->state);
         switch (st) {
@@ -307,6 +334,10 @@ void fairsem_request_free(fairsem_request_t *req)
 {
     if (!req)
         return;
+    if (inherited(req)) {
+        free(req); /* the child's copy: the waker's reference died with the fork */
+        return;
+    }
     if (atomic_load(&req->state) != FS_REQ_TAKEN)
         fairsem_request_cancel(req);
     request_unref(req);

@@ -241,6 +241,44 @@ Test(crash, killed_holder_slot_goes_to_blocked_waiter)
     g_seg[0] = '\0';
 }
 
+/* Nobody waits, nobody reaps: a caller that only ever tries still sees a
+ * dead holder's slot come back (try_acquire looks for dead holders itself,
+ * at most once per poll interval). */
+Test(crash, killed_holder_slot_comes_back_to_try_acquire)
+{
+    test_name(g_seg, sizeof g_seg, "cr-try");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "tryer", 1, &t), 0);
+    struct worker w;
+    int num;
+    cr_assert(spawn_ctl(&w, g_seg, "k", "holder"));
+    send_cmd(&w, 'a');
+    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_try_acquire(t, &s), -EAGAIN);
+    uint64_t t0 = test_now_ns();
+    cr_assert_eq(kill(w.pid, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(w.pid, &status, 0), w.pid);
+    untrack_pid(w.pid);
+    worker_close(&w);
+    int rc = -EAGAIN;
+    while (rc == -EAGAIN && test_now_ns() - t0 < 1000000000u) {
+        rc = fairsem_try_acquire(t, &s);
+        if (rc == -EAGAIN)
+            test_sleep_ms(1);
+    }
+    cr_assert_eq(rc, 0, "try_acquire never got the dead holder's slot: %s", fairsem_strerror(rc));
+    cr_log_info("SIGKILL holder -> try_acquire succeeded after %.1f ms", (test_now_ns() - t0) / 1e6);
+    cr_assert_eq(fairsem_release(t, s), 0);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
 /* A waiter is SIGKILLed: fairsem_reap drops its ticket, and its tenant no
  * longer counts as demanding (the survivor's share goes back to 4). */
 Test(crash, killed_waiter_ticket_dropped)
@@ -776,4 +814,60 @@ Test(crash, check_linked_after_unlink)
     cr_assert_eq(fairsem_unlink(g_seg), 0);
     g_seg[0] = '\0';
     cr_assert_eq(fairsem_check_linked(NULL), -EINVAL);
+}
+
+/* A dead process's queue cell claims a grant of a slot that does not exist
+ * (a corrupted index): reaping it must not touch memory out of range, and
+ * afterwards every invariant holds. */
+Test(crash, corrupt_grant_index_in_dead_cell)
+{
+    test_name(g_seg, sizeof g_seg, "cr-badgrant");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "holder", 1, &t), 0);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire(t, &s), 0);
+    struct worker w;
+    cr_assert(spawn_ctl(&w, g_seg, "k", "waiter"));
+    send_cmd(&w, 'a');
+    cr_assert(wait_waiters(sem, 1, 3000), "the waiter did not queue");
+    cr_assert_eq(kill(w.pid, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(w.pid, &status, 0), w.pid);
+    untrack_pid(w.pid);
+    worker_close(&w);
+
+    char path[sizeof g_seg + 16];
+    snprintf(path, sizeof path, "/dev/shm%s", g_seg);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    unsigned char *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert_neq(base, MAP_FAILED);
+    struct fs_header *h = (struct fs_header *)base;
+    struct fs_cell *cells = (struct fs_cell *)(base + h->off_cells);
+    int corrupted = 0;
+    for (uint32_t c = 0; c < h->max_waiters; c++) {
+        if (atomic_load(&cells[c].owner) == 0)
+            continue;
+        uint64_t seq = atomic_load(&cells[c].seq);
+        atomic_store(&cells[c].state, fs_cell_word(seq, FS_CELL_GRANTED, 0xfffffffu));
+        corrupted++;
+    }
+    munmap(base, (size_t)st.st_size);
+    close(fd);
+    cr_assert_eq(corrupted, 1, "expected the dead waiter's one cell");
+
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.procs, 1u);
+    cr_assert_eq(rep.tickets, 1u);
+    cr_assert_eq(fairsem_release(t, s), 0);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
 }

@@ -664,6 +664,61 @@ Test(multiproc, fork_child_uses_inherited_tenant_at_once)
     g_seg[0] = '\0';
 }
 
+/* A fork child that frees, cancels or force-unregisters what it inherited
+ * touches only its own memory: the parent's queued request stays queued
+ * and is granted to the parent. */
+Test(multiproc, fork_child_leaves_parent_requests_alone)
+{
+    test_name(g_seg, sizeof g_seg, "mp-fork3");
+    fairsem_options_t o = {.max_slots = 1};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *holder, *asker;
+    cr_assert_eq(fairsem_tenant_register(sem, "holder", 1, &holder), 0);
+    cr_assert_eq(fairsem_tenant_register(sem, "asker", 1, &asker), 0);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire(holder, &s), 0);
+    fairsem_request_t *req;
+    cr_assert_eq(fairsem_request_start(asker, NULL, &req), 0);
+    fairsem_slot_t got;
+    cr_assert_eq(fairsem_request_result(req, &got), -EAGAIN);
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        child_setup();
+        if (fairsem_request_result(req, &got) != -ECANCELED)
+            _exit(CHILD_SEES);
+        if (fairsem_request_cancel(req) != 0)
+            _exit(CHILD_RELEASE);
+        fairsem_request_free(req);
+        if (fairsem_tenant_unregister(asker, FAIRSEM_FORCE) != 0)
+            _exit(CHILD_STILL);
+        _exit(CHILD_OK);
+    }
+    track_pid(pid);
+    int status = wait_exit(pid, 5000);
+    cr_assert(status >= 0 && WIFEXITED(status));
+    cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child failed at step %d", WEXITSTATUS(status));
+
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.waiters, 1u, "the child's calls dropped the parent's request");
+    cr_assert_eq(fairsem_release(holder, s), 0);
+    int rc = -EAGAIN;
+    for (int i = 0; i < 200 && rc == -EAGAIN; i++) {
+        rc = fairsem_request_result(req, &got);
+        if (rc == -EAGAIN)
+            test_sleep_ms(5);
+    }
+    cr_assert_eq(rc, 0, "the parent's request was not granted: %s", fairsem_strerror(rc));
+    cr_assert_eq(fairsem_release(asker, got), 0);
+    fairsem_request_free(req);
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    g_seg[0] = '\0';
+}
+
 /* fairsem_open_anonymous: the segment is shared with children forked after
  * it; four of them (two through the inherited tenant handle, two through
  * their own registrations) never hold more than max_slots together. */

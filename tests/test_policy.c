@@ -18,6 +18,7 @@ struct fix {
     uint16_t held[NT];
     uint16_t waiting[NT];
     uint32_t touched[NT];
+    uint32_t weight[NT];
     struct fs_waiter waiters[NW];
     uint64_t next_seq;
 };
@@ -33,11 +34,14 @@ static void fix_init(struct fix *f, unsigned max_slots, unsigned min_share, unsi
     f->s.held = f->held;
     f->s.waiting = f->waiting;
     f->s.touched = f->touched;
+    f->s.weight = f->weight;
     f->s.waiters = f->waiters;
     f->s.nfree = max_slots;
     f->next_seq = 100;
-    for (unsigned t = 0; t < NT; t++)
+    for (unsigned t = 0; t < NT; t++) {
         atomic_store(&f->tenants[t].weight, 1);
+        f->weight[t] = 1;
+    }
 }
 
 static void fix_touch(struct fix *f, uint32_t t)
@@ -68,7 +72,13 @@ static unsigned fix_wait(struct fix *f, uint32_t t)
     return k;
 }
 
-static void fix_weight(struct fix *f, uint32_t t, unsigned w) { atomic_store(&f->tenants[t].weight, w); }
+/* Both the table's weight and the snapshot's copy of it, as snapshot.c
+ * would have read it. */
+static void fix_weight(struct fix *f, uint32_t t, unsigned w)
+{
+    atomic_store(&f->tenants[t].weight, w);
+    f->weight[t] = w;
+}
 
 /* ------------------------------------------------------------------ shares */
 

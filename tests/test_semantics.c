@@ -824,6 +824,30 @@ Test(semantics, reregister_after_unregister)
     seg_destroy(&g);
 }
 
+/* Two ids with one 32-bit hash are two tenants, each registered at once,
+ * and they get separate shares. */
+Test(semantics, tenant_ids_with_one_hash, .timeout = 10)
+{
+    struct seg g;
+    seg_create_slots(&g, "hash", 4, 0);
+    fairsem_tenant_t *a = reg(g.sem, "tenant-97758", 1);
+    fairsem_tenant_t *b = reg(g.sem, "tenant-180560", 1); /* same FNV-1a hash */
+    fairsem_tenant_t *a2 = reg(g.sem, "tenant-97758", 1);
+    fairsem_slot_t s[4];
+    cr_assert_eq(fairsem_try_acquire(a, &s[0]), 0);
+    cr_assert_eq(fairsem_try_acquire(b, &s[1]), 0);
+    cr_assert_eq(fairsem_try_acquire(a2, &s[2]), 0);
+    cr_assert_eq(fairsem_try_acquire(a2, &s[3]), -EAGAIN, "a holds its share of 2 of 4");
+    cr_assert_eq(tstats_of(g.sem, "tenant-97758").held, 2);
+    cr_assert_eq(tstats_of(g.sem, "tenant-180560").held, 1);
+    cr_assert_eq(stats_of(g.sem).registered_tenants, 2);
+    cr_assert_eq(fairsem_release(a, s[0]), 0);
+    cr_assert_eq(fairsem_release(b, s[1]), 0);
+    cr_assert_eq(fairsem_release(a2, s[2]), 0);
+    cr_assert_eq(fairsem_check(g.sem, NULL, NULL), 0);
+    seg_destroy(&g);
+}
+
 /* ------------------------------------------------------ current tenant */
 
 struct cur_arg {

@@ -194,7 +194,9 @@ static void world_verify(struct world *w, const char *where)
         fairsem_tenant_t *t;
         fairsem_slot_t s;
         unsigned got = 0;
-        if (open_as(w->name, "fresh", &sem, &t) == 0)
+        /* The victim's own tenant id: an entry it left half-inserted or
+         * half-retired must not block anyone. */
+        if (open_as(w->name, "victim", &sem, &t) == 0)
             while (got < SLOTS && fairsem_try_acquire(t, &s) == 0)
                 got++;
         _exit(got == SLOTS ? 0 : 1);
@@ -392,4 +394,64 @@ Test(torture, create_race, .timeout = 120)
         cr_assert_eq(ok, 7, "round %d: only %d of 7 processes got a usable segment", round, ok);
         cr_assert_eq(creators, 1, "round %d: %d processes created the segment", round, creators);
     }
+}
+
+/* A releaser stopped in the middle of handing its slot to a waiter (slot
+ * reserved, cell not yet granted) must not hide that waiter from others:
+ * when another slot frees, the waiter gets it. */
+static void stopped_granter(long point, const char *what)
+{
+    struct world w;
+    world_setup(&w, IDLE);
+    take_one(&w);
+    take_one(&w); /* the owner holds 2 of 3 */
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t granter = fork();
+    if (granter == 0) {
+        fairsem_t *sem;
+        fairsem_tenant_t *t;
+        fairsem_slot_t s;
+        char c = 0;
+        if (open_as(w.name, "granter", &sem, &t) || fairsem_acquire(t, &s) || write(ready[1], &c, 1) != 1)
+            _exit(1);
+        test_sleep_ms(100); /* the waiter queues meanwhile */
+        fairsem__crash_arm(point, SIGSTOP, -1);
+        fairsem_release(t, s);
+        _exit(0);
+    }
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1);
+    pid_t waiter = fork();
+    if (waiter == 0) {
+        fairsem_t *sem;
+        fairsem_tenant_t *t;
+        fairsem_slot_t s;
+        if (open_as(w.name, "waiter", &sem, &t))
+            _exit(1);
+        _exit(fairsem_acquire_timeout(t, 3000000000ull, &s) == 0 ? 0 : 2);
+    }
+    int status;
+    waitpid(granter, &status, WUNTRACED);
+    cr_assert(WIFSTOPPED(status), "the granter did not stop at %s", what);
+    cr_assert_eq(fairsem_release(w.owner, w.held[--w.nheld]), 0);
+    uint64_t t0 = test_now_ns();
+    waitpid(waiter, &status, 0);
+    double ms = (test_now_ns() - t0) / 1e6;
+    kill(granter, SIGKILL);
+    waitpid(granter, NULL, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the waiter was not served while the granter was stopped at %s", what);
+    cr_log_info("granter stopped at %s: waiter served %.1f ms after another slot freed", what, ms);
+    world_verify(&w, what);
+}
+
+Test(torture, stopped_granter_after_reserving, .timeout = 30)
+{
+    stopped_granter(2, "grant.reserved");
+}
+
+Test(torture, stopped_granter_after_committing, .timeout = 30)
+{
+    stopped_granter(3, "grant.committed");
 }
