@@ -21,6 +21,9 @@ struct scratch {
     struct fs_snapshot snap;
 };
 
+/* The thread's scratch, found through a plain TLS pointer on the hot path;
+ * the key only exists to free it when the thread exits. */
+static _Thread_local struct scratch *thread_scratch;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
@@ -40,12 +43,13 @@ static void scratch_key_init(void) { pthread_key_create(&scratch_key, scratch_fr
 
 static struct scratch *scratch_for(const struct fs_geometry *h)
 {
-    pthread_once(&scratch_once, scratch_key_init);
-    struct scratch *sc = pthread_getspecific(scratch_key);
+    struct scratch *sc = thread_scratch;
     if (sc && sc->cap_tenants >= h->max_tenants && sc->cap_waiters >= h->max_waiters &&
         sc->cap_slots >= h->max_slots)
         return sc;
+    pthread_once(&scratch_once, scratch_key_init);
     if (sc) {
+        thread_scratch = NULL;
         pthread_setspecific(scratch_key, NULL);
         scratch_free(sc);
     }
@@ -67,6 +71,7 @@ static struct scratch *scratch_for(const struct fs_geometry *h)
         return NULL;
     }
     pthread_setspecific(scratch_key, sc);
+    thread_scratch = sc;
     return sc;
 }
 

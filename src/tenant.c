@@ -355,16 +355,15 @@ void fairsem__tenant_finish(fairsem_tenant_t *t)
 
 int fairsem__tenant_busy_get(fairsem_tenant_t *t)
 {
-    if (t->epoch != atomic_load(&fairsem__fork_epoch)) {
+    if (t->epoch != atomic_load_explicit(&fairsem__fork_epoch, memory_order_relaxed)) {
         int rc = fairsem__tenant_adopt(t);
         if (rc < 0)
             return rc;
     }
-    uint64_t b = atomic_load(&t->busy);
-    do {
-        if (b & 1)
-            return FAIRSEM_ENOTREG;
-    } while (!atomic_compare_exchange_weak(&t->busy, &b, b + 2));
+    if (atomic_fetch_add(&t->busy, 2) & 1) {
+        fairsem__tenant_busy_put(t); /* closing: may be the one that finishes it */
+        return FAIRSEM_ENOTREG;
+    }
     return 0;
 }
 
