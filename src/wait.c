@@ -27,10 +27,15 @@ void fairsem__reap_referenced(fairsem_t *sem)
         if (w)
             seen[fs_tag_proc(fs_slot_owner(w)) / 64] |= 1ull << (fs_tag_proc(fs_slot_owner(w)) % 64);
     }
-    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
-        uint64_t o = atomic_load(&sem->cells[c].owner);
-        if (o)
-            seen[fs_tag_proc((uint32_t)o) / 64] |= 1ull << (fs_tag_proc((uint32_t)o) % 64);
+    /* Queued cells only (the map): a process that died before announcing
+     * its cell is found by fairsem_reap, which probes every record. */
+    for (uint32_t k = 0; k < sem->geo.map_words; k++) {
+        for (uint64_t bits = atomic_load(&sem->map[k]); bits; bits &= bits - 1) {
+            uint32_t c = k * 64 + (uint32_t)__builtin_ctzll(bits);
+            uint64_t o = c < sem->geo.max_waiters ? atomic_load(&sem->cells[c].owner) : 0;
+            if (o)
+                seen[fs_tag_proc((uint32_t)o) / 64] |= 1ull << (fs_tag_proc((uint32_t)o) % 64);
+        }
     }
     for (uint32_t p = 0; p < n; p++)
         if (seen[p / 64] & (1ull << (p % 64)))
