@@ -182,7 +182,7 @@ struct fs_snapshot {
     uint32_t *weight;                /* [ntenants] read once, for touched */
     uint32_t *touched;               /* tenants with held or waiting > 0 */
     unsigned ntouched;
-    struct fs_waiter *waiters;       /* waiting requests, sorted by seq */
+    struct fs_waiter *waiters;       /* waiting requests, in no order (seq is the order) */
     unsigned nwaiters;
     unsigned in_use;                 /* slots not free */
 };

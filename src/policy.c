@@ -24,36 +24,36 @@ static bool in_touched(const struct fs_snapshot *s, uint32_t t)
     return t != FS_NO_TENANT && (s->held[t] > 0 || s->waiting[t] > 0);
 }
 
-unsigned fairsem__policy_demanding(const struct fs_snapshot *s, uint32_t extra)
-{
-    return s->ntouched + (extra != FS_NO_TENANT && !in_touched(s, extra));
-}
-
 static unsigned weight_of(const struct fs_snapshot *s, uint32_t t)
 {
     unsigned w = in_touched(s, t) ? s->weight[t] : atomic_load(&s->tenants[t].weight);
     return w ? w : 1;
 }
 
-/* A tenant that is not demanding is given the share it would have if it
- * asked now: it is counted as demanding too. */
-unsigned fairsem__policy_share(const struct fs_snapshot *s, uint32_t t, uint32_t extra)
+/* What every share of one decision divides by: the number of demanding
+ * tenants and the sum of their weights (the newcomer `extra` included). */
+struct demand {
+    unsigned tenants;
+    uint64_t weight;
+};
+
+static struct demand demand_of(const struct fs_snapshot *s, uint32_t extra)
 {
-    uint32_t also = in_touched(s, t) || t == extra ? FS_NO_TENANT : t;
-    unsigned d = fairsem__policy_demanding(s, extra) + (also != FS_NO_TENANT);
-    uint64_t share;
-    if (s->share_fn) {
-        share = s->share_fn(s->max_slots, d, s->share_arg);
-    } else {
-        uint64_t total = 0;
-        for (unsigned k = 0; k < s->ntouched; k++)
-            total += weight_of(s, s->touched[k]);
-        if (extra != FS_NO_TENANT && !in_touched(s, extra))
-            total += weight_of(s, extra);
-        if (also != FS_NO_TENANT)
-            total += weight_of(s, also);
-        share = (uint64_t)s->max_slots * weight_of(s, t) / total;
+    struct demand dm = {s->ntouched, 0};
+    for (unsigned k = 0; k < s->ntouched; k++)
+        dm.weight += weight_of(s, s->touched[k]);
+    if (extra != FS_NO_TENANT && !in_touched(s, extra)) {
+        dm.tenants++;
+        dm.weight += weight_of(s, extra);
     }
+    return dm;
+}
+
+/* Share of demanding tenant t. */
+static unsigned share_in(const struct fs_snapshot *s, const struct demand *dm, uint32_t t)
+{
+    uint64_t share = s->share_fn ? s->share_fn(s->max_slots, dm->tenants, s->share_arg)
+                                 : (uint64_t)s->max_slots * weight_of(s, t) / dm->weight;
     /* (A weight changed between two reads of an untouched tenant's weight
      * could push a quotient past the pool; a share never exceeds it.) */
     if (share > s->max_slots)
@@ -61,26 +61,48 @@ unsigned fairsem__policy_share(const struct fs_snapshot *s, uint32_t t, uint32_t
     return share < s->min_share ? s->min_share : (unsigned)share;
 }
 
-static bool under_share(const struct fs_snapshot *s, uint32_t t, uint32_t extra)
+unsigned fairsem__policy_demanding(const struct fs_snapshot *s, uint32_t extra)
 {
-    return s->held[t] < fairsem__policy_share(s, t, extra);
+    return demand_of(s, extra).tenants;
 }
 
+/* A tenant that is not demanding is given the share it would have if it
+ * asked now: it is counted as demanding too. */
+unsigned fairsem__policy_share(const struct fs_snapshot *s, uint32_t t, uint32_t extra)
+{
+    struct demand dm = demand_of(s, extra);
+    if (!in_touched(s, t) && t != extra) {
+        dm.tenants++;
+        dm.weight += weight_of(s, t);
+    }
+    return share_in(s, &dm, t);
+}
+
+/* One pass over the waiters, in whatever order the snapshot holds them:
+ * shares are computed once per decision, so a long queue costs O(n). */
 struct fs_action fairsem__policy_next(const struct fs_snapshot *s, uint32_t newcomer)
 {
     struct fs_action none = {FS_ACT_NONE, NULL};
     if (s->nfree == 0)
         return none;
     /* The newcomer counts as demanding for everyone's share: it is asking. */
-    for (unsigned k = 0; k < s->nwaiters; k++)
-        if (under_share(s, s->waiters[k].tenant, newcomer))
-            return (struct fs_action){FS_ACT_GRANT, &s->waiters[k]};
-    if (newcomer != FS_NO_TENANT && under_share(s, newcomer, newcomer))
+    struct demand dm = demand_of(s, newcomer);
+    const struct fs_waiter *eligible = NULL, *oldest = NULL;
+    for (unsigned k = 0; k < s->nwaiters; k++) {
+        const struct fs_waiter *w = &s->waiters[k];
+        if (!oldest || w->seq < oldest->seq)
+            oldest = w;
+        if ((!eligible || w->seq < eligible->seq) && s->held[w->tenant] < share_in(s, &dm, w->tenant))
+            eligible = w;
+    }
+    if (eligible)
+        return (struct fs_action){FS_ACT_GRANT, eligible};
+    if (newcomer != FS_NO_TENANT && s->held[newcomer] < share_in(s, &dm, newcomer))
         return (struct fs_action){FS_ACT_TAKE, NULL};
     if (!(s->flags & FAIRSEM_WORK_CONSERVING))
         return none;
-    if (s->nwaiters > 0)
-        return (struct fs_action){FS_ACT_GRANT, &s->waiters[0]};
+    if (oldest)
+        return (struct fs_action){FS_ACT_GRANT, oldest};
     if (newcomer != FS_NO_TENANT)
         return (struct fs_action){FS_ACT_TAKE, NULL};
     return none;

@@ -150,11 +150,7 @@ static void scan_cells(fairsem_t *sem, struct scratch *sc)
             uint64_t seq = atomic_load(&cell->seq);
             if (t >= s->ntenants || (seq & 0xffffffffu) != st >> 32 || fs_cell_slot(st) != 0)
                 continue; /* recycled while we read it (or malformed) */
-            struct fs_waiter wt = {seq, c, t};
-            unsigned j = s->nwaiters++;
-            for (; j > 0 && s->waiters[j - 1].seq > wt.seq; j--) /* keep FIFO order */
-                s->waiters[j] = s->waiters[j - 1];
-            s->waiters[j] = wt;
+            s->waiters[s->nwaiters++] = (struct fs_waiter){seq, c, t};
             touch(s, t);
             s->waiting[t]++;
         }
