@@ -15,13 +15,13 @@
  *   prog_worker loop SEGMENT TENANT EVIDENCE TIDX SHARE HOLD_US MAX_MS
  *       Attach, register TENANT, then acquire / hold HOLD_US / release until
  *       the evidence's stop flag is set (or MAX_MS passed), recording into
- *       the shared-memory object EVIDENCE (struct pw_evidence, created by
- *       the test): concurrent holders overall and of tenant number TIDX,
- *       and violations of max_slots (from the segment) and of SHARE (only
- *       counted while the test has set check_share).  The counters are
- *       raised after an acquire returns and lowered before the release, so
- *       they never exceed the true number of holders: any count over a
- *       limit is a real violation.
+ *       the shared-memory object EVIDENCE (struct pw_evidence of
+ *       evidence.h, created by the test): concurrent holders overall and
+ *       of tenant number TIDX, and violations of max_slots (from the
+ *       segment) and of SHARE (only counted while the test has set
+ *       check_share).  The counters are raised after an acquire returns
+ *       and lowered before the release, so they never exceed the true
+ *       number of holders: any count over a limit is a real violation.
  *
  * Exit status: 0 fine; 2 usage; 3 open; 4 register; 5 acquire; 6 release;
  * 7 evidence object unusable; 8 a max_slots violation seen; 9 a share
@@ -29,6 +29,8 @@
  */
 #define _GNU_SOURCE
 #include <fairsem.h>
+
+#include "evidence.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,25 +45,6 @@
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Keep in step with the copy in test_multiproc.c (magic + size are checked). */
-#define PW_MAGIC 0x50574556u /* "PWEV" */
-#define PW_MAX_TENANTS 8
-struct pw_evidence {
-    uint32_t magic;
-    uint32_t size;
-    _Atomic int ready;       /* workers registered and looping */
-    _Atomic int stop;        /* set by the test: leave the loop */
-    _Atomic int check_share; /* set by the test once every tenant demands */
-    _Atomic int total;       /* holders now (lower bound) */
-    _Atomic int max_total;
-    _Atomic int over_slots;  /* times total > max_slots */
-    _Atomic int held[PW_MAX_TENANTS];
-    _Atomic int max_held[PW_MAX_TENANTS]; /* while check_share */
-    _Atomic int over_share[PW_MAX_TENANTS];
-    _Atomic long acquisitions[PW_MAX_TENANTS];
-    _Atomic int errors;
-};
 
 static uint64_t now_ns(void)
 {
@@ -173,13 +156,8 @@ static int run_loop(char **argv)
     if (tidx < 0 || tidx >= PW_MAX_TENANTS || share <= 0)
         return 2;
 
-    int fd = shm_open(evname, O_RDWR, 0);
-    if (fd < 0)
-        return 7;
-    struct pw_evidence *ev =
-        mmap(NULL, sizeof *ev, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (ev == MAP_FAILED || ev->magic != PW_MAGIC || ev->size != sizeof *ev)
+    struct pw_evidence *ev = evidence_map(evname);
+    if (!ev)
         return 7;
 
     fairsem_t *sem;

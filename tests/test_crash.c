@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 #include "layout.h"
+#include "procs.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -22,167 +23,18 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define WORKER_PATH FAIRSEM_TEST_BINDIR "/prog_worker"
-
 /* ------------------------------------------------------------ housekeeping */
 
+/* What the fini hook must undo if an assertion ends a test early (the
+ * processes a test started are tracked by procs.h). */
 static char g_seg[FAIRSEM_NAME_MAX + 1];
-static pid_t g_pids[64];
-static int g_npids;
-
-static void track_pid(pid_t pid)
-{
-    if (g_npids < (int)(sizeof g_pids / sizeof g_pids[0]))
-        g_pids[g_npids++] = pid;
-}
-
-static void untrack_pid(pid_t pid)
-{
-    for (int i = 0; i < g_npids; i++)
-        if (g_pids[i] == pid)
-            g_pids[i] = 0;
-}
-
-/* SIGKILL and collect every process a test started (grandchildren too:
- * the tests that make some set this process as their subreaper). */
-static void kill_all(void)
-{
-    for (int i = 0; i < g_npids; i++) {
-        if (g_pids[i] > 0) {
-            kill(g_pids[i], SIGCONT);
-            kill(g_pids[i], SIGKILL);
-            waitpid(g_pids[i], NULL, 0);
-            g_pids[i] = 0;
-        }
-    }
-    g_npids = 0;
-}
 
 static void cleanup(void)
 {
-    kill_all();
-    if (g_seg[0])
-        fairsem_unlink(g_seg);
-    g_seg[0] = '\0';
+    kill_all_unlink(g_seg);
 }
 
 TestSuite(crash, .fini = cleanup, .timeout = 60);
-
-/* SIGKILL pid and wait until it is gone. */
-static bool kill_wait(pid_t pid)
-{
-    if (kill(pid, SIGKILL) < 0)
-        return false;
-    int status;
-    bool ok = waitpid(pid, &status, 0) == pid && WIFSIGNALED(status);
-    untrack_pid(pid);
-    return ok;
-}
-
-/* ------------------------------------------------- prog_worker ctl processes */
-
-struct worker {
-    pid_t pid;
-    int in, out;
-    char tag[16];
-};
-
-static int read_line(int fd, char *buf, size_t cap, unsigned timeout_ms)
-{
-    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    size_t n = 0;
-    for (;;) {
-        uint64_t now = test_now_ns();
-        if (now >= end)
-            return -1;
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, (int)((end - now) / 1000000u) + 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        char c;
-        if (read(fd, &c, 1) != 1)
-            return -1;
-        if (c == '\n') {
-            buf[n] = '\0';
-            return (int)n;
-        }
-        if (n + 1 < cap)
-            buf[n++] = c;
-    }
-}
-
-static bool spawn_ctl(struct worker *w, const char *seg, const char *tenant, const char *tag)
-{
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0)
-        return false;
-    if (pipe2(out, O_CLOEXEC) < 0)
-        return false;
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        execl(WORKER_PATH, "prog_worker", "ctl", seg, tenant, tag, (char *)NULL);
-        _exit(127);
-    }
-    track_pid(pid);
-    close(in[0]);
-    close(out[1]);
-    w->pid = pid;
-    w->in = in[1];
-    w->out = out[0];
-    snprintf(w->tag, sizeof w->tag, "%s", tag);
-    char line[128], want[64];
-    snprintf(want, sizeof want, "%s READY", tag);
-    return read_line(w->out, line, sizeof line, 5000) > 0 && strncmp(line, want, strlen(want)) == 0;
-}
-
-static void worker_close(struct worker *w)
-{
-    close(w->in);
-    close(w->out);
-}
-
-static void send_cmd(struct worker *w, char c)
-{
-    ssize_t n = write(w->in, &c, 1);
-    (void)n;
-}
-
-static char reply_of(struct worker *w, int *num, unsigned timeout_ms)
-{
-    char line[128], tag[16], kind;
-    if (read_line(w->out, line, sizeof line, timeout_ms) < 0)
-        return 0;
-    if (sscanf(line, "%15s %c %d", tag, &kind, num) != 3 || strcmp(tag, w->tag) != 0)
-        return 0;
-    return kind;
-}
-
-static bool wait_waiters(fairsem_t *sem, unsigned waiters, unsigned timeout_ms)
-{
-    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    fairsem_stats_t st;
-    while (test_now_ns() < end) {
-        if (fairsem_stats(sem, &st, NULL, 0, NULL) == 0 && st.waiters == waiters)
-            return true;
-        test_sleep_ms(1);
-    }
-    return false;
-}
-
-static const fairsem_tenant_stats_t *find_tenant(const fairsem_tenant_stats_t *ts, size_t n,
-                                                 const char *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ts[i].id, id) == 0)
-            return &ts[i];
-    return NULL;
-}
 
 /* ------------------------------------------------------------ SIGKILL tests */
 

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "common.h"
+#include "procs.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -21,143 +22,20 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#define WORKER_PATH FAIRSEM_TEST_BINDIR "/prog_worker"
-
 /* ------------------------------------------------------------ housekeeping */
 
+/* What the fini hook must undo if an assertion ends a test early (the
+ * processes a test started are tracked by procs.h). */
 static char g_seg[FAIRSEM_NAME_MAX + 1];
-static pid_t g_pids[16];
-static int g_npids;
-
-static void track_pid(pid_t pid)
-{
-    if (g_npids < (int)(sizeof g_pids / sizeof g_pids[0]))
-        g_pids[g_npids++] = pid;
-}
-
-static void kill_all(void)
-{
-    for (int i = 0; i < g_npids; i++) {
-        if (g_pids[i] > 0) {
-            kill(g_pids[i], SIGKILL);
-            waitpid(g_pids[i], NULL, 0);
-            g_pids[i] = 0;
-        }
-    }
-    g_npids = 0;
-}
 
 static void cleanup(void)
 {
-    kill_all();
-    if (g_seg[0])
-        fairsem_unlink(g_seg);
-    g_seg[0] = '\0';
+    kill_all_unlink(g_seg);
 }
 
 TestSuite(events, .fini = cleanup, .timeout = 60);
 
-/* ------------------------------------------------- prog_worker ctl processes */
-
-struct worker {
-    pid_t pid;
-    int in, out;
-    char tag[16];
-};
-
-static int read_line(int fd, char *buf, size_t cap, unsigned timeout_ms)
-{
-    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    size_t n = 0;
-    for (;;) {
-        uint64_t now = test_now_ns();
-        if (now >= end)
-            return -1;
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, (int)((end - now) / 1000000u) + 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        char c;
-        if (read(fd, &c, 1) != 1)
-            return -1;
-        if (c == '\n') {
-            buf[n] = '\0';
-            return (int)n;
-        }
-        if (n + 1 < cap)
-            buf[n++] = c;
-    }
-}
-
-static bool spawn_ctl(struct worker *w, const char *seg, const char *tenant, const char *tag)
-{
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0)
-        return false;
-    if (pipe2(out, O_CLOEXEC) < 0)
-        return false;
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        execl(WORKER_PATH, "prog_worker", "ctl", seg, tenant, tag, (char *)NULL);
-        _exit(127);
-    }
-    track_pid(pid);
-    close(in[0]);
-    close(out[1]);
-    w->pid = pid;
-    w->in = in[1];
-    w->out = out[0];
-    snprintf(w->tag, sizeof w->tag, "%s", tag);
-    char line[128], want[64];
-    snprintf(want, sizeof want, "%s READY", tag);
-    return read_line(w->out, line, sizeof line, 5000) > 0 && strncmp(line, want, strlen(want)) == 0;
-}
-
-static void worker_close(struct worker *w)
-{
-    close(w->in);
-    close(w->out);
-}
-
-static void send_cmd(struct worker *w, char c)
-{
-    ssize_t n = write(w->in, &c, 1);
-    (void)n;
-}
-
-static char reply_of(struct worker *w, int *num, unsigned timeout_ms)
-{
-    char line[128], tag[16], kind;
-    if (read_line(w->out, line, sizeof line, timeout_ms) < 0)
-        return 0;
-    if (sscanf(line, "%15s %c %d", tag, &kind, num) != 3 || strcmp(tag, w->tag) != 0)
-        return 0;
-    return kind;
-}
-
-static bool wait_waiters(fairsem_t *sem, unsigned waiters, unsigned timeout_ms)
-{
-    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    fairsem_stats_t st;
-    while (test_now_ns() < end) {
-        if (fairsem_stats(sem, &st, NULL, 0, NULL) == 0 && st.waiters == waiters)
-            return true;
-        test_sleep_ms(1);
-    }
-    return false;
-}
-
-static bool readable(int fd, int timeout_ms)
-{
-    struct pollfd p = {fd, POLLIN, 0};
-    return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
-}
+/* ------------------------------------------------------------------ helpers */
 
 static unsigned slots_in_use(fairsem_t *sem)
 {
@@ -193,20 +71,20 @@ Test(events, grant_from_other_process_wakes_event_fd)
     cr_assert_eq(fairsem_request_user(req), &marker);
     cr_assert_eq(fairsem_request_result(req, &s), -EAGAIN);
     cr_assert(wait_waiters(sem, 1, 1000));
-    cr_assert_not(readable(efd, 30), "readable before any grant");
+    cr_assert_not(readable_within(efd, 30), "readable before any grant");
     fairsem_request_t *done[4];
     cr_assert_eq(fairsem_events(sem, done, 4), 0u);
 
     uint64_t t0 = test_now_ns();
     send_cmd(&w, 'r');
     cr_assert_eq(reply_of(&w, &num, 3000), 'R');
-    cr_assert(readable(efd, 2000), "the grant never made the descriptor readable");
+    cr_assert(readable_within(efd, 2000), "the grant never made the descriptor readable");
     cr_log_info("event fd readable %.2f ms after the other process's release",
                 (double)(test_now_ns() - t0) / 1e6);
     cr_assert_eq(fairsem_events(sem, done, 4), 1u);
     cr_assert_eq(done[0], req);
     cr_assert_eq(fairsem_request_user(done[0]), &marker);
-    cr_assert_not(readable(efd, 0), "still readable with nothing to collect");
+    cr_assert_not(readable_within(efd, 0), "still readable with nothing to collect");
     cr_assert_eq(fairsem_request_result(req, &s), 0);
     cr_assert_eq(fairsem_slot_index(s), 0u);
     cr_assert_eq(fairsem_request_result(req, &s), -EALREADY);
@@ -265,7 +143,7 @@ Test(events, cancel_from_other_thread_while_queued)
     cr_assert_eq((int)(intptr_t)ret, 0);
     cr_assert_eq(fairsem_request_result(req, &s), -ECANCELED);
     cr_assert_eq(fairsem_request_cancel(req), 0, "a second cancel is harmless");
-    cr_assert(readable(efd, 2000), "the cancel was not reported");
+    cr_assert(readable_within(efd, 2000), "the cancel was not reported");
     fairsem_request_t *done[4];
     cr_assert_eq(fairsem_events(sem, done, 4), 1u);
     cr_assert_eq(done[0], req);
@@ -388,7 +266,7 @@ Test(events, cancel_racing_grants)
     atomic_store(&ch->stop, 1);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    g_pids[0] = 0;
+    untrack_pid(pid);
     cr_assert(WIFEXITED(status));
     cr_assert_eq(WEXITSTATUS(status), 0, "the churning process failed at step %d", WEXITSTATUS(status));
     cr_log_info("cancel race: %u cancelled, %u taken (%u at once), %ld grants to the other process",
@@ -434,7 +312,7 @@ Test(events, granted_at_once)
     cr_assert_eq(fairsem_request_start(t, NULL, &r3), 0);
     cr_assert_eq(fairsem_request_result(r3, &s3), -EAGAIN);
     cr_assert_eq(fairsem_release(t, s1), 0);
-    cr_assert(readable(efd, 2000));
+    cr_assert(readable_within(efd, 2000));
     fairsem_request_t *done[4];
     size_t n = 0;
     for (int k = 0; k < 10 && n == 0; k++)

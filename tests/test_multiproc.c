@@ -7,6 +7,8 @@
  */
 #define _GNU_SOURCE
 #include "common.h"
+#include "evidence.h"
+#include "procs.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -19,179 +21,23 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#define WORKER_PATH FAIRSEM_TEST_BINDIR "/prog_worker"
-
 /* ------------------------------------------------------------ housekeeping */
 
 /* What the fini hook must undo if an assertion ends a test early. */
 static char g_seg[FAIRSEM_NAME_MAX + 1];
 static char g_ev[FAIRSEM_NAME_MAX + 1];
-static pid_t g_pids[64];
-static int g_npids;
-
-static void track_pid(pid_t pid)
-{
-    if (g_npids < (int)(sizeof g_pids / sizeof g_pids[0]))
-        g_pids[g_npids++] = pid;
-}
-
-static void kill_all(void)
-{
-    for (int i = 0; i < g_npids; i++) {
-        if (g_pids[i] > 0) {
-            kill(g_pids[i], SIGKILL);
-            waitpid(g_pids[i], NULL, 0);
-            g_pids[i] = 0;
-        }
-    }
-    g_npids = 0;
-}
 
 static void cleanup(void)
 {
-    kill_all();
-    if (g_seg[0])
-        fairsem_unlink(g_seg);
+    kill_all_unlink(g_seg);
     if (g_ev[0])
         shm_unlink(g_ev);
-    g_seg[0] = g_ev[0] = '\0';
+    g_ev[0] = '\0';
 }
 
 TestSuite(multiproc, .fini = cleanup, .timeout = 60);
 
-/* Wait for pid (tracked) with a deadline; returns its wait status or -1. */
-static int wait_exit(pid_t pid, unsigned timeout_ms)
-{
-    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    for (;;) {
-        int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            for (int i = 0; i < g_npids; i++)
-                if (g_pids[i] == pid)
-                    g_pids[i] = 0;
-            return status;
-        }
-        if (r < 0 || test_now_ns() > end)
-            return -1;
-        test_sleep_ms(2);
-    }
-}
-
-/* ------------------------------------------------- prog_worker ctl processes */
-
-struct worker {
-    pid_t pid;
-    int in;  /* commands to the worker */
-    int out; /* its replies (maybe shared with other workers) */
-    char tag[16];
-};
-
-/* One line from fd (without the '\n'), waiting at most timeout_ms. */
-static int read_line(int fd, char *buf, size_t cap, unsigned timeout_ms)
-{
-    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    size_t n = 0;
-    for (;;) {
-        uint64_t now = test_now_ns();
-        if (now >= end)
-            return -1;
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, (int)((end - now) / 1000000u) + 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        char c;
-        if (read(fd, &c, 1) != 1)
-            return -1;
-        if (c == '\n') {
-            buf[n] = '\0';
-            return (int)n;
-        }
-        if (n + 1 < cap)
-            buf[n++] = c;
-    }
-}
-
-static bool readable_within(int fd, unsigned ms)
-{
-    struct pollfd p = {fd, POLLIN, 0};
-    return poll(&p, 1, (int)ms) == 1;
-}
-
-/* Start `prog_worker ctl seg tenant tag`; shared_out >= 0 makes its stdout
- * that pipe's write end.  Waits for its READY line. */
-static bool spawn_ctl(struct worker *w, const char *seg, const char *tenant, const char *tag,
-                      int shared_out_r, int shared_out_w)
-{
-    int in[2], out[2] = {shared_out_r, shared_out_w};
-    if (pipe2(in, O_CLOEXEC) < 0)
-        return false;
-    if (shared_out_w < 0 && pipe2(out, O_CLOEXEC) < 0)
-        return false;
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        execl(WORKER_PATH, "prog_worker", "ctl", seg, tenant, tag, (char *)NULL);
-        _exit(127);
-    }
-    track_pid(pid);
-    close(in[0]);
-    if (shared_out_w < 0)
-        close(out[1]);
-    w->pid = pid;
-    w->in = in[1];
-    w->out = out[0];
-    snprintf(w->tag, sizeof w->tag, "%s", tag);
-    char line[128], want[64];
-    snprintf(want, sizeof want, "%s READY", tag);
-    return read_line(w->out, line, sizeof line, 5000) > 0 && strncmp(line, want, strlen(want)) == 0;
-}
-
-static void send_cmd(struct worker *w, char c)
-{
-    ssize_t n = write(w->in, &c, 1);
-    (void)n;
-}
-
-/* Read the next reply of w: its kind ('A', 'R', 'E') and number, or 0. */
-static char reply_of(struct worker *w, int *num, unsigned timeout_ms)
-{
-    char line[128], tag[16], kind;
-    if (read_line(w->out, line, sizeof line, timeout_ms) < 0)
-        return 0;
-    if (sscanf(line, "%15s %c %d", tag, &kind, num) != 3 || strcmp(tag, w->tag) != 0)
-        return 0;
-    return kind;
-}
-
 /* ------------------------------------------------------------- stats helpers */
-
-static const fairsem_tenant_stats_t *find_tenant(const fairsem_tenant_stats_t *ts, size_t n,
-                                                 const char *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ts[i].id, id) == 0)
-            return &ts[i];
-    return NULL;
-}
-
-/* Wait until the segment shows `waiters` queued requests. */
-static bool wait_waiters(fairsem_t *sem, unsigned waiters, unsigned timeout_ms)
-{
-    uint64_t end = test_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    fairsem_stats_t st;
-    while (test_now_ns() < end) {
-        if (fairsem_stats(sem, &st, NULL, 0, NULL) == 0 && st.waiters == waiters)
-            return true;
-        test_sleep_ms(1);
-    }
-    return false;
-}
 
 static unsigned held_of(fairsem_t *sem, const char *id)
 {
@@ -206,44 +52,8 @@ static unsigned held_of(fairsem_t *sem, const char *id)
 
 /* ----------------------------------------------------------- loop evidence */
 
-/* Keep in step with tests/prog_worker.c (it checks magic and size). */
-#define PW_MAGIC 0x50574556u
-#define PW_MAX_TENANTS 8
-struct pw_evidence {
-    uint32_t magic;
-    uint32_t size;
-    _Atomic int ready;
-    _Atomic int stop;
-    _Atomic int check_share;
-    _Atomic int total;
-    _Atomic int max_total;
-    _Atomic int over_slots;
-    _Atomic int held[PW_MAX_TENANTS];
-    _Atomic int max_held[PW_MAX_TENANTS];
-    _Atomic int over_share[PW_MAX_TENANTS];
-    _Atomic long acquisitions[PW_MAX_TENANTS];
-    _Atomic int errors;
-};
-
-static struct pw_evidence *evidence_create(const char *name)
-{
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return NULL;
-    struct pw_evidence *ev = NULL;
-    if (ftruncate(fd, sizeof *ev) == 0) {
-        ev = mmap(NULL, sizeof *ev, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (ev == MAP_FAILED)
-            ev = NULL;
-    }
-    close(fd);
-    if (ev) {
-        ev->magic = PW_MAGIC;
-        ev->size = sizeof *ev;
-    }
-    return ev;
-}
-
+/* Start `prog_worker loop` (tracked) recording into the evidence object ev;
+ * it runs until the evidence's stop flag is set, or for 10 s at most. */
 static pid_t spawn_loop(const char *seg, const char *tenant, const char *ev, int tidx, unsigned share,
                         unsigned hold_us)
 {
@@ -433,7 +243,7 @@ Test(multiproc, fifo_across_processes)
     const char *names[3] = {"t2", "t3", "t1"};
     struct worker w[3];
     for (int i = 0; i < 3; i++)
-        cr_assert(spawn_ctl(&w[i], g_seg, names[i], names[i], order[0], order[1]), "spawn %s",
+        cr_assert(spawn_ctl_shared(&w[i], g_seg, names[i], names[i], order[0], order[1]), "spawn %s",
                   names[i]);
     close(order[1]);
     for (int i = 0; i < 3; i++) {
@@ -483,10 +293,10 @@ Test(multiproc, problem_scenario_across_processes)
     cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
 
     struct worker a, a2, a3, b;
-    cr_assert(spawn_ctl(&a, g_seg, "A", "a", -1, -1));
-    cr_assert(spawn_ctl(&a2, g_seg, "A", "a2", -1, -1));
-    cr_assert(spawn_ctl(&a3, g_seg, "A", "a3", -1, -1));
-    cr_assert(spawn_ctl(&b, g_seg, "B", "b", -1, -1));
+    cr_assert(spawn_ctl(&a, g_seg, "A", "a"));
+    cr_assert(spawn_ctl(&a2, g_seg, "A", "a2"));
+    cr_assert(spawn_ctl(&a3, g_seg, "A", "a3"));
+    cr_assert(spawn_ctl(&b, g_seg, "B", "b"));
     int num;
     for (int i = 0; i < 10; i++) {
         send_cmd(&a, 'a');

@@ -21,17 +21,39 @@
 static volatile sig_atomic_t stop_watch;
 static void on_interrupt(int sig) { (void)sig; stop_watch = 1; }
 
-/* JSON string (tenant ids are bytes other than NUL). */
+/* Length of the well-formed UTF-8 sequence at p, or 0. */
+static int utf8_length(const unsigned char *p)
+{
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : 0;
+    for (int k = 1; k < n; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
+        (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
+        return 0; /* overlong, surrogate, or past U+10FFFF */
+    return n;
+}
+
+/* JSON string.  Tenant ids are bytes other than NUL: valid UTF-8 is copied,
+ * any other byte b >= 0x80 is written as \u00bb (documented in fairsem(1)),
+ * so the output is always valid JSON. */
 static void json_string(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
+        int n;
+        if (*p == '"' || *p == '\\') {
             fprintf(out, "\\%c", *p);
-        else if (*p < 0x20)
+        } else if (*p < 0x20 || *p == 0x7f) {
             fprintf(out, "\\u%04x", *p);
-        else
+        } else if (*p < 0x80) {
             fputc(*p, out);
+        } else if ((n = utf8_length(p)) > 0) {
+            fwrite(p, 1, (size_t)n, out);
+            p += n - 1;
+        } else {
+            fprintf(out, "\\u%04x", *p);
+        }
     }
     fputc('"', out);
 }
@@ -127,7 +149,7 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, FILE *out)
                 info.min_share);
         json_string(out, info.rule_name);
         fprintf(out,
-                ",\"work_conserving\":%s,\"in_use\":%u,\"free\":%u,\"waiters\":%u,\"demanding_tenants\":%u,"
+                ",\"work_conserving\":%s,\"in_use\":%u,\"free\":%u,\"waiting\":%u,\"demanding_tenants\":%u,"
                 "\"registered_tenants\":%u,\"procs\":[",
                 (info.flags & FAIRSEM_WORK_CONSERVING) ? "true" : "false", st.slots_in_use, st.slots_available,
                 st.waiters, st.demanding_tenants, st.registered_tenants);

@@ -342,17 +342,24 @@ static int cmd_rm(int argc, char **argv)
     static const char *help =
         "usage: fairsem rm NAME [--force]\n"
         "Remove the segment.  Refuses (exit 6) while live processes are attached,\n"
-        "unless --force; attached processes keep working on the removed segment.\n";
+        "unless --force; attached processes keep working on the removed segment.\n"
+        "--force also removes a segment too damaged or too new to open, but never\n"
+        "a file that is not a fairsem segment (exit 4).\n";
     bool force = false;
     struct flag_opt flags[] = {{"--force", &force}, {NULL, NULL}};
     const char *name;
     int rc = parse_flags(argc, argv, help, flags, &name);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
-    if (!force) {
-        fairsem_t *sem;
-        if ((rc = cli_open(name, true, &sem)) < 0)
-            return cli_fail(name, rc);
+    fairsem_t *sem;
+    rc = cli_open(name, true, &sem);
+    /* --force removes a segment that cannot be opened (another layout,
+     * corrupt), never a file that is no fairsem segment at all. */
+    if (rc < 0 && (!force || rc == FAIRSEM_EMAGIC || rc == -ENOENT))
+        return cli_fail(name, rc);
+    if (rc == 0 && force)
+        fairsem_close(sem);
+    if (rc == 0 && !force) {
         unsigned live = 0;
         fairsem_dump_ops_t ops = {.proc = count_live};
         fairsem_dump(sem, &ops, &live);

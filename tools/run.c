@@ -31,13 +31,22 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 static int run_child(char **cmd, const char *name, const char *tenant, unsigned slot)
 {
+    /* Block the forwarded signals until child_pid is known, so one that
+     * arrives around fork() is delivered (and forwarded) afterwards. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaddset(&block, forwarded[i]);
+    sigprocmask(SIG_BLOCK, &block, &old);
     struct sigaction sa = {.sa_handler = forward_signal};
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         sigaction(forwarded[i], &sa, NULL);
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
         return -errno;
+    }
     if (pid == 0) {
         char slot_text[16];
         snprintf(slot_text, sizeof slot_text, "%u", slot);
@@ -46,11 +55,13 @@ static int run_child(char **cmd, const char *name, const char *tenant, unsigned 
         setenv("FAIRSEM_SLOT", slot_text, 1);
         for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
             signal(forwarded[i], SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
         execvp(cmd[0], cmd);
         fprintf(stderr, "fairsem run: %s: %s\n", cmd[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
     child_pid = pid;
+    sigprocmask(SIG_SETMASK, &old, NULL);
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
