@@ -18,6 +18,8 @@
 
 /* How long a sleeper waits before it looks for dead holders itself. */
 #define FS_POLL_NS (10u * 1000u * 1000u)
+/* Pause instructions a waiter spins before it sleeps (a few microseconds). */
+#define FS_SPIN_ROUNDS 200
 
 /* ---------------------------------------------------------- local handles */
 

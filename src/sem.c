@@ -145,6 +145,20 @@ static fairsem_tenant_t *resolve(fairsem_tenant_t *tenant)
     return tenant ? tenant : fairsem_tenant_current();
 }
 
+/* Before sleeping, watch the cell for a few microseconds: a slot released
+ * by a process running on another CPU then reaches us without a futex
+ * sleep and wake-up (which costs tens of microseconds in which the slot
+ * sits reserved and idle).  Returns true if the cell changed. */
+static bool spin_for_grant(struct fs_cell *cell, uint64_t s)
+{
+    for (int i = 0; i < FS_SPIN_ROUNDS; i++) {
+        if (atomic_load_explicit(&cell->state, memory_order_relaxed) != s)
+            return true;
+        __builtin_ia32_pause();
+    }
+    return false;
+}
+
 /* Wait on our own cell until granted, cancelled or the deadline. */
 static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_t deadline,
                      fairsem_slot_t *slot)
@@ -172,7 +186,8 @@ static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_
         uint64_t nap = FS_POLL_NS;
         if (deadline && deadline - now < nap)
             nap = deadline - now;
-        fairsem__futex_wait(fs_cell_futex(cell), (uint32_t)s, nap);
+        if (!spin_for_grant(cell, s))
+            fairsem__futex_wait(fs_cell_futex(cell), (uint32_t)s, nap);
         if (atomic_load(&cell->state) == s) {
             /* Nobody granted for a while: a holder may have died, or a
              * stopped granter may hide us. */
