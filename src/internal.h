@@ -250,6 +250,18 @@ void fairsem__events_stop(fairsem_t *sem);
 
 /* ------------------------------------------------------------------- util */
 
+/* A spin-wait hint to the CPU. */
+static inline void fs_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
 static inline uint32_t fs_hash(const char *s, size_t n)
 {
     uint32_t h = 2166136261u; /* FNV-1a */

@@ -154,7 +154,7 @@ static bool spin_for_grant(struct fs_cell *cell, uint64_t s)
     for (int i = 0; i < FS_SPIN_ROUNDS; i++) {
         if (atomic_load_explicit(&cell->state, memory_order_relaxed) != s)
             return true;
-        __builtin_ia32_pause();
+        fs_cpu_relax();
     }
     return false;
 }
