@@ -265,14 +265,10 @@ static int build(fairsem_t *sem, const fairsem_options_t *o)
     return 0;
 }
 
-static int create_locked(const char *name, const fairsem_options_t *opts, fairsem_t **out)
+/* A handle on the new, unnamed file `fd` (or -1 and errno), with a segment
+ * built in it. */
+static int handle_build(int fd, const char *name, const fairsem_options_t *opts, fairsem_t **out)
 {
-    int rc = check_name(name);
-    if (rc < 0)
-        return rc;
-    if (!out || (rc = check_options(opts)) < 0)
-        return rc < 0 ? rc : -EINVAL;
-    int fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     fairsem_t *sem = handle_new(fd, name);
@@ -280,16 +276,31 @@ static int create_locked(const char *name, const fairsem_options_t *opts, fairse
         close(fd);
         return -ENOMEM;
     }
-    rc = build(sem, opts);
-    FS_CRASHPOINT("create.built");
-    if (rc == 0) {
-        char from[64], to[sizeof SHM_DIR + FAIRSEM_NAME_MAX + 1];
-        snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
-        snprintf(to, sizeof to, SHM_DIR "%s", name);
-        if (linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) < 0)
-            rc = -errno;
-    }
+    int rc = build(sem, opts);
     if (rc < 0) {
+        handle_free(sem);
+        return rc;
+    }
+    *out = sem;
+    return 0;
+}
+
+static int create_locked(const char *name, const fairsem_options_t *opts, fairsem_t **out)
+{
+    int rc = check_name(name);
+    if (rc < 0)
+        return rc;
+    if (!out || (rc = check_options(opts)) < 0)
+        return rc < 0 ? rc : -EINVAL;
+    fairsem_t *sem;
+    if ((rc = handle_build(open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), name, opts, &sem)) < 0)
+        return rc;
+    FS_CRASHPOINT("create.built");
+    char from[64], to[sizeof SHM_DIR + FAIRSEM_NAME_MAX + 1];
+    snprintf(from, sizeof from, "/proc/self/fd/%d", sem->fd);
+    snprintf(to, sizeof to, SHM_DIR "%s", name);
+    if (linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) < 0) {
+        rc = -errno;
         handle_free(sem);
         return rc;
     }
@@ -301,19 +312,9 @@ static int open_anonymous_locked(const fairsem_options_t *opts, fairsem_t **out)
     int rc = check_options(opts);
     if (rc < 0 || !out)
         return rc < 0 ? rc : -EINVAL;
-    int fd = memfd_create("fairsem", MFD_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    fairsem_t *sem = handle_new(fd, NULL);
-    if (!sem) {
-        close(fd);
-        return -ENOMEM;
-    }
-    rc = build(sem, opts);
-    if (rc < 0) {
-        handle_free(sem);
+    fairsem_t *sem;
+    if ((rc = handle_build(memfd_create("fairsem", MFD_CLOEXEC), NULL, opts, &sem)) < 0)
         return rc;
-    }
     return handle_finish(sem, opts, out);
 }
 
