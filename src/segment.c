@@ -292,7 +292,7 @@ static int create_locked(const char *name, const fairsem_options_t *opts, fairse
         return rc;
     if (!out || (rc = check_options(opts)) < 0)
         return rc < 0 ? rc : -EINVAL;
-    fairsem_t *sem;
+    fairsem_t *sem = NULL;
     if ((rc = handle_build(open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), name, opts, &sem)) < 0)
         return rc;
     FS_CRASHPOINT("create.built");
@@ -312,7 +312,7 @@ static int open_anonymous_locked(const fairsem_options_t *opts, fairsem_t **out)
     int rc = check_options(opts);
     if (rc < 0 || !out)
         return rc < 0 ? rc : -EINVAL;
-    fairsem_t *sem;
+    fairsem_t *sem = NULL;
     if ((rc = handle_build(memfd_create("fairsem", MFD_CLOEXEC), NULL, opts, &sem)) < 0)
         return rc;
     return handle_finish(sem, opts, out);
