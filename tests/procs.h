@@ -6,12 +6,15 @@
  *
  * Everything is static: each test program gets its own copy of the pid
  * table.  Include after common.h's prerequisites (_GNU_SOURCE first).
+ * The helpers that assert are for the test process only (never call them
+ * in a forked child).
  */
 #ifndef FAIRSEM_TEST_PROCS_H
 #define FAIRSEM_TEST_PROCS_H
 
 #include "common.h"
 
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -235,6 +238,75 @@ static inline const fairsem_tenant_stats_t *find_tenant(const fairsem_tenant_sta
         if (strcmp(ts[i].id, id) == 0)
             return &ts[i];
     return NULL;
+}
+
+/* ------------------------------------------------------ named test segments */
+
+/* Name seg afresh for `what` (cap bytes) and create it with options o. */
+static inline fairsem_t *seg_create_opts(char *seg, size_t cap, const char *what,
+                                         const fairsem_options_t *o)
+{
+    test_name(seg, cap, what);
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(seg, o, &sem), 0);
+    return sem;
+}
+
+/* The same with max_slots slots and every other option left default. */
+static inline fairsem_t *seg_create_named(char *seg, size_t cap, const char *what, unsigned max_slots)
+{
+    fairsem_options_t o = {.max_slots = max_slots};
+    return seg_create_opts(seg, cap, what, &o);
+}
+
+/* Close sem, unlink the segment named in seg and forget the name. */
+static inline void seg_close_unlink(fairsem_t *sem, char *seg)
+{
+    fairsem_close(sem);
+    cr_assert_eq(fairsem_unlink(seg), 0);
+    seg[0] = '\0';
+}
+
+/* Register tenant id (weight 1) on sem. */
+static inline fairsem_tenant_t *tenant_reg(fairsem_t *sem, const char *id)
+{
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, id, 1, &t), 0);
+    return t;
+}
+
+/* Register tenant id (weight 1) on sem and take a slot for it into *s. */
+static inline fairsem_tenant_t *tenant_reg_acquire(fairsem_t *sem, const char *id, fairsem_slot_t *s)
+{
+    fairsem_tenant_t *t = tenant_reg(sem, id);
+    cr_assert_eq(fairsem_acquire(t, s), 0);
+    return t;
+}
+
+/* ---------------------------------------------------- driving ctl workers */
+
+/* Send c to w and expect a reply of kind `want` within 3 s; its number. */
+static inline int worker_expect(struct worker *w, char c, char want)
+{
+    int num = 0;
+    send_cmd(w, c);
+    char k = reply_of(w, &num, 3000);
+    cr_assert_eq(k, want, "%s: '%c' got reply '%c', want '%c'", w->tag, c, k ? k : '-', want);
+    return num;
+}
+
+/* Send 'a' to w and wait until the segment shows `waiters` queued requests. */
+static inline void worker_queue(struct worker *w, fairsem_t *sem, unsigned waiters)
+{
+    send_cmd(w, 'a');
+    cr_assert(wait_waiters(sem, waiters, 3000), "%s did not queue", w->tag);
+}
+
+/* SIGKILL w, collect it and close the test's ends of its pipes. */
+static inline void worker_kill(struct worker *w)
+{
+    cr_assert(kill_wait(w->pid), "%s did not die of SIGKILL", w->tag);
+    worker_close(w);
 }
 
 #endif

@@ -43,10 +43,7 @@ TestSuite(crash, .fini = cleanup, .timeout = 60);
  * is the previous round's waiter. */
 Test(crash, killed_holder_slot_goes_to_blocked_waiter)
 {
-    test_name(g_seg, sizeof g_seg, "cr-holder");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-holder", 1);
 
     enum { ROUNDS = 5 };
     struct worker w[ROUNDS + 1];
@@ -88,9 +85,7 @@ Test(crash, killed_holder_slot_goes_to_blocked_waiter)
     cr_assert_eq(st.slots_in_use, 1u); /* the last waiter holds it */
     cr_assert_eq(st.waiters, 0u);
     kill_all();
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* Nobody waits, nobody reaps: a caller that only ever tries still sees a
@@ -98,25 +93,15 @@ Test(crash, killed_holder_slot_goes_to_blocked_waiter)
  * at most once per poll interval). */
 Test(crash, killed_holder_slot_comes_back_to_try_acquire)
 {
-    test_name(g_seg, sizeof g_seg, "cr-try");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "tryer", 1, &t), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-try", 1);
+    fairsem_tenant_t *t = tenant_reg(sem, "tryer");
     struct worker w;
-    int num;
     cr_assert(spawn_ctl(&w, g_seg, "k", "holder"));
-    send_cmd(&w, 'a');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+    worker_expect(&w, 'a', 'A');
     fairsem_slot_t s;
     cr_assert_eq(fairsem_try_acquire(t, &s), -EAGAIN);
     uint64_t t0 = test_now_ns();
-    cr_assert_eq(kill(w.pid, SIGKILL), 0);
-    int status;
-    cr_assert_eq(waitpid(w.pid, &status, 0), w.pid);
-    untrack_pid(w.pid);
-    worker_close(&w);
+    worker_kill(&w);
     int rc = -EAGAIN;
     while (rc == -EAGAIN && test_now_ns() - t0 < 1000000000u) {
         rc = fairsem_try_acquire(t, &s);
@@ -126,29 +111,22 @@ Test(crash, killed_holder_slot_comes_back_to_try_acquire)
     cr_assert_eq(rc, 0, "try_acquire never got the dead holder's slot: %s", fairsem_strerror(rc));
     cr_log_info("SIGKILL holder -> try_acquire succeeded after %.1f ms", (test_now_ns() - t0) / 1e6);
     cr_assert_eq(fairsem_release(t, s), 0);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* A waiter is SIGKILLed: fairsem_reap drops its ticket, and its tenant no
  * longer counts as demanding (the survivor's share goes back to 4). */
 Test(crash, killed_waiter_ticket_dropped)
 {
-    test_name(g_seg, sizeof g_seg, "cr-waiter");
-    fairsem_options_t o = {.max_slots = 4};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *a;
-    cr_assert_eq(fairsem_tenant_register(sem, "A", 1, &a), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-waiter", 4);
+    fairsem_tenant_t *a = tenant_reg(sem, "A");
     fairsem_slot_t s[4];
     for (int i = 0; i < 4; i++)
         cr_assert_eq(fairsem_try_acquire(a, &s[i]), 0);
 
     struct worker w;
     cr_assert(spawn_ctl(&w, g_seg, "W", "w"));
-    send_cmd(&w, 'a');
-    cr_assert(wait_waiters(sem, 1, 3000));
+    worker_queue(&w, sem, 1);
     fairsem_stats_t st;
     fairsem_tenant_stats_t ts[8];
     size_t n;
@@ -156,8 +134,7 @@ Test(crash, killed_waiter_ticket_dropped)
     cr_assert_eq(st.demanding_tenants, 2u);
     cr_assert_eq(find_tenant(ts, n, "A")->share, 2u);
 
-    cr_assert(kill_wait(w.pid));
-    worker_close(&w);
+    worker_kill(&w);
     fairsem_reap_report_t rep;
     cr_assert_eq(fairsem_reap(sem, &rep), 0);
     cr_assert_eq(rep.procs, 1u);
@@ -178,29 +155,20 @@ Test(crash, killed_waiter_ticket_dropped)
     cr_assert_eq(fairsem_try_acquire(a, &s[3]), 0);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(fairsem_release(a, s[i]), 0);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* A slot granted to a waiter that was already dead (the grant lands in its
  * cell, nobody claims it) comes back to the next blocked waiter. */
 Test(crash, slot_granted_to_dead_waiter_comes_back)
 {
-    test_name(g_seg, sizeof g_seg, "cr-deadgrant");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *a;
-    cr_assert_eq(fairsem_tenant_register(sem, "A", 1, &a), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-deadgrant", 1);
     fairsem_slot_t s;
-    cr_assert_eq(fairsem_acquire(a, &s), 0);
+    fairsem_tenant_t *a = tenant_reg_acquire(sem, "A", &s);
     struct worker w;
     cr_assert(spawn_ctl(&w, g_seg, "W", "w"));
-    send_cmd(&w, 'a');
-    cr_assert(wait_waiters(sem, 1, 3000));
-    cr_assert(kill_wait(w.pid));
-    worker_close(&w);
+    worker_queue(&w, sem, 1);
+    worker_kill(&w);
     cr_assert_eq(fairsem_release(a, s), 0); /* goes to the dead waiter's cell */
 
     uint64_t t0 = test_now_ns();
@@ -213,9 +181,7 @@ Test(crash, slot_granted_to_dead_waiter_comes_back)
     cr_assert_eq(st.slots_in_use, 1u);
     cr_assert_eq(st.waiters, 0u);
     cr_assert_eq(fairsem_release(a, s), 0);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* A master holding a slot forks 8 children that sleep and never call the
@@ -223,12 +189,8 @@ Test(crash, slot_granted_to_dead_waiter_comes_back)
  * so its slot comes back within 1 s to another process. */
 Test(crash, killed_master_with_sleeping_children)
 {
-    test_name(g_seg, sizeof g_seg, "cr-master");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *obs;
-    cr_assert_eq(fairsem_tenant_register(sem, "observer", 1, &obs), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-master", 1);
+    fairsem_tenant_t *obs = tenant_reg(sem, "observer");
     /* The grandchildren are reparented to us when the master dies. */
     cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 
@@ -299,26 +261,18 @@ Test(crash, killed_master_with_sleeping_children)
     cr_assert_eq(fairsem_release(obs, s), 0);
 
     kill_all();
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* fairsem_reap's report after a process holding 2 slots, waiting on 1
  * request and having 1 registration is killed. */
 Test(crash, reap_report_exact)
 {
-    test_name(g_seg, sizeof g_seg, "cr-report");
-    fairsem_options_t o = {.max_slots = 2};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-report", 2);
     struct worker w;
-    int num;
     cr_assert(spawn_ctl(&w, g_seg, "victim", "v"));
-    send_cmd(&w, 'a');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
-    send_cmd(&w, 'a');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+    worker_expect(&w, 'a', 'A');
+    worker_expect(&w, 'a', 'A');
     send_cmd(&w, 'a'); /* blocks: both slots are its own */
     cr_assert(wait_waiters(sem, 1, 3000));
     fairsem_stats_t st;
@@ -327,8 +281,7 @@ Test(crash, reap_report_exact)
     cr_assert_eq(st.attached_procs, 2u);
     cr_assert_eq(st.registered_tenants, 1u);
 
-    cr_assert(kill_wait(w.pid));
-    worker_close(&w);
+    worker_kill(&w);
     fairsem_reap_report_t rep;
     cr_assert_eq(fairsem_reap(sem, &rep), 0);
     cr_log_info("reap: procs %u slots %u tickets %u registrations %u", rep.procs, rep.slots,
@@ -346,32 +299,25 @@ Test(crash, reap_report_exact)
     /* Nothing is left to reap. */
     cr_assert_eq(fairsem_reap(sem, &rep), 0);
     cr_assert_eq(rep.procs + rep.slots + rep.tickets + rep.registrations, 0u);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* A stopped holder is alive: its slot stays its own (no waiter or reap may
  * take it), and everybody else goes on with the remaining slots. */
 Test(crash, stopped_holder_blocks_nobody_else)
 {
-    test_name(g_seg, sizeof g_seg, "cr-stop");
-    fairsem_options_t o = {.max_slots = 4};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-stop", 4);
     struct worker h, other;
     int num;
     cr_assert(spawn_ctl(&h, g_seg, "shared", "h"));
     cr_assert(spawn_ctl(&other, g_seg, "shared", "o"));
-    send_cmd(&h, 'a');
-    cr_assert_eq(reply_of(&h, &num, 3000), 'A');
+    worker_expect(&h, 'a', 'A');
     cr_assert_eq(kill(h.pid, SIGSTOP), 0);
     int status;
     cr_assert_eq(waitpid(h.pid, &status, WUNTRACED), h.pid);
     cr_assert(WIFSTOPPED(status));
 
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "shared", 1, &t), 0);
+    fairsem_tenant_t *t = tenant_reg(sem, "shared");
     for (int round = 0; round < 200; round++) {
         fairsem_slot_t s[2];
         for (int i = 0; i < 2; i++)
@@ -382,8 +328,7 @@ Test(crash, stopped_holder_blocks_nobody_else)
             cr_assert_eq(reply_of(&other, &num, 3000), 'A', "round %d", round);
             fairsem_slot_t x;
             cr_assert_eq(fairsem_try_acquire(t, &x), -EAGAIN, "a 5th slot, or the stopped one");
-            send_cmd(&other, 'r');
-            cr_assert_eq(reply_of(&other, &num, 3000), 'R');
+            worker_expect(&other, 'r', 'R');
         }
         for (int i = 0; i < 2; i++)
             cr_assert_eq(fairsem_release(t, s[i]), 0);
@@ -412,9 +357,7 @@ Test(crash, stopped_holder_blocks_nobody_else)
     kill_all();
     worker_close(&h);
     worker_close(&other);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* --------------------------------------------------------------- corruption */
@@ -436,10 +379,8 @@ Test(crash, header_layout_matches_layout_h)
     cr_assert_eq(sizeof(struct fs_header) % FS_CACHELINE, 0u);
 
     /* And the bytes a real segment carries agree. */
-    test_name(g_seg, sizeof g_seg, "cr-hdr");
     fairsem_options_t o = {.max_slots = 7, .min_share = 2};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "cr-hdr", &o);
     char path[300];
     snprintf(path, sizeof path, "/dev/shm%s", g_seg);
     int fd = open(path, O_RDONLY);
@@ -464,9 +405,7 @@ Test(crash, header_layout_matches_layout_h)
               h.off_cells + (uint64_t)h.max_waiters * sizeof(struct fs_cell) <= h.total_size);
     cr_assert_eq(h.off_procs % FS_CACHELINE, 0u);
     cr_assert_eq(h.off_cells % FS_CACHELINE, 0u);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* Create a segment and detach, leaving its file for the test to damage. */
@@ -506,43 +445,41 @@ static void expect_open(int want, const char *what)
     g_seg[0] = '\0';
 }
 
-Test(crash, corrupt_magic)
+/* A fresh segment (named for seg_what) with len bytes at off replaced by
+ * bytes: fairsem_open must refuse it with want. */
+static void expect_poked(const char *seg_what, off_t off, const void *bytes, size_t len, int want,
+                         const char *what)
 {
     char path[300];
     uint64_t size;
-    fresh_segment("cr-magic", path, sizeof path, &size);
-    poke(path, offsetof(struct fs_header, magic) + 3, "X", 1);
-    expect_open(FAIRSEM_EMAGIC, "magic");
+    fresh_segment(seg_what, path, sizeof path, &size);
+    poke(path, off, bytes, len);
+    expect_open(want, what);
+}
+
+Test(crash, corrupt_magic)
+{
+    expect_poked("cr-magic", offsetof(struct fs_header, magic) + 3, "X", 1, FAIRSEM_EMAGIC, "magic");
 }
 
 Test(crash, corrupt_zeroed_header)
 {
-    char path[300];
-    uint64_t size;
-    fresh_segment("cr-zero", path, sizeof path, &size);
     char zero[sizeof(struct fs_header)] = {0};
-    poke(path, 0, zero, sizeof zero);
-    expect_open(FAIRSEM_EMAGIC, "zeroed header");
+    expect_poked("cr-zero", 0, zero, sizeof zero, FAIRSEM_EMAGIC, "zeroed header");
 }
 
 Test(crash, corrupt_layout_version)
 {
-    char path[300];
-    uint64_t size;
-    fresh_segment("cr-ver", path, sizeof path, &size);
     uint32_t v = FS_LAYOUT_VERSION + 1;
-    poke(path, offsetof(struct fs_header, layout_version), &v, sizeof v);
-    expect_open(FAIRSEM_EVERSION, "layout_version");
+    expect_poked("cr-ver", offsetof(struct fs_header, layout_version), &v, sizeof v, FAIRSEM_EVERSION,
+                 "layout_version");
 }
 
 Test(crash, corrupt_layout_hash)
 {
-    char path[300];
-    uint64_t size;
-    fresh_segment("cr-hash", path, sizeof path, &size);
     uint32_t v = FS_LAYOUT_HASH ^ 0x10u;
-    poke(path, offsetof(struct fs_header, layout_hash), &v, sizeof v);
-    expect_open(FAIRSEM_EVERSION, "layout_hash");
+    expect_poked("cr-hash", offsetof(struct fs_header, layout_hash), &v, sizeof v, FAIRSEM_EVERSION,
+                 "layout_hash");
 }
 
 Test(crash, corrupt_total_size)
@@ -557,12 +494,8 @@ Test(crash, corrupt_total_size)
 
 Test(crash, corrupt_not_ready)
 {
-    char path[300];
-    uint64_t size;
-    fresh_segment("cr-ready", path, sizeof path, &size);
     uint32_t v = 0;
-    poke(path, offsetof(struct fs_header, ready), &v, sizeof v);
-    expect_open(FAIRSEM_EINIT, "ready");
+    expect_poked("cr-ready", offsetof(struct fs_header, ready), &v, sizeof v, FAIRSEM_EINIT, "ready");
 }
 
 Test(crash, corrupt_header_fields)
@@ -582,21 +515,14 @@ Test(crash, corrupt_header_fields)
         {offsetof(struct fs_header, off_slots), 1ull << 40, 8, "off_slots far away"},
         {offsetof(struct fs_header, map_words), 1000, 4, "map_words"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char path[300];
-        uint64_t size;
-        fresh_segment("cr-field", path, sizeof path, &size);
-        poke(path, (off_t)cases[i].off, &cases[i].val, cases[i].len);
-        expect_open(FAIRSEM_ECORRUPT, cases[i].what);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_poked("cr-field", (off_t)cases[i].off, &cases[i].val, cases[i].len, FAIRSEM_ECORRUPT,
+                     cases[i].what);
     /* rule_name without its NUL */
-    char path[300];
-    uint64_t size;
-    fresh_segment("cr-rule", path, sizeof path, &size);
     char junk[32];
     memset(junk, 'r', sizeof junk);
-    poke(path, offsetof(struct fs_header, rule_name), junk, sizeof junk);
-    expect_open(FAIRSEM_ECORRUPT, "rule_name unterminated");
+    expect_poked("cr-rule", offsetof(struct fs_header, rule_name), junk, sizeof junk, FAIRSEM_ECORRUPT,
+                 "rule_name unterminated");
 }
 
 Test(crash, corrupt_truncated)
@@ -616,22 +542,24 @@ Test(crash, corrupt_truncated)
     expect_open(FAIRSEM_ECORRUPT, "grown");
 }
 
-Test(crash, corrupt_tiny_and_empty_files)
+/* Name g_seg afresh for `what` and make its file hold just len bytes. */
+static void write_shm_file(const char *what, const void *bytes, size_t len)
 {
     char path[300];
-    test_name(g_seg, sizeof g_seg, "cr-tiny");
+    test_name(g_seg, sizeof g_seg, what);
     snprintf(path, sizeof path, "/dev/shm%s", g_seg);
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
     cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, "FAIRSEM1\1\0", 10), 10);
+    if (len)
+        cr_assert_eq(write(fd, bytes, len), (ssize_t)len);
     close(fd);
-    expect_open(FAIRSEM_ECORRUPT, "10-byte file");
+}
 
-    test_name(g_seg, sizeof g_seg, "cr-empty");
-    snprintf(path, sizeof path, "/dev/shm%s", g_seg);
-    fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    cr_assert_geq(fd, 0);
-    close(fd);
+Test(crash, corrupt_tiny_and_empty_files)
+{
+    write_shm_file("cr-tiny", "FAIRSEM1\1\0", 10);
+    expect_open(FAIRSEM_ECORRUPT, "10-byte file");
+    write_shm_file("cr-empty", "", 0);
     expect_open(FAIRSEM_ECORRUPT, "empty file");
 }
 
@@ -662,9 +590,7 @@ Test(crash, check_linked_after_unlink)
     cr_assert_eq(fairsem_check_linked(sem), FAIRSEM_EUNLINKED);
     fairsem_close(other);
     fairsem_close(again);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
     cr_assert_eq(fairsem_check_linked(NULL), -EINVAL);
 }
 
@@ -673,23 +599,14 @@ Test(crash, check_linked_after_unlink)
  * afterwards every invariant holds. */
 Test(crash, corrupt_grant_index_in_dead_cell)
 {
-    test_name(g_seg, sizeof g_seg, "cr-badgrant");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "holder", 1, &t), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-badgrant", 1);
     fairsem_slot_t s;
-    cr_assert_eq(fairsem_acquire(t, &s), 0);
+    fairsem_tenant_t *t = tenant_reg_acquire(sem, "holder", &s);
     struct worker w;
     cr_assert(spawn_ctl(&w, g_seg, "k", "waiter"));
     send_cmd(&w, 'a');
     cr_assert(wait_waiters(sem, 1, 3000), "the waiter did not queue");
-    cr_assert_eq(kill(w.pid, SIGKILL), 0);
-    int status;
-    cr_assert_eq(waitpid(w.pid, &status, 0), w.pid);
-    untrack_pid(w.pid);
-    worker_close(&w);
+    worker_kill(&w);
 
     char path[sizeof g_seg + 16];
     snprintf(path, sizeof path, "/dev/shm%s", g_seg);
@@ -719,7 +636,5 @@ Test(crash, corrupt_grant_index_in_dead_cell)
     cr_assert_eq(rep.tickets, 1u);
     cr_assert_eq(fairsem_release(t, s), 0);
     cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }

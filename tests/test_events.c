@@ -43,6 +43,24 @@ static unsigned slots_in_use(fairsem_t *sem)
     return fairsem_stats(sem, &st, NULL, 0, NULL) == 0 ? st.slots_in_use : 9999;
 }
 
+/* The segment's event descriptor (fails the test if there is none). */
+static int event_fd_of(fairsem_t *sem)
+{
+    int efd = fairsem_event_fd(sem);
+    cr_assert_geq(efd, 0);
+    return efd;
+}
+
+/* A 1-slot segment named for `what` whose slot the ctl worker *w
+ * (tenant "other", tag "w") holds. */
+static fairsem_t *seg_held_by_worker(const char *what, struct worker *w)
+{
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, what, 1);
+    cr_assert(spawn_ctl(w, g_seg, "other", "w"));
+    worker_expect(w, 'a', 'A');
+    return sem;
+}
+
 /* ------------------------------------------------------------------- tests */
 
 /* A queued request is granted by a release in another process: the event
@@ -50,20 +68,10 @@ static unsigned slots_in_use(fairsem_t *sem)
  * fairsem_request_result hands over the slot. */
 Test(events, grant_from_other_process_wakes_event_fd)
 {
-    test_name(g_seg, sizeof g_seg, "ev-grant");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
     struct worker w;
-    int num;
-    cr_assert(spawn_ctl(&w, g_seg, "other", "w"));
-    send_cmd(&w, 'a');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
-
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "loop", 1, &t), 0);
-    int efd = fairsem_event_fd(sem);
-    cr_assert_geq(efd, 0);
+    fairsem_t *sem = seg_held_by_worker("ev-grant", &w);
+    fairsem_tenant_t *t = tenant_reg(sem, "loop");
+    int efd = event_fd_of(sem);
     int marker;
     fairsem_request_t *req;
     fairsem_slot_t s;
@@ -76,8 +84,7 @@ Test(events, grant_from_other_process_wakes_event_fd)
     cr_assert_eq(fairsem_events(sem, done, 4), 0u);
 
     uint64_t t0 = test_now_ns();
-    send_cmd(&w, 'r');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'R');
+    worker_expect(&w, 'r', 'R');
     cr_assert(readable_within(efd, 2000), "the grant never made the descriptor readable");
     cr_log_info("event fd readable %.2f ms after the other process's release",
                 (double)(test_now_ns() - t0) / 1e6);
@@ -92,19 +99,14 @@ Test(events, grant_from_other_process_wakes_event_fd)
     cr_assert_eq(slots_in_use(sem), 1u);
 
     /* The other process cannot have it now; after our release it can. */
-    send_cmd(&w, 't');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'E');
-    cr_assert_eq(num, -EAGAIN);
+    cr_assert_eq(worker_expect(&w, 't', 'E'), -EAGAIN);
     cr_assert_eq(fairsem_release(t, s), 0);
     fairsem_request_free(req);
-    send_cmd(&w, 't');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
+    worker_expect(&w, 't', 'A');
 
     kill_all();
     worker_close(&w);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 static void *cancel_thread(void *arg)
@@ -116,20 +118,10 @@ static void *cancel_thread(void *arg)
  * descriptor, and no slot is lost. */
 Test(events, cancel_from_other_thread_while_queued)
 {
-    test_name(g_seg, sizeof g_seg, "ev-cancel");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
     struct worker w;
-    int num;
-    cr_assert(spawn_ctl(&w, g_seg, "other", "w"));
-    send_cmd(&w, 'a');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
-
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "loop", 1, &t), 0);
-    int efd = fairsem_event_fd(sem);
-    cr_assert_geq(efd, 0);
+    fairsem_t *sem = seg_held_by_worker("ev-cancel", &w);
+    fairsem_tenant_t *t = tenant_reg(sem, "loop");
+    int efd = event_fd_of(sem);
     fairsem_request_t *req;
     fairsem_slot_t s;
     cr_assert_eq(fairsem_request_start(t, NULL, &req), 0);
@@ -150,8 +142,7 @@ Test(events, cancel_from_other_thread_while_queued)
     cr_assert(wait_waiters(sem, 0, 1000), "the cancelled request is still queued");
 
     /* The holder's release must find nobody to give the slot to. */
-    send_cmd(&w, 'r');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'R');
+    worker_expect(&w, 'r', 'R');
     cr_assert_eq(slots_in_use(sem), 0u, "the slot went to the cancelled request");
     cr_assert_eq(fairsem_try_acquire(t, &s), 0);
     cr_assert_eq(fairsem_release(t, s), 0);
@@ -161,9 +152,7 @@ Test(events, cancel_from_other_thread_while_queued)
 
     kill_all();
     worker_close(&w);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* Cancels racing grants: another process churns the one slot while this
@@ -191,10 +180,7 @@ static void spin_us(unsigned us)
 
 Test(events, cancel_racing_grants)
 {
-    test_name(g_seg, sizeof g_seg, "ev-race");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "ev-race", 1);
     struct churn *ch = mmap(NULL, sizeof *ch, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(ch, MAP_FAILED);
 
@@ -221,8 +207,7 @@ Test(events, cancel_racing_grants)
     }
     track_pid(pid);
 
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "loop", 1, &t), 0);
+    fairsem_tenant_t *t = tenant_reg(sem, "loop");
     cr_assert_geq(fairsem_event_fd(sem), 0);
     uint32_t rnd = 12345;
     unsigned taken = 0, cancelled = 0, at_once = 0;
@@ -282,22 +267,15 @@ Test(events, cancel_racing_grants)
     cr_assert_eq(fairsem_try_acquire(t, &s), 0);
     cr_assert_eq(fairsem_release(t, s), 0);
     munmap(ch, sizeof *ch);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* A request that can be served at once is: result 0 right after start. */
 Test(events, granted_at_once)
 {
-    test_name(g_seg, sizeof g_seg, "ev-once");
-    fairsem_options_t o = {.max_slots = 2};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "loop", 1, &t), 0);
-    int efd = fairsem_event_fd(sem);
-    cr_assert_geq(efd, 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "ev-once", 2);
+    fairsem_tenant_t *t = tenant_reg(sem, "loop");
+    int efd = event_fd_of(sem);
 
     fairsem_request_t *r1, *r2, *r3;
     fairsem_slot_t s1, s2, s3;
@@ -329,7 +307,5 @@ Test(events, granted_at_once)
     fairsem_request_free(r2);
     fairsem_request_free(r3);
     cr_assert_eq(slots_in_use(sem), 0u);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }

@@ -72,34 +72,67 @@ static pid_t spawn_loop(const char *seg, const char *tenant, const char *ev, int
     return pid;
 }
 
+/* Create the evidence object g_ev (named afresh for `what`). */
+static struct pw_evidence *loop_evidence(const char *what)
+{
+    test_name(g_ev, sizeof g_ev, what);
+    struct pw_evidence *ev = evidence_create(g_ev);
+    cr_assert_not_null(ev);
+    return ev;
+}
+
+/* Start n loop workers, worker i of tenant tenants[i % ntenants] (index
+ * i % ntenants), and wait until all of them are ready. */
+static void spawn_loops(pid_t *pids, int n, struct pw_evidence *ev, const char *const *tenants,
+                        int ntenants, unsigned share, unsigned hold_us)
+{
+    for (int i = 0; i < n; i++) {
+        pids[i] = spawn_loop(g_seg, tenants[i % ntenants], g_ev, i % ntenants, share, hold_us);
+        cr_assert_gt(pids[i], 0);
+    }
+    uint64_t end = test_now_ns() + 5000000000ull;
+    while (atomic_load(&ev->ready) < n && atomic_load(&ev->errors) == 0 && test_now_ns() < end)
+        test_sleep_ms(1);
+    cr_assert_eq(atomic_load(&ev->ready), n, "workers did not all start");
+}
+
+/* Stop the loop workers and expect each to exit with status 0. */
+static void stop_loops(const pid_t *pids, int n, struct pw_evidence *ev)
+{
+    atomic_store(&ev->stop, 1);
+    for (int i = 0; i < n; i++) {
+        int status = wait_exit(pids[i], 10000);
+        cr_assert(status >= 0 && WIFEXITED(status), "worker %d did not end", i);
+        cr_assert_eq(WEXITSTATUS(status), 0, "worker %d exit status %d", i, WEXITSTATUS(status));
+    }
+}
+
+/* Close and unlink the segment and the evidence object. */
+static void loop_teardown(fairsem_t *sem, struct pw_evidence *ev)
+{
+    seg_close_unlink(sem, g_seg);
+    munmap(ev, sizeof *ev);
+    shm_unlink(g_ev);
+    g_ev[0] = '\0';
+}
+
 /* ------------------------------------------------------------------- tests */
 
 /* Nine unrelated processes of three tenants hammer a work-conserving
  * segment of 3 slots: never more than 3 holders at once. */
 Test(multiproc, holders_never_exceed_max_slots)
 {
-    test_name(g_seg, sizeof g_seg, "mp-max");
-    test_name(g_ev, sizeof g_ev, "mp-max-ev");
     fairsem_options_t o = {.max_slots = 3, .flags = FAIRSEM_WORK_CONSERVING};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    struct pw_evidence *ev = evidence_create(g_ev);
-    cr_assert_not_null(ev);
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "mp-max", &o);
+    struct pw_evidence *ev = loop_evidence("mp-max-ev");
 
-    const char *tenants[3] = {"x", "y", "z"};
+    static const char *const tenants[3] = {"x", "y", "z"};
     pid_t pids[9];
-    for (int i = 0; i < 9; i++) {
-        /* share limit 3: with work conservation a tenant may take them all */
-        pids[i] = spawn_loop(g_seg, tenants[i % 3], g_ev, i % 3, 3, 300);
-        cr_assert_gt(pids[i], 0);
-    }
-    uint64_t end = test_now_ns() + 5000000000ull;
-    while (atomic_load(&ev->ready) < 9 && atomic_load(&ev->errors) == 0 && test_now_ns() < end)
-        test_sleep_ms(1);
-    cr_assert_eq(atomic_load(&ev->ready), 9, "workers did not all start");
+    /* share limit 3: with work conservation a tenant may take them all */
+    spawn_loops(pids, 9, ev, tenants, 3, 3, 300);
 
     unsigned max_in_use = 0, samples = 0;
-    end = test_now_ns() + 800000000ull;
+    uint64_t end = test_now_ns() + 800000000ull;
     while (test_now_ns() < end) {
         fairsem_stats_t st;
         cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
@@ -110,12 +143,7 @@ Test(multiproc, holders_never_exceed_max_slots)
         samples++;
         test_sleep_ms(2);
     }
-    atomic_store(&ev->stop, 1);
-    for (int i = 0; i < 9; i++) {
-        int status = wait_exit(pids[i], 10000);
-        cr_assert(status >= 0 && WIFEXITED(status), "worker %d did not end", i);
-        cr_assert_eq(WEXITSTATUS(status), 0, "worker %d exit status %d", i, WEXITSTATUS(status));
-    }
+    stop_loops(pids, 9, ev);
     cr_assert_eq(atomic_load(&ev->errors), 0);
     cr_assert_eq(atomic_load(&ev->over_slots), 0, "more holders than slots");
     cr_assert_leq(atomic_load(&ev->max_total), 3);
@@ -132,41 +160,26 @@ Test(multiproc, holders_never_exceed_max_slots)
     cr_assert_eq(st.slots_in_use, 0u);
     cr_assert_eq(st.waiters, 0u);
     cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    munmap(ev, sizeof *ev);
-    shm_unlink(g_ev);
-    g_seg[0] = g_ev[0] = '\0';
+    loop_teardown(sem, ev);
 }
 
 /* Two tenants with four processes each, always more of them waiting than
  * holding: each tenant holds at most its share (4 / 2 = 2). */
 Test(multiproc, tenant_held_to_share_while_other_waits)
 {
-    test_name(g_seg, sizeof g_seg, "mp-share");
-    test_name(g_ev, sizeof g_ev, "mp-share-ev");
-    fairsem_options_t o = {.max_slots = 4};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    struct pw_evidence *ev = evidence_create(g_ev);
-    cr_assert_not_null(ev);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "mp-share", 4);
+    struct pw_evidence *ev = loop_evidence("mp-share-ev");
 
+    static const char *const tenants[2] = {"A", "B"};
     pid_t pids[8];
-    for (int i = 0; i < 8; i++) {
-        pids[i] = spawn_loop(g_seg, i % 2 ? "B" : "A", g_ev, i % 2, 2, 1000);
-        cr_assert_gt(pids[i], 0);
-    }
-    uint64_t end = test_now_ns() + 5000000000ull;
-    while (atomic_load(&ev->ready) < 8 && atomic_load(&ev->errors) == 0 && test_now_ns() < end)
-        test_sleep_ms(1);
-    cr_assert_eq(atomic_load(&ev->ready), 8, "workers did not all start");
+    spawn_loops(pids, 8, ev, tenants, 2, 2, 1000);
 
     /* Steady state: both tenants demanding; let any excess taken before the
      * second tenant arrived drain (holds are 1 ms). */
     fairsem_stats_t st;
     fairsem_tenant_stats_t ts[8];
     size_t n;
-    end = test_now_ns() + 5000000000ull;
+    uint64_t end = test_now_ns() + 5000000000ull;
     do {
         cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
     } while (st.demanding_tenants < 2 && test_now_ns() < end);
@@ -192,12 +205,7 @@ Test(multiproc, tenant_held_to_share_while_other_waits)
         }
         test_sleep_ms(1);
     }
-    atomic_store(&ev->stop, 1);
-    for (int i = 0; i < 8; i++) {
-        int status = wait_exit(pids[i], 10000);
-        cr_assert(status >= 0 && WIFEXITED(status), "worker %d did not end", i);
-        cr_assert_eq(WEXITSTATUS(status), 0, "worker %d exit status %d", i, WEXITSTATUS(status));
-    }
+    stop_loops(pids, 8, ev);
     long acq_a = atomic_load(&ev->acquisitions[0]), acq_b = atomic_load(&ev->acquisitions[1]);
     cr_log_info("share test: acquisitions A %ld B %ld; worker max held A %d B %d; %u/%u samples "
                 "checked, stats max held A %u B %u",
@@ -218,25 +226,16 @@ Test(multiproc, tenant_held_to_share_while_other_waits)
 
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
     cr_assert_eq(st.slots_in_use, 0u);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    munmap(ev, sizeof *ev);
-    shm_unlink(g_ev);
-    g_seg[0] = g_ev[0] = '\0';
+    loop_teardown(sem, ev);
 }
 
 /* One slot held; waiters of t2, t3, t1 (three processes) queue in that
  * order; they are served in that order. */
 Test(multiproc, fifo_across_processes)
 {
-    test_name(g_seg, sizeof g_seg, "mp-fifo");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *h;
-    cr_assert_eq(fairsem_tenant_register(sem, "holder", 1, &h), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "mp-fifo", 1);
     fairsem_slot_t s;
-    cr_assert_eq(fairsem_acquire(h, &s), 0);
+    fairsem_tenant_t *h = tenant_reg_acquire(sem, "holder", &s);
 
     int order[2];
     cr_assert_eq(pipe2(order, O_CLOEXEC), 0);
@@ -287,10 +286,7 @@ Test(multiproc, fifo_across_processes)
  * process) and gets the next slot released; A is then held to 5. */
 Test(multiproc, problem_scenario_across_processes)
 {
-    test_name(g_seg, sizeof g_seg, "mp-problem");
-    fairsem_options_t o = {.max_slots = 10};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "mp-problem", 10);
 
     struct worker a, a2, a3, b;
     cr_assert(spawn_ctl(&a, g_seg, "A", "a"));
@@ -303,12 +299,9 @@ Test(multiproc, problem_scenario_across_processes)
         cr_assert_eq(reply_of(&a, &num, 3000), 'A', "A's acquire %d", i);
     }
     cr_assert_eq(held_of(sem, "A"), 10u);
-    send_cmd(&a2, 'a');
-    cr_assert(wait_waiters(sem, 1, 3000));
-    send_cmd(&a3, 'a');
-    cr_assert(wait_waiters(sem, 2, 3000));
-    send_cmd(&b, 'a');
-    cr_assert(wait_waiters(sem, 3, 3000));
+    worker_queue(&a2, sem, 1);
+    worker_queue(&a3, sem, 2);
+    worker_queue(&b, sem, 3);
 
     fairsem_stats_t st;
     fairsem_tenant_stats_t ts[8];
@@ -324,8 +317,7 @@ Test(multiproc, problem_scenario_across_processes)
     cr_assert_eq(st.demanding_tenants, 2u);
 
     /* The next release goes to B, though A's requests are older. */
-    send_cmd(&a, 'r');
-    cr_assert_eq(reply_of(&a, &num, 3000), 'R');
+    worker_expect(&a, 'r', 'R');
     cr_assert_eq(reply_of(&b, &num, 3000), 'A', "B was not served by the first release");
     cr_assert_not(readable_within(a2.out, 50), "A's waiter was served over B");
     cr_assert_not(readable_within(a3.out, 0), "A's waiter was served over B");
@@ -334,8 +326,7 @@ Test(multiproc, problem_scenario_across_processes)
 
     /* A goes down to 5; its waiters are not served while it is at 5 or more. */
     for (int i = 0; i < 4; i++) {
-        send_cmd(&a, 'r');
-        cr_assert_eq(reply_of(&a, &num, 3000), 'R');
+        worker_expect(&a, 'r', 'R');
     }
     cr_assert_not(readable_within(a2.out, 50), "A served above its share");
     cr_assert_not(readable_within(a3.out, 0), "A served above its share");
@@ -347,17 +338,14 @@ Test(multiproc, problem_scenario_across_processes)
     cr_assert_eq(st.waiters, 2u);
 
     /* Below 5: the oldest A waiter gets one, and A is back at exactly 5. */
-    send_cmd(&a, 'r');
-    cr_assert_eq(reply_of(&a, &num, 3000), 'R');
+    worker_expect(&a, 'r', 'R');
     cr_assert_eq(reply_of(&a2, &num, 3000), 'A', "A's oldest waiter not served under share");
     cr_assert_not(readable_within(a3.out, 50), "A's second waiter served above share");
     cr_assert_eq(held_of(sem, "A"), 5u);
     cr_assert_eq(held_of(sem, "B"), 1u);
 
     kill_all();
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* Exit codes of the fork children below. */
@@ -366,19 +354,23 @@ enum { CHILD_OK = 0, CHILD_STATS = 10, CHILD_SEES, CHILD_RELEASE, CHILD_STILL, C
 
 static void child_setup(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
+/* Track the fork child pid and expect it to exit CHILD_OK within 5 s. */
+static void child_wait_ok(pid_t pid)
+{
+    track_pid(pid);
+    int status = wait_exit(pid, 5000);
+    cr_assert(status >= 0 && WIFEXITED(status));
+    cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child failed at step %d", WEXITSTATUS(status));
+}
+
 /* A fork child holds nothing of its parent's: the parent's slot shows as
  * in use but releasing it from the child is FAIRSEM_ESLOT, and the child's
  * end leaves the parent's slot alone. */
 Test(multiproc, fork_child_holds_nothing)
 {
-    test_name(g_seg, sizeof g_seg, "mp-fork1");
-    fairsem_options_t o = {.max_slots = 2};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "fk", 1, &t), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "mp-fork1", 2);
     fairsem_slot_t s;
-    cr_assert_eq(fairsem_acquire(t, &s), 0);
+    fairsem_tenant_t *t = tenant_reg_acquire(sem, "fk", &s);
 
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
@@ -396,10 +388,7 @@ Test(multiproc, fork_child_holds_nothing)
         fairsem_close(sem); /* scrubs the child's record: must spare the parent's slot */
         _exit(CHILD_OK);
     }
-    track_pid(pid);
-    int status = wait_exit(pid, 5000);
-    cr_assert(status >= 0 && WIFEXITED(status));
-    cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child failed at step %d", WEXITSTATUS(status));
+    child_wait_ok(pid);
 
     fairsem_reap_report_t rep;
     cr_assert_eq(fairsem_reap(sem, &rep), 0);
@@ -410,23 +399,16 @@ Test(multiproc, fork_child_holds_nothing)
     cr_assert_eq(fairsem_release(t, s), 0);
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
     cr_assert_eq(st.slots_in_use, 0u);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* A fork child acquires at once through the tenant handle it inherited
  * (re-registered for it), and releases what it took. */
 Test(multiproc, fork_child_uses_inherited_tenant_at_once)
 {
-    test_name(g_seg, sizeof g_seg, "mp-fork2");
-    fairsem_options_t o = {.max_slots = 2};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "fk", 1, &t), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "mp-fork2", 2);
     fairsem_slot_t s;
-    cr_assert_eq(fairsem_acquire(t, &s), 0);
+    fairsem_tenant_t *t = tenant_reg_acquire(sem, "fk", &s);
 
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
@@ -456,10 +438,7 @@ Test(multiproc, fork_child_uses_inherited_tenant_at_once)
         fairsem_close(sem);
         _exit(CHILD_OK);
     }
-    track_pid(pid);
-    int status = wait_exit(pid, 5000);
-    cr_assert(status >= 0 && WIFEXITED(status));
-    cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child failed at step %d", WEXITSTATUS(status));
+    child_wait_ok(pid);
 
     fairsem_stats_t st;
     fairsem_tenant_stats_t ts[4];
@@ -469,9 +448,7 @@ Test(multiproc, fork_child_uses_inherited_tenant_at_once)
     cr_assert_eq(n, 1u);
     cr_assert_eq(ts[0].registrations, 1u, "the child's registration outlived it");
     cr_assert_eq(fairsem_release(t, s), 0);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* A fork child that frees, cancels or force-unregisters what it inherited
@@ -479,10 +456,7 @@ Test(multiproc, fork_child_uses_inherited_tenant_at_once)
  * and is granted to the parent. */
 Test(multiproc, fork_child_leaves_parent_requests_alone)
 {
-    test_name(g_seg, sizeof g_seg, "mp-fork3");
-    fairsem_options_t o = {.max_slots = 1};
-    fairsem_t *sem;
-    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "mp-fork3", 1);
     fairsem_tenant_t *holder, *asker;
     cr_assert_eq(fairsem_tenant_register(sem, "holder", 1, &holder), 0);
     cr_assert_eq(fairsem_tenant_register(sem, "asker", 1, &asker), 0);
@@ -506,10 +480,7 @@ Test(multiproc, fork_child_leaves_parent_requests_alone)
             _exit(CHILD_STILL);
         _exit(CHILD_OK);
     }
-    track_pid(pid);
-    int status = wait_exit(pid, 5000);
-    cr_assert(status >= 0 && WIFEXITED(status));
-    cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child failed at step %d", WEXITSTATUS(status));
+    child_wait_ok(pid);
 
     fairsem_stats_t st;
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
@@ -524,9 +495,7 @@ Test(multiproc, fork_child_leaves_parent_requests_alone)
     cr_assert_eq(rc, 0, "the parent's request was not granted: %s", fairsem_strerror(rc));
     cr_assert_eq(fairsem_release(asker, got), 0);
     fairsem_request_free(req);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* fairsem_open_anonymous: the segment is shared with children forked after
@@ -541,8 +510,7 @@ Test(multiproc, anonymous_segment_shared_with_children)
     fairsem_options_t o = {.max_slots = 2};
     fairsem_t *sem;
     cr_assert_eq(fairsem_open_anonymous(&o, &sem), 0);
-    fairsem_tenant_t *t;
-    cr_assert_eq(fairsem_tenant_register(sem, "anon", 1, &t), 0);
+    fairsem_tenant_t *t = tenant_reg(sem, "anon");
     struct anon_evidence *ev = mmap(NULL, sizeof *ev, PROT_READ | PROT_WRITE,
                                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(ev, MAP_FAILED);

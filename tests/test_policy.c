@@ -80,6 +80,39 @@ static void fix_weight(struct fix *f, uint32_t t, unsigned w)
     f->weight[t] = w;
 }
 
+/* Tenant 0 (weight w0) and tenant 1 (weight 1) hold one slot each. */
+static void fix_weighted_pair(struct fix *f, unsigned w0)
+{
+    fix_weight(f, 0, w0);
+    fix_weight(f, 1, 1);
+    fix_hold(f, 0, 1);
+    fix_hold(f, 1, 1);
+}
+
+/* The usual fixture: 10 slots, min_share 1, tenant 0 holding h0 and
+ * tenant 1 holding h1. */
+static void fix_two(struct fix *f, unsigned flags, unsigned h0, unsigned h1)
+{
+    fix_init(f, 10, 1, flags);
+    fix_hold(f, 0, h0);
+    fix_hold(f, 1, h1);
+}
+
+/* The kind of the next admission step (with `newcomer` asking). */
+static enum fs_action_kind next_kind(struct fix *f, uint32_t newcomer)
+{
+    return fairsem__policy_next(&f->s, newcomer).kind;
+}
+
+/* The next step (with `newcomer` asking) grants waiters[w]. */
+static void assert_grant(struct fix *f, uint32_t newcomer, unsigned w)
+{
+    struct fs_action a = fairsem__policy_next(&f->s, newcomer);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    cr_assert_eq(a.waiter, &f->waiters[w], "granted waiter %ld, want %u",
+                 a.waiter ? (long)(a.waiter - f->waiters) : -1L, w);
+}
+
 /* ------------------------------------------------------------------ shares */
 
 /* Seed table: 10 slots, D demanding tenants of weight 1. */
@@ -240,10 +273,7 @@ Test(policy, weights)
 {
     struct fix f;
     fix_init(&f, 9, 1, 0);
-    fix_weight(&f, 0, 2);
-    fix_weight(&f, 1, 1);
-    fix_hold(&f, 0, 1);
-    fix_hold(&f, 1, 1);
+    fix_weighted_pair(&f, 2);
     cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 6);
     cr_assert_eq(fairsem__policy_share(&f.s, 1, FS_NO_TENANT), 3);
     /* a newcomer of weight 3 joins: total 6 -> 3, 1, 4 (floor 9*w/6) */
@@ -257,10 +287,7 @@ Test(policy, weight_zero_counts_as_one)
 {
     struct fix f;
     fix_init(&f, 10, 1, 0);
-    fix_weight(&f, 0, 0);
-    fix_weight(&f, 1, 1);
-    fix_hold(&f, 0, 1);
-    fix_hold(&f, 1, 1);
+    fix_weighted_pair(&f, 0);
     cr_assert_eq(fairsem__policy_share(&f.s, 0, FS_NO_TENANT), 5);
     cr_assert_eq(fairsem__policy_share(&f.s, 1, FS_NO_TENANT), 5);
 }
@@ -271,11 +298,9 @@ Test(policy, nothing_to_do)
 {
     struct fix f;
     fix_init(&f, 10, 1, 0);
-    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
-    cr_assert_eq(a.kind, FS_ACT_NONE);
+    cr_assert_eq(next_kind(&f, FS_NO_TENANT), FS_ACT_NONE);
     /* a lone newcomer on an empty pool takes a slot */
-    a = fairsem__policy_next(&f.s, 0);
-    cr_assert_eq(a.kind, FS_ACT_TAKE);
+    cr_assert_eq(next_kind(&f, 0), FS_ACT_TAKE);
 }
 
 Test(policy, no_free_slot_means_none)
@@ -284,8 +309,8 @@ Test(policy, no_free_slot_means_none)
     fix_init(&f, 2, 1, FAIRSEM_WORK_CONSERVING);
     fix_hold(&f, 0, 2);
     fix_wait(&f, 1); /* under share, but nothing is free */
-    cr_assert_eq(fairsem__policy_next(&f.s, FS_NO_TENANT).kind, FS_ACT_NONE);
-    cr_assert_eq(fairsem__policy_next(&f.s, 2).kind, FS_ACT_NONE);
+    cr_assert_eq(next_kind(&f, FS_NO_TENANT), FS_ACT_NONE);
+    cr_assert_eq(next_kind(&f, 2), FS_ACT_NONE);
 }
 
 Test(policy, fifo_oldest_under_share)
@@ -294,13 +319,10 @@ Test(policy, fifo_oldest_under_share)
     fix_init(&f, 10, 1, 0);
     fix_hold(&f, 0, 2);
     unsigned w1 = fix_wait(&f, 1);
-    unsigned w2 = fix_wait(&f, 2);
-    unsigned w3 = fix_wait(&f, 1);
-    (void)w2, (void)w3;
+    fix_wait(&f, 2);
+    fix_wait(&f, 1);
+    assert_grant(&f, FS_NO_TENANT, w1);
     struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
-    cr_assert_eq(a.kind, FS_ACT_GRANT);
-    cr_assert_eq(a.waiter, &f.waiters[w1], "granted waiter %ld, want the oldest %u",
-                 a.waiter ? (long)(a.waiter - f.waiters) : -1L, w1);
     cr_assert_eq(a.waiter->tenant, 1);
     cr_assert_eq(a.waiter->seq, f.waiters[0].seq);
 }
@@ -311,29 +333,23 @@ Test(policy, at_share_waiter_is_skipped)
     fix_init(&f, 10, 1, 0);
     /* 0 holds 5 = its share (D=2) and queues again; 1 queues after it */
     fix_hold(&f, 0, 5);
-    unsigned w0 = fix_wait(&f, 0);
+    fix_wait(&f, 0);
     unsigned w1 = fix_wait(&f, 1);
-    unsigned w0b = fix_wait(&f, 0);
-    (void)w0, (void)w0b;
-    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
-    cr_assert_eq(a.kind, FS_ACT_GRANT);
-    cr_assert_eq(a.waiter, &f.waiters[w1], "granted waiter %ld, want %u",
-                 a.waiter ? (long)(a.waiter - f.waiters) : -1L, w1);
+    fix_wait(&f, 0);
+    assert_grant(&f, FS_NO_TENANT, w1);
 }
 
 Test(policy, at_share_waiter_does_not_block)
 {
     struct fix f;
-    fix_init(&f, 10, 1, 0);
-    /* only at-share waiters: no grant, the slot stays free */
-    fix_hold(&f, 0, 5);
-    fix_hold(&f, 1, 4);
+    fix_two(&f, 0, 5, 4);
     fix_wait(&f, 0);
-    cr_assert_eq(fairsem__policy_next(&f.s, FS_NO_TENANT).kind, FS_ACT_NONE);
+    /* only at-share waiters: no grant, the slot stays free */
+    cr_assert_eq(next_kind(&f, FS_NO_TENANT), FS_ACT_NONE);
     /* tenant 1 (under share) as a newcomer may take it */
-    cr_assert_eq(fairsem__policy_next(&f.s, 1).kind, FS_ACT_TAKE);
+    cr_assert_eq(next_kind(&f, 1), FS_ACT_TAKE);
     /* tenant 0 (at share) as a newcomer may not */
-    cr_assert_eq(fairsem__policy_next(&f.s, 0).kind, FS_ACT_NONE);
+    cr_assert_eq(next_kind(&f, 0), FS_ACT_NONE);
 }
 
 Test(policy, newcomer_does_not_barge)
@@ -344,20 +360,15 @@ Test(policy, newcomer_does_not_barge)
     fix_hold(&f, 0, 2);
     unsigned w = fix_wait(&f, 0);
     /* newcomer 5 is under share too, but the older request comes first */
-    struct fs_action a = fairsem__policy_next(&f.s, 5);
-    cr_assert_eq(a.kind, FS_ACT_GRANT);
-    cr_assert_eq(a.waiter, &f.waiters[w]);
+    assert_grant(&f, 5, w);
     /* same with a newcomer of a tenant that already waits */
-    a = fairsem__policy_next(&f.s, 0);
-    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    cr_assert_eq(next_kind(&f, 0), FS_ACT_GRANT);
 }
 
 Test(policy, newcomer_allowed_past_at_share_waiters)
 {
     struct fix f;
-    fix_init(&f, 10, 1, 0);
-    fix_hold(&f, 0, 5);
-    fix_hold(&f, 1, 4);
+    fix_two(&f, 0, 5, 4);
     fix_wait(&f, 0);
     fix_wait(&f, 0);
     /* newcomer 2: shares become 3; 0 (5 held) is over, 2 (0 held) under */
@@ -369,75 +380,56 @@ Test(policy, newcomer_allowed_past_at_share_waiters)
 Test(policy, newcomer_counts_in_waiters_shares)
 {
     struct fix f;
-    fix_init(&f, 10, 1, 0);
     /* without a newcomer 0's waiter is under share (4 < 5) */
-    fix_hold(&f, 0, 4);
-    fix_hold(&f, 1, 5);
+    fix_two(&f, 0, 4, 5);
     unsigned w = fix_wait(&f, 0);
-    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
-    cr_assert_eq(a.kind, FS_ACT_GRANT);
-    cr_assert_eq(a.waiter, &f.waiters[w]);
+    assert_grant(&f, FS_NO_TENANT, w);
     /* with newcomer 2 asking, shares drop to 3: 0 is over, 2 is under */
-    a = fairsem__policy_next(&f.s, 2);
-    cr_assert_eq(a.kind, FS_ACT_TAKE);
+    cr_assert_eq(next_kind(&f, 2), FS_ACT_TAKE);
 }
 
 Test(policy, newcomer_at_share_refused)
 {
     struct fix f;
-    fix_init(&f, 10, 1, 0);
-    fix_hold(&f, 0, 5);
-    fix_hold(&f, 1, 3);
-    cr_assert_eq(fairsem__policy_next(&f.s, 0).kind, FS_ACT_NONE);
-    cr_assert_eq(fairsem__policy_next(&f.s, 1).kind, FS_ACT_TAKE);
+    fix_two(&f, 0, 5, 3);
+    cr_assert_eq(next_kind(&f, 0), FS_ACT_NONE);
+    cr_assert_eq(next_kind(&f, 1), FS_ACT_TAKE);
 }
 
 Test(policy, work_conserving_off)
 {
     struct fix f;
-    fix_init(&f, 10, 1, 0);
-    fix_hold(&f, 0, 5);
-    fix_hold(&f, 1, 3);
+    fix_two(&f, 0, 5, 3);
     fix_wait(&f, 0);
-    cr_assert_eq(fairsem__policy_next(&f.s, FS_NO_TENANT).kind, FS_ACT_NONE);
-    cr_assert_eq(fairsem__policy_next(&f.s, 0).kind, FS_ACT_NONE);
+    cr_assert_eq(next_kind(&f, FS_NO_TENANT), FS_ACT_NONE);
+    cr_assert_eq(next_kind(&f, 0), FS_ACT_NONE);
 }
 
 Test(policy, work_conserving_lends_to_oldest_waiter)
 {
     struct fix f;
-    fix_init(&f, 10, 1, FAIRSEM_WORK_CONSERVING);
-    fix_hold(&f, 0, 5);
-    fix_hold(&f, 1, 5 - 2); /* 1 holds 3, does not wait */
+    fix_two(&f, FAIRSEM_WORK_CONSERVING, 5, 5 - 2); /* 1 holds 3, does not wait */
     unsigned w0 = fix_wait(&f, 0);
     fix_wait(&f, 0);
-    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
-    cr_assert_eq(a.kind, FS_ACT_GRANT);
-    cr_assert_eq(a.waiter, &f.waiters[w0]);
+    assert_grant(&f, FS_NO_TENANT, w0);
     /* a newcomer under share still goes before a loan */
-    cr_assert_eq(fairsem__policy_next(&f.s, 1).kind, FS_ACT_TAKE);
+    cr_assert_eq(next_kind(&f, 1), FS_ACT_TAKE);
 }
 
 Test(policy, work_conserving_prefers_under_share)
 {
     struct fix f;
-    fix_init(&f, 10, 1, FAIRSEM_WORK_CONSERVING);
-    fix_hold(&f, 0, 6);
-    fix_hold(&f, 1, 2);
-    fix_wait(&f, 0);             /* older, over share */
+    fix_two(&f, FAIRSEM_WORK_CONSERVING, 6, 2);
+    fix_wait(&f, 0);               /* older, over share */
     unsigned w1 = fix_wait(&f, 1); /* younger, under share */
-    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
-    cr_assert_eq(a.kind, FS_ACT_GRANT);
-    cr_assert_eq(a.waiter, &f.waiters[w1]);
+    assert_grant(&f, FS_NO_TENANT, w1);
 }
 
 Test(policy, work_conserving_lends_to_newcomer)
 {
     struct fix f;
-    fix_init(&f, 10, 1, FAIRSEM_WORK_CONSERVING);
-    fix_hold(&f, 0, 5);
-    fix_hold(&f, 1, 3);
+    fix_two(&f, FAIRSEM_WORK_CONSERVING, 5, 3);
     /* 0 at share, nobody waits: with WC the newcomer 0 may borrow */
-    cr_assert_eq(fairsem__policy_next(&f.s, 0).kind, FS_ACT_TAKE);
-    cr_assert_eq(fairsem__policy_next(&f.s, FS_NO_TENANT).kind, FS_ACT_NONE);
+    cr_assert_eq(next_kind(&f, 0), FS_ACT_TAKE);
+    cr_assert_eq(next_kind(&f, FS_NO_TENANT), FS_ACT_NONE);
 }

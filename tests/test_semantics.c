@@ -47,6 +47,15 @@ static fairsem_tenant_t *reg(fairsem_t *sem, const char *id, unsigned weight)
     return t;
 }
 
+/* A segment of max_slots slots (flags) with tenants "a" and "b" of weight 1. */
+static void seg_create_ab(struct seg *g, const char *what, unsigned max_slots, unsigned flags,
+                          fairsem_tenant_t **a, fairsem_tenant_t **b)
+{
+    seg_create_slots(g, what, max_slots, flags);
+    *a = reg(g->sem, "a", 1);
+    *b = reg(g->sem, "b", 1);
+}
+
 static fairsem_stats_t stats_of(fairsem_t *sem)
 {
     fairsem_stats_t st;
@@ -55,30 +64,34 @@ static fairsem_stats_t stats_of(fairsem_t *sem)
     return st;
 }
 
-/* Per-tenant stats of `id`; fails the test if absent. */
-static fairsem_tenant_stats_t tstats_of(fairsem_t *sem, const char *id)
+/* Per-tenant stats of `id` into *out; false if it is not listed. */
+static bool find_tstats(fairsem_t *sem, const char *id, fairsem_tenant_stats_t *out)
 {
     fairsem_stats_t st;
     fairsem_tenant_stats_t ts[64];
     size_t n = 0;
     cr_assert_eq(fairsem_stats(sem, &st, ts, 64, &n), 0);
     for (size_t k = 0; k < n && k < 64; k++)
-        if (strcmp(ts[k].id, id) == 0)
-            return ts[k];
-    cr_assert_fail("tenant %s missing from stats", id);
-    return ts[0];
+        if (strcmp(ts[k].id, id) == 0) {
+            *out = ts[k];
+            return true;
+        }
+    return false;
+}
+
+/* Per-tenant stats of `id`; fails the test if absent. */
+static fairsem_tenant_stats_t tstats_of(fairsem_t *sem, const char *id)
+{
+    fairsem_tenant_stats_t t;
+    if (!find_tstats(sem, id, &t))
+        cr_assert_fail("tenant %s missing from stats", id);
+    return t;
 }
 
 static bool tenant_listed(fairsem_t *sem, const char *id)
 {
-    fairsem_stats_t st;
-    fairsem_tenant_stats_t ts[64];
-    size_t n = 0;
-    cr_assert_eq(fairsem_stats(sem, &st, ts, 64, &n), 0);
-    for (size_t k = 0; k < n && k < 64; k++)
-        if (strcmp(ts[k].id, id) == 0)
-            return true;
-    return false;
+    fairsem_tenant_stats_t t;
+    return find_tstats(sem, id, &t);
 }
 
 /* try_acquire until it fails or `cap` slots are taken; returns how many
@@ -100,6 +113,17 @@ static void release_all(fairsem_tenant_t *t, fairsem_slot_t *slots, unsigned n)
         cr_assert_eq(fairsem_release(t, slots[k]), 0, "release %u", k);
 }
 
+/* a, then b, takes a first slot; then each takes up to `more` further
+ * slots while it may.  *na and *nb get how many each holds. */
+static void take_both(fairsem_tenant_t *a, fairsem_slot_t *sa, unsigned *na, fairsem_tenant_t *b,
+                      fairsem_slot_t *sb, unsigned *nb, unsigned more)
+{
+    cr_assert_eq(fairsem_try_acquire(a, &sa[0]), 0);
+    cr_assert_eq(fairsem_try_acquire(b, &sb[0]), 0);
+    *na = 1 + take_all(a, &sa[1], more, NULL);
+    *nb = 1 + take_all(b, &sb[1], more, NULL);
+}
+
 /* Wait (bounded) until the segment shows `waiters` queued requests. */
 static void wait_waiters(fairsem_t *sem, unsigned waiters)
 {
@@ -117,6 +141,13 @@ static void assert_all_free(fairsem_t *sem)
     cr_assert_eq(st.slots_in_use, 0, "slots_in_use %u", st.slots_in_use);
     cr_assert_eq(st.slots_available, st.max_slots, "available %u of %u", st.slots_available, st.max_slots);
     cr_assert_eq(st.waiters, 0, "waiters %u", st.waiters);
+}
+
+/* End of a test: nothing held or queued is left; close and unlink. */
+static void seg_finish(struct seg *g)
+{
+    assert_all_free(g->sem);
+    seg_destroy(g);
 }
 
 /* A client thread that acquires, records when it was served, and either
@@ -226,8 +257,7 @@ static void share_row(unsigned d, unsigned expect)
     }
     for (unsigned k = 0; k < d; k++)
         release_all(t[k], slots[k], got[k]);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, share_table_1) { share_row(1, 10); }
@@ -239,15 +269,13 @@ Test(semantics, share_table_10) { share_row(10, 1); }
 Test(semantics, only_demanding_tenants_count)
 {
     struct seg g;
-    seg_create_slots(&g, "demanding", 10, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "demanding", 10, 0, &a, &b);
     reg(g.sem, "idle1", 1);
     reg(g.sem, "idle2", 1);
     fairsem_slot_t sa[10], sb[10];
-    cr_assert_eq(fairsem_try_acquire(a, &sa[0]), 0);
-    cr_assert_eq(fairsem_try_acquire(b, &sb[0]), 0);
-    unsigned na = 1 + take_all(a, &sa[1], 9, NULL);
-    unsigned nb = 1 + take_all(b, &sb[1], 9, NULL);
+    unsigned na, nb;
+    take_both(a, sa, &na, b, sb, &nb, 9);
     cr_assert_eq(na, 5);
     cr_assert_eq(nb, 5);
     fairsem_stats_t st = stats_of(g.sem);
@@ -264,8 +292,8 @@ Test(semantics, only_demanding_tenants_count)
 Test(semantics, waiting_tenant_counts)
 {
     struct seg g;
-    seg_create_slots(&g, "waitcount", 10, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "waitcount", 10, 0, &a, &b);
     fairsem_slot_t sa[10];
     cr_assert_eq(take_all(a, sa, 10, NULL), 10);
     cr_assert_eq(tstats_of(g.sem, "a").share, 10);
@@ -289,20 +317,17 @@ Test(semantics, waiting_tenant_counts)
     client_join(&cb);
     cr_assert_eq(cb.release_rc, 0);
     release_all(a, sa, 8);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, shares_grow_back)
 {
     struct seg g;
-    seg_create_slots(&g, "growback", 10, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "growback", 10, 0, &a, &b);
     fairsem_slot_t sa[10], sb[10];
-    cr_assert_eq(fairsem_try_acquire(a, &sa[0]), 0);
-    cr_assert_eq(fairsem_try_acquire(b, &sb[0]), 0);
-    unsigned na = 1 + take_all(a, &sa[1], 9, NULL);
-    unsigned nb = 1 + take_all(b, &sb[1], 9, NULL);
+    unsigned na, nb;
+    take_both(a, sa, &na, b, sb, &nb, 9);
     cr_assert_eq(na, 5);
     cr_assert_eq(nb, 5);
     release_all(b, sb, nb);
@@ -314,8 +339,7 @@ Test(semantics, shares_grow_back)
     na += take_all(a, &sa[na], 10 - na, NULL);
     cr_assert_eq(na, 10);
     release_all(a, sa, na);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 /* ------------------------------------------------------------------- FIFO */
@@ -344,8 +368,7 @@ Test(semantics, fifo_order)
     cr_assert_eq(c3.order, 1, "t3 served %d", c3.order);
     cr_assert_eq(c1.order, 2, "t1 served %d", c1.order);
     cr_assert_eq(c1.release_rc, 0);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, newcomer_does_not_pass_eligible_waiter)
@@ -368,8 +391,7 @@ Test(semantics, newcomer_does_not_pass_eligible_waiter)
     cr_assert_eq(tstats_of(g.sem, "b").held, 1);
     client_join(&cb);
     release_all(a, sa, 9);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, newcomer_allowed_when_waiters_at_share)
@@ -378,10 +400,10 @@ Test(semantics, newcomer_allowed_when_waiters_at_share)
     seg_create_slots(&g, "newcomer2", 10, 0);
     fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1), *c = reg(g.sem, "c", 1);
     fairsem_slot_t sa[10], sb[10], sc;
-    cr_assert_eq(fairsem_try_acquire(a, &sa[0]), 0);
-    cr_assert_eq(fairsem_try_acquire(b, &sb[0]), 0);
-    cr_assert_eq(1 + take_all(a, &sa[1], 9, NULL), 5);
-    cr_assert_eq(1 + take_all(b, &sb[1], 9, NULL), 5);
+    unsigned na, nb;
+    take_both(a, sa, &na, b, sb, &nb, 9);
+    cr_assert_eq(na, 5);
+    cr_assert_eq(nb, 5);
     struct client cb;
     client_queue(g.sem, &cb, b, true); /* B waits at its share */
     cr_assert_eq(fairsem_release(a, sa[4]), 0);
@@ -402,8 +424,7 @@ Test(semantics, newcomer_allowed_when_waiters_at_share)
     client_join(&cb);
     release_all(a, sa, 4);
     release_all(b, sb, 4);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 /* The seed's "Problem": A holds everything and queues more; B arrives. */
@@ -472,8 +493,7 @@ Test(semantics, seed_problem_scenario)
     cr_assert_eq(aw[1].rc, 0);
     for (int k = 0; k < 6; k++)
         cr_assert_eq(bw[k].release_rc, 0);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 /* ------------------------------------------------------ try and timeout */
@@ -481,8 +501,8 @@ Test(semantics, seed_problem_scenario)
 Test(semantics, try_and_timeout)
 {
     struct seg g;
-    seg_create_slots(&g, "timeout", 2, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "timeout", 2, 0, &a, &b);
     fairsem_slot_t sa[2], x;
     cr_assert_eq(take_all(a, sa, 2, NULL), 2);
     uint64_t t0 = test_now_ns();
@@ -506,15 +526,14 @@ Test(semantics, try_and_timeout)
     /* nothing leaked: B gets a slot at once (share 10/1 -> both) */
     cr_assert_eq(fairsem_acquire_timeout(b, 1000000, &x), 0);
     cr_assert_eq(fairsem_release(b, x), 0);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, timeout_then_grant)
 {
     struct seg g;
-    seg_create_slots(&g, "tgrant", 1, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "tgrant", 1, 0, &a, &b);
     fairsem_slot_t s;
     cr_assert_eq(fairsem_acquire(a, &s), 0);
     struct client cb;
@@ -525,8 +544,7 @@ Test(semantics, timeout_then_grant)
     cr_assert_eq(cb.rc, 0);
     cr_assert_lt(cb.waited_ns, 1500000000ull);
     cr_assert_eq(cb.release_rc, 0);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 /* ----------------------------------------------------------------- stress */
@@ -666,8 +684,8 @@ Test(semantics, stress_timeouts_and_cancels, .timeout = 30)
 Test(semantics, event_loop_request)
 {
     struct seg g;
-    seg_create_slots(&g, "events", 1, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "events", 1, 0, &a, &b);
     fairsem_slot_t s, x;
     cr_assert_eq(fairsem_acquire(a, &s), 0);
     int efd = fairsem_event_fd(g.sem);
@@ -689,8 +707,7 @@ Test(semantics, event_loop_request)
     cr_assert_eq(tstats_of(g.sem, "b").held, 1);
     cr_assert_eq(fairsem_release(b, x), 0);
     fairsem_request_free(req);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 /* --------------------------------------------------------- unregistering */
@@ -730,8 +747,8 @@ Test(semantics, deferred_unregister)
 Test(semantics, forced_unregister_cancels_waiters)
 {
     struct seg g;
-    seg_create_slots(&g, "forced", 1, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "forced", 1, 0, &a, &b);
     fairsem_slot_t sb, sa;
     cr_assert_eq(fairsem_acquire(b, &sb), 0);
     cr_assert_eq(fairsem_try_acquire(a, &sa), -EAGAIN);
@@ -749,8 +766,7 @@ Test(semantics, forced_unregister_cancels_waiters)
     cr_assert_eq(st.registered_tenants, 1);
     cr_assert_eq(st.slots_in_use, 1);
     cr_assert_eq(fairsem_release(b, sb), 0);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, forced_unregister_with_held_slot)
@@ -770,15 +786,14 @@ Test(semantics, forced_unregister_with_held_slot)
     cr_assert_eq(fairsem_release(a, s), 0); /* last: the handle is freed */
     fairsem_stats_t st = stats_of(g.sem);
     cr_assert_eq(st.registered_tenants, 0);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, unregister_if_idle)
 {
     struct seg g;
-    seg_create_slots(&g, "ifidle", 2, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "ifidle", 2, 0, &a, &b);
     fairsem_slot_t s;
     cr_assert_eq(fairsem_acquire(a, &s), 0);
     cr_assert_eq(fairsem_tenant_unregister(a, FAIRSEM_IF_IDLE), -EBUSY);
@@ -805,8 +820,7 @@ Test(semantics, unregister_if_idle)
     cr_assert_eq(fairsem_tenant_unregister(b, 0), 0);
     fairsem_stats_t st = stats_of(g.sem);
     cr_assert_eq(st.registered_tenants, 0);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, reregister_after_unregister)
@@ -872,8 +886,8 @@ static void *current_thread(void *arg)
 Test(semantics, thread_local_current_tenant)
 {
     struct seg g;
-    seg_create_slots(&g, "current", 4, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "current", 4, 0, &a, &b);
     fairsem_slot_t s;
     cr_assert_null(fairsem_tenant_current());
     cr_assert_eq(fairsem_acquire(NULL, &s), -EINVAL);
@@ -1050,8 +1064,7 @@ Test(semantics, min_share)
     cr_assert_eq(stats_of(g.sem).slots_available, 0);
     for (unsigned k = 0; k < 4; k++)
         release_all(t[k], s[k], n[k]);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 static unsigned plus_one(unsigned max_slots, unsigned demanding, void *arg)
@@ -1114,10 +1127,8 @@ Test(semantics, weights)
     seg_create_slots(&g, "weights", 9, 0);
     fairsem_tenant_t *a = reg(g.sem, "heavy", 2), *b = reg(g.sem, "light", 1);
     fairsem_slot_t sa[9], sb[9];
-    cr_assert_eq(fairsem_try_acquire(b, &sb[0]), 0);
-    cr_assert_eq(fairsem_try_acquire(a, &sa[0]), 0);
-    unsigned nb = 1 + take_all(b, &sb[1], 8, NULL);
-    unsigned na = 1 + take_all(a, &sa[1], 8, NULL);
+    unsigned na, nb;
+    take_both(b, sb, &nb, a, sa, &na, 8);
     cr_assert_eq(na, 6);
     cr_assert_eq(nb, 3);
     fairsem_tenant_stats_t ta = tstats_of(g.sem, "heavy"), tb = tstats_of(g.sem, "light");
@@ -1133,14 +1144,12 @@ Test(semantics, weights)
 static void conserving(unsigned flags)
 {
     struct seg g;
-    seg_create_slots(&g, flags ? "wcon" : "wcoff", 10, flags);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, flags ? "wcon" : "wcoff", 10, flags, &a, &b);
     cr_assert_eq(stats_of(g.sem).flags, flags);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
     fairsem_slot_t sa[10], sb[10];
-    cr_assert_eq(fairsem_try_acquire(a, &sa[0]), 0);
-    cr_assert_eq(fairsem_try_acquire(b, &sb[0]), 0);
-    unsigned na = 1 + take_all(a, &sa[1], 4, NULL);
-    unsigned nb = 1 + take_all(b, &sb[1], 4, NULL);
+    unsigned na, nb;
+    take_both(a, sa, &na, b, sb, &nb, 4);
     cr_assert_eq(na, 5);
     cr_assert_eq(nb, 5);
     cr_assert_eq(stats_of(g.sem).slots_available, 0);
@@ -1199,8 +1208,7 @@ static void conserving(unsigned flags)
         cr_assert_eq(ca.release_rc, 0);
     release_all(a, sa, na);
     release_all(b, sb, nb);
-    assert_all_free(g.sem);
-    seg_destroy(&g);
+    seg_finish(&g);
 }
 
 Test(semantics, work_conserving_on) { conserving(FAIRSEM_WORK_CONSERVING); }
@@ -1230,8 +1238,8 @@ Test(semantics, slot_index_in_range)
 Test(semantics, release_twice_and_forged)
 {
     struct seg g;
-    seg_create_slots(&g, "eslot", 4, 0);
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(g.sem, "b", 1);
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "eslot", 4, 0, &a, &b);
     fairsem_slot_t s, t;
     cr_assert_eq(fairsem_acquire(a, &s), 0);
     cr_assert_eq(fairsem_acquire(a, &t), 0);

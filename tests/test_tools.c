@@ -337,9 +337,7 @@ static void remove_segment(fairsem_t *sem, fairsem_tenant_t *t, fairsem_slot_t s
 {
     if (t)
         cr_assert_eq(fairsem_release(t, s), 0);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* ----------------------------------------------------------------- create */
@@ -380,9 +378,7 @@ Test(tools, create_mode_is_exact_whatever_the_umask)
     cr_assert_eq(info.max_slots, 2u);
     cr_assert_eq(info.min_share, 2u);
     cr_assert_eq(info.flags & FAIRSEM_WORK_CONSERVING, FAIRSEM_WORK_CONSERVING);
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 Test(tools, create_usage_errors)
@@ -415,9 +411,7 @@ Test(tools, create_existing_fails_naming_it)
     fairsem_info_t info;
     cr_assert_eq(fairsem_info(sem, &info), 0);
     cr_assert_eq(info.max_slots, 4u, "the existing segment was replaced");
-    fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
-    g_seg[0] = '\0';
+    seg_close_unlink(sem, g_seg);
 }
 
 /* ------------------------------------------------------------------- list */
@@ -841,15 +835,11 @@ Test(tools, check_reports_dead_holder_until_reaped)
     cr_assert_str_eq(r.out, want);
 
     struct worker w;
-    int num;
     cr_assert(spawn_ctl(&w, g_seg, "doomed", "d"));
-    send_cmd(&w, 'a');
-    cr_assert_eq(reply_of(&w, &num, 3000), 'A');
-    unsigned slot = (unsigned)num;
+    unsigned slot = (unsigned)worker_expect(&w, 'a', 'A');
     cr_assert_eq(tool(&r, "check", g_seg, NULL), 0, "a live holder is fine: %s", r.out);
     pid_t dead = w.pid;
-    cr_assert(kill_wait(w.pid));
-    worker_close(&w);
+    worker_kill(&w);
 
     /* Nobody has reaped: check sees the dead holder, every time. */
     for (int i = 0; i < 2; i++) {
