@@ -2,7 +2,8 @@
 # Install what building and testing fairsem needs, from Debian's archive.
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang liburcu-dev libcriterion-dev python3 python3-pytest python3-pytest-asyncio)
+pkgs=(build-essential cmake pkg-config clang liburcu-dev libcriterion-dev python3 python3-pytest
+      python3-pytest-asyncio chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

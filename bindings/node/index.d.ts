@@ -1,0 +1,186 @@
+// Type definitions for fairsem (the Node.js binding of libfairsem).
+
+/** Options of FairShareSemaphore.open(). */
+export interface OpenOptions {
+  /** "/tabs": one leading '/', no other; omitted: a private pool of this process. */
+  name?: string | null;
+  /** Create the pool when missing (default: true when maxSlots is given). */
+  create?: boolean;
+  /** Number of slots (1..65535); required to create.  When the pool exists
+   * and this is given, it must match (else FAIRSEM_SETTINGS_MISMATCH). */
+  maxSlots?: number;
+  /** Smallest share of a demanding tenant (default 1). */
+  minShare?: number;
+  /** Lend free slots to tenants at their share when nobody under share waits. */
+  workConserving?: boolean;
+  /** Capacities of a pool this call creates (0 / omitted: library defaults). */
+  maxTenants?: number;
+  maxWaiters?: number;
+  maxProcs?: number;
+  /** Permission bits of a pool this call creates (default 0o600). */
+  mode?: number;
+  /** How long to wait for a pool whose creator is still initialising it (ms, default 1000). */
+  initWaitMs?: number;
+}
+
+export interface TenantOptions {
+  /** Weight under the built-in rule (default 1): share =
+   * max(minShare, maxSlots * weight / sum of demanding weights). */
+  weight?: number;
+}
+
+export interface AcquireOptions {
+  /** Gives the wait up: rejects with AbortError (code 'ABORT_ERR'). */
+  signal?: AbortSignal;
+  /** Gives the wait up after this many ms: rejects with FairsemError
+   * 'ETIMEDOUT'.  0: a slot now or fail at once. */
+  timeoutMs?: number;
+}
+
+export interface CloseTenantOptions {
+  /** Waiting acquires of this tenant reject with 'ECANCELED'. */
+  force?: boolean;
+  /** Throw 'EBUSY' (changing nothing) while it holds or waits. */
+  ifIdle?: boolean;
+}
+
+export interface TenantStats {
+  id: string;
+  held: number;
+  waiting: number;
+  /** The share it has (or would have) now. */
+  share: number;
+  weight: number;
+  /** Processes (handles) that have it registered. */
+  registrations: number;
+}
+
+export interface SemaphoreStats {
+  maxSlots: number;
+  minShare: number;
+  workConserving: boolean;
+  registeredTenants: number;
+  demandingTenants: number;
+  slotsInUse: number;
+  slotsAvailable: number;
+  waiters: number;
+  attachedProcs: number;
+  tenants: TenantStats[];
+}
+
+export interface SemaphoreInfo {
+  layoutVersion: number;
+  maxSlots: number;
+  minShare: number;
+  maxTenants: number;
+  maxWaiters: number;
+  maxProcs: number;
+  flags: number;
+  /** "" = the built-in rule. */
+  ruleName: string;
+  size: number;
+  createdMs: number;
+}
+
+export interface ReapReport {
+  procs: number;
+  slots: number;
+  requests: number;
+  registrations: number;
+}
+
+/** Stable error codes of FairsemError (errno names for errno values). */
+export type FairsemErrorCode =
+  | 'FAIRSEM_NOT_REGISTERED'
+  | 'FAIRSEM_TOO_MANY_TENANTS'
+  | 'FAIRSEM_QUEUE_FULL'
+  | 'FAIRSEM_TOO_MANY_PROCESSES'
+  | 'FAIRSEM_BAD_MAGIC'
+  | 'FAIRSEM_VERSION_MISMATCH'
+  | 'FAIRSEM_CORRUPT'
+  | 'FAIRSEM_UNLINKED'
+  | 'FAIRSEM_RULE_MISMATCH'
+  | 'FAIRSEM_BAD_SLOT'
+  | 'FAIRSEM_INITIALIZING'
+  | 'FAIRSEM_SETTINGS_MISMATCH'
+  | 'FAIRSEM_CLOSED'
+  | 'ETIMEDOUT'
+  | 'ECANCELED'
+  | 'EEXIST'
+  | 'ENOENT'
+  | 'EINVAL'
+  | 'ENAMETOOLONG'
+  | 'EACCES'
+  | 'EBUSY'
+  | 'ENOSPC'
+  | 'ENOMEM'
+  | (string & {});
+
+export class FairsemError extends Error {
+  readonly name: 'FairsemError';
+  readonly code: FairsemErrorCode;
+  /** The C library's negative result, when there is one. */
+  readonly errno?: number;
+}
+
+/** A wait given up through its AbortSignal; `cause` is the signal's reason. */
+export class AbortError extends Error {
+  readonly name: 'AbortError';
+  readonly code: 'ABORT_ERR';
+}
+
+/** A slot this process holds. */
+export class Slot implements Disposable {
+  private constructor();
+  /** 0..maxSlots-1, e.g. which browser tab to use. */
+  readonly index: number;
+  readonly tenantId: string;
+  readonly released: boolean;
+  /** Give it back (to the oldest eligible waiter).  False if already released. */
+  release(): boolean;
+  [Symbol.dispose](): void;
+}
+
+/** This process's registration of one tenant. */
+export class Tenant implements Disposable, AsyncDisposable {
+  private constructor();
+  readonly id: string;
+  readonly weight: number;
+  readonly semaphore: FairShareSemaphore;
+  readonly closed: boolean;
+  /** Wait for a slot without blocking the event loop. */
+  acquire(options?: AcquireOptions): Promise<Slot>;
+  /** A slot now, or null when this tenant would have to wait. */
+  tryAcquire(): Slot | null;
+  /** Run fn under a slot, released when fn settles. */
+  withSlot<T>(fn: (slot: Slot) => T | Promise<T>, options?: AcquireOptions): Promise<T>;
+  /** End the registration (deferred while it holds slots).  Idempotent. */
+  close(options?: CloseTenantOptions): void;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A pool of slots shared fairly, machine-wide, by the tenants that want them. */
+export class FairShareSemaphore implements Disposable, AsyncDisposable {
+  private constructor();
+  /** Open (and by default create) a pool. */
+  static open(options: OpenOptions): Promise<FairShareSemaphore>;
+  /** Remove a pool's name; false when there was none (missingOk, default true). */
+  static unlink(name: string, options?: { missingOk?: boolean }): boolean;
+  readonly name: string | null;
+  readonly closed: boolean;
+  /** Acquires of this object waiting now. */
+  readonly waiting: number;
+  tenant(id: string, options?: TenantOptions): Tenant;
+  stats(): SemaphoreStats;
+  info(): SemaphoreInfo;
+  reap(): ReapReport;
+  isLinked(): boolean;
+  /** Detach: held slots and waiting acquires of this object are given back. */
+  close(): void;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** libfairsem's version, "major.minor.patch". */
+export const version: string;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The Node.js binding's whole check, from any directory, non-interactive:
+#   1. installs what is missing (Debian, as root): a C toolchain, cmake,
+#      liburcu, Node + npm + headers, and Chromium (/usr/bin/chromium);
+#   2. builds the C library (CMake, incremental) unless FAIRSEM_BUILD_DIR
+#      names a directory that already holds libfairsem.a without a CMake
+#      cache; default build dir: <repo>/build-node (a relative
+#      FAIRSEM_BUILD_DIR is taken from the repository root);
+#   3. npm ci in bindings/node and examples/playwright (browser download
+#      skipped), builds the addon offline (node-gyp --nodedir);
+#   4. runs the binding's tests (node --test), the Playwright Test project
+#      against the real Chromium (examples/playwright/e2e-check.js) and the
+#      scraper example.
+# Exits non-zero on any failure.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+examples="$repo/examples/playwright"
+build_dir="${FAIRSEM_BUILD_DIR:-build-node}"
+case "$build_dir" in
+  /*) ;;
+  *) build_dir="$repo/$build_dir" ;;
+esac
+export FAIRSEM_BUILD_DIR="$build_dir"
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+export DEBIAN_FRONTEND=noninteractive
+export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
+
+step() { printf '\n=== %s\n' "$*"; }
+trap 'echo "bindings/node/test.sh: FAILED (line $LINENO)" >&2' ERR
+
+# ------------------------------------------------------------------ 1. tools
+missing=()
+command -v cc >/dev/null || missing+=(build-essential)
+command -v make >/dev/null || missing+=(make)
+command -v python3 >/dev/null || missing+=(python3)        # node-gyp runs gyp with it
+command -v cmake >/dev/null || missing+=(cmake)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+if ! pkg-config --exists liburcu-cds 2>/dev/null; then missing+=(liburcu-dev); fi
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+node_headers() {
+  local d
+  for d in /usr "$(dirname "$(readlink -f "$(command -v node)")")/.."; do
+    [ -f "$d/include/node/node_api.h" ] && { (cd "$d" && pwd); return 0; }
+  done
+  return 1
+}
+if command -v node >/dev/null && ! node_headers >/dev/null; then missing+=(libnode-dev); fi
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+  step "apt-get install ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing ${missing[*]} and not root: install them first" >&2
+    exit 1
+  fi
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if ! node_headers >/dev/null; then apt-get install -y -q --no-install-recommends libnode-dev; fi
+fi
+NODE_GYP_NODEDIR="$(node_headers)"
+export NODE_GYP_NODEDIR
+echo "node $(node --version), npm $(npm --version), headers in $NODE_GYP_NODEDIR/include/node"
+/usr/bin/chromium --version 2>/dev/null || true
+
+# ------------------------------------------------------------------ 2. libfairsem
+if [ -f "$build_dir/libfairsem.a" ] && [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  step "using the prebuilt $build_dir/libfairsem.a"
+else
+  step "building libfairsem in $build_dir"
+  if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+    cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DFAIRSEM_BUILD_TESTS=OFF -DFAIRSEM_BUILD_EXAMPLES=OFF >/dev/null
+  fi
+  cmake --build "$build_dir" --target fairsem_static -j2
+fi
+
+# ------------------------------------------------------------------ 3. packages, addon
+step "npm ci (bindings/node)"
+(cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+step "building the addon offline"
+(cd "$here" && node scripts/build.js)
+step "npm ci (examples/playwright)"
+(cd "$examples" && npm ci --no-audit --no-fund --loglevel=error)
+
+# ------------------------------------------------------------------ 4. tests
+step "node --test (bindings/node/test)"
+(cd "$here" && timeout 240 node --test --test-timeout=120000 test/*.test.js)
+
+step "Playwright Test against the real Chromium (examples/playwright/e2e-check.js)"
+(cd "$examples" && timeout 280 node e2e-check.js)
+
+step "scraper example (examples/playwright/scraper/run.js)"
+(cd "$examples" && timeout 180 node scraper/run.js --tabs 4 --customers a:12:0,b:6:500 | tail -n 6)
+
+step "bindings/node/test.sh: all green"
