@@ -60,7 +60,12 @@ struct fairsem {
     bool readonly;                   /* FAIRSEM_READONLY: never attaches */
 
     /* Attachment: valid while attach_epoch == fairsem__fork_epoch. */
-    pthread_mutex_t attach_lock;     /* process-local; attach/detach only */
+    pthread_mutex_t attach_lock;     /* process-local: guards attaching, the
+                                        tenant-handle list and starting the event
+                                        thread; acquire and release take it only
+                                        in a fork child's first call and when a
+                                        deferred unregistration completes (a stopped
+                                        process stops only itself) */
     uint64_t attach_epoch;
     uint32_t proc_idx;
     uint32_t proc_tag;
