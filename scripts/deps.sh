@@ -2,8 +2,12 @@
 # Install what building and testing fairsem needs, from Debian's archive.
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang liburcu-dev libcriterion-dev python3 python3-pytest
-      python3-pytest-asyncio chromium)
+# Building needs the first line; `deps.sh --test` adds what the tests run
+# (Criterion, clang for the warning check, pytest, Chromium for Playwright).
+pkgs=(build-essential cmake pkg-config liburcu-dev)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(clang libcriterion-dev python3 python3-pytest python3-pytest-asyncio chromium)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
