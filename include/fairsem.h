@@ -228,7 +228,8 @@ FAIRSEM_EXTERN int fairsem_check_linked(fairsem_t *sem);
  *                registration of a tenant sets it for every process.
  * @return 0; -EINVAL (NULL argument, empty id); -ENAMETOOLONG (id longer
  *         than FAIRSEM_TENANT_ID_MAX); FAIRSEM_ETENANTS; FAIRSEM_EPROCS;
- *         -ENOMEM.
+ *         -EBUSY (another process has been inserting this id, or one with
+ *         the same hash, for 2 s: it is stopped); -ENOMEM.
  */
 FAIRSEM_EXTERN int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id,
                                            unsigned weight, fairsem_tenant_t **out);

@@ -229,9 +229,10 @@ int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell
 #define FS_NEW_SEQ UINT64_MAX
 /* Called by the owner of a still-waiting request on each poll: if a live
  * granter's reservation has hidden the request from the queue since the
- * last poll, move it to a new cell with the same seq.  *cell is updated;
- * 0, or FAIRSEM_EWAITERS if no cell was free (the request is then gone). */
-int fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t seq, uint64_t *last_seen);
+ * last poll, move it to a new cell with the same seq (*cell is updated).
+ * If no cell is free, or the request stopped waiting meanwhile, nothing
+ * moves. */
+void fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t seq, uint64_t *last_seen);
 /* Owner's cancel: 1 cancelled, 0 it was granted (slot in *granted_slot). */
 int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot);
 void fairsem__ticket_free(fairsem_t *sem, uint32_t c);

@@ -47,9 +47,10 @@ static void atfork_child(void)
     for (fairsem_t *sem = registry; sem; sem = sem->next_open) {
         char path[64];
         snprintf(path, sizeof path, "/proc/self/fd/%d", sem->fd);
-        int fd = open(path, O_RDWR | O_CLOEXEC);
+        int mode = (sem->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+        int fd = open(path, mode);
         if (fd < 0 && sem->name[0])
-            fd = shm_open(sem->name, O_RDWR | O_CLOEXEC, 0);
+            fd = shm_open(sem->name, mode, 0);
         if (fd >= 0) {
             dup3(fd, sem->fd, O_CLOEXEC);
             close(fd);
@@ -377,10 +378,12 @@ static int open_locked(const char *name, const fairsem_options_t *local, fairsem
         rc = -errno;
         goto fail;
     }
-    /* Magic first, so files that are not ours say so whatever their size. */
+    /* Magic first, so files that are not ours say so whatever their size.
+     * A file too short to hold it is not ours either: creation publishes a
+     * segment only at its full size, so no segment is ever that short. */
     uint64_t magic = 0;
     if (pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic || magic != FS_MAGIC) {
-        rc = (uint64_t)st.st_size < sizeof magic ? FAIRSEM_ECORRUPT : FAIRSEM_EMAGIC;
+        rc = FAIRSEM_EMAGIC;
         goto fail;
     }
     if ((uint64_t)st.st_size < sizeof(struct fs_header)) {

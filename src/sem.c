@@ -193,9 +193,7 @@ static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_
              * stopped granter may hide us. */
             fairsem__reap_referenced(sem);
             fairsem__schedule(sem, NULL, NULL);
-            int rc = fairsem__ticket_unhide(tenant, false, &c, seq, &reserved_seen);
-            if (rc < 0)
-                return rc;
+            fairsem__ticket_unhide(tenant, false, &c, seq, &reserved_seen);
             cell = &sem->cells[c];
         }
     }

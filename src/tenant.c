@@ -95,15 +95,25 @@ void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p)
     }
 }
 
+/* How long a registration waits for another process to finish inserting a
+ * tenant of the same id (or hash) before it gives up with -EBUSY: an
+ * inserter takes microseconds unless it is stopped. */
+#define INIT_WAIT_NS (2ull * 1000 * 1000 * 1000)
+
 /* Wait while entry i stays the INIT word `st`; if its inserter died, its
- * scrub (which this may run) frees the entry. */
-static void wait_init(fairsem_t *sem, uint32_t i, uint64_t st)
+ * scrub (which this may run) frees the entry.  False if it is still there
+ * after INIT_WAIT_NS (its inserter is alive but stopped). */
+static bool wait_init(fairsem_t *sem, uint32_t i, uint64_t st)
 {
+    uint64_t deadline = fairsem__now_ns() + INIT_WAIT_NS;
     for (int spins = 0; atomic_load(&sem->tenants[i].state) == st; spins++) {
         if (spins % 64 == 63 && tproc(st) != sem->proc_idx && tproc(st) < sem->geo.max_procs)
             fairsem__proc_reap_if_dead(sem, tproc(st), NULL);
+        if (fairsem__now_ns() > deadline)
+            return false;
         pause_briefly();
     }
+    return true;
 }
 
 static bool same_name(const struct fs_tenant *e, const char *id, size_t len)
@@ -145,7 +155,8 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
                 break;
             case FS_TENANT_INIT:
                 if (thash(st) == hash) {
-                    wait_init(sem, i, st);
+                    if (!wait_init(sem, i, st))
+                        return -EBUSY;
                     restart = true;
                 }
                 break;
@@ -360,10 +371,13 @@ int fairsem__tenant_busy_get(fairsem_tenant_t *t)
         if (rc < 0)
             return rc;
     }
-    if (atomic_fetch_add(&t->busy, 2) & 1) {
-        fairsem__tenant_busy_put(t); /* closing: may be the one that finishes it */
-        return FAIRSEM_ENOTREG;
-    }
+    /* A CAS, not fetch_add: once the closing bit is set the count must only
+     * fall, or two callers could both see it reach zero and finish twice. */
+    uint64_t b = atomic_load(&t->busy);
+    do {
+        if (b & 1)
+            return FAIRSEM_ENOTREG;
+    } while (!atomic_compare_exchange_weak(&t->busy, &b, b + 2));
     return 0;
 }
 

@@ -23,50 +23,6 @@ static void map_set(fairsem_t *sem, uint32_t c, bool on)
         atomic_fetch_and(w, ~bit);
 }
 
-/* Queue a request in a free cell other than `avoid`, numbered `seq`
- * (FS_NEW_SEQ: the next number, i.e. the back of the queue). */
-static int enqueue(fairsem_tenant_t *tenant, bool async, uint64_t seq, uint32_t avoid, uint32_t *out_cell,
-                   uint64_t *out_seq)
-{
-    fairsem_t *sem = tenant->sem;
-    uint32_t n = sem->geo.max_waiters;
-    uint32_t start = (sem->proc_idx * 31u + atomic_fetch_add(&sem->next_stamp, 1)) % n;
-    uint64_t me = FS_OWNER_BIT | sem->proc_tag;
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t c = (start + k) % n;
-        struct fs_cell *cell = &sem->cells[c];
-        uint64_t none = 0;
-        if (c == avoid || atomic_load(&cell->owner) != 0 ||
-            !atomic_compare_exchange_strong(&cell->owner, &none, me))
-            continue;
-        FS_CRASHPOINT("enqueue.owned");
-        map_set(sem, c, true);
-        FS_CRASHPOINT("enqueue.mapped");
-        atomic_store(&cell->tenant, tenant->idx);
-        atomic_store(&cell->flags, async ? FS_CELL_ASYNC : 0);
-        atomic_store(&cell->serial, tenant->serial);
-        atomic_store(&cell->enqueued_ns, fairsem__now_ns());
-        FS_CRASHPOINT("enqueue.filled");
-        if (seq == FS_NEW_SEQ)
-            seq = atomic_fetch_add(&sem->hdr->ticket_seq, 1);
-        atomic_store(&cell->seq, seq);
-        FS_CRASHPOINT("enqueue.numbered");
-        atomic_store(&cell->state, fs_cell_word(seq, FS_CELL_WAITING, 0));
-        FS_CRASHPOINT("enqueue.waiting");
-        atomic_fetch_add(&sem->hdr->version, 1);
-        FS_CRASHPOINT("enqueue.published");
-        *out_cell = c;
-        *out_seq = seq;
-        return 0;
-    }
-    return FAIRSEM_EWAITERS;
-}
-
-int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t *seq)
-{
-    return enqueue(tenant, async, FS_NEW_SEQ, UINT32_MAX, cell, seq);
-}
-
 /* The slot words reserved for the request (cell c, seq), folded into one
  * value that changes whenever any of them does (0: none). */
 static uint64_t reservations_for(fairsem_t *sem, uint32_t c, uint64_t seq)
@@ -80,29 +36,58 @@ static uint64_t reservations_for(fairsem_t *sem, uint32_t c, uint64_t seq)
     return seen;
 }
 
-int fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, uint64_t seq, uint64_t *last_seen)
+/* Claim a free cell for this process (owner word, then the queue map; the
+ * cell stays EMPTY, which scanners ignore, until published).  With a kept
+ * seq, skip cells an old reservation for that same (cell, seq) still
+ * points at: the request would be hidden there again. */
+static int claim_cell(fairsem_t *sem, uint64_t kept_seq, uint32_t *out)
+{
+    uint32_t n = sem->geo.max_waiters;
+    uint32_t start = (sem->proc_idx * 31u + atomic_fetch_add(&sem->next_stamp, 1)) % n;
+    uint64_t me = FS_OWNER_BIT | sem->proc_tag;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t c = (start + k) % n;
+        struct fs_cell *cell = &sem->cells[c];
+        uint64_t none = 0;
+        if (atomic_load(&cell->owner) != 0 || (kept_seq != FS_NEW_SEQ && reservations_for(sem, c, kept_seq)) ||
+            !atomic_compare_exchange_strong(&cell->owner, &none, me))
+            continue;
+        FS_CRASHPOINT("enqueue.owned");
+        map_set(sem, c, true);
+        FS_CRASHPOINT("enqueue.mapped");
+        *out = c;
+        return 0;
+    }
+    return FAIRSEM_EWAITERS;
+}
+
+/* Fill a claimed cell and make the request WAITING with number `seq`
+ * (FS_NEW_SEQ: the next one, i.e. the back of the queue). */
+static uint64_t publish(fairsem_tenant_t *tenant, bool async, uint32_t c, uint64_t seq)
 {
     fairsem_t *sem = tenant->sem;
-    uint64_t seen = reservations_for(sem, *c, seq);
-    bool stuck = seen != 0 && seen == *last_seen;
-    *last_seen = seen;
-    if (!stuck)
-        return 0;
-    /* A granter reserved a slot for us a whole poll ago and has not
-     * finished: it is stopped (a dead one would have been scrubbed).  Its
-     * reservation hides us from every other granter, so move to another
-     * cell, keeping our place in the queue (same seq).  The reservation,
-     * now pointing at a request that is gone, is the granter's to undo. */
-    uint32_t granted;
-    if (fairsem__ticket_cancel(sem, *c, &granted) == 0)
-        return 0; /* granted meanwhile after all */
-    uint32_t old = *c;
-    uint64_t same = seq;
-    int rc = enqueue(tenant, async, seq, old, c, &same);
-    fairsem__ticket_free(sem, old);
-    *last_seen = 0;
+    struct fs_cell *cell = &sem->cells[c];
+    atomic_store(&cell->tenant, tenant->idx);
+    atomic_store(&cell->flags, async ? FS_CELL_ASYNC : 0);
+    atomic_store(&cell->serial, tenant->serial);
+    atomic_store(&cell->enqueued_ns, fairsem__now_ns());
+    FS_CRASHPOINT("enqueue.filled");
+    if (seq == FS_NEW_SEQ)
+        seq = atomic_fetch_add(&sem->hdr->ticket_seq, 1);
+    atomic_store(&cell->seq, seq);
+    FS_CRASHPOINT("enqueue.numbered");
+    atomic_store(&cell->state, fs_cell_word(seq, FS_CELL_WAITING, 0));
+    FS_CRASHPOINT("enqueue.waiting");
+    atomic_fetch_add(&sem->hdr->version, 1);
+    FS_CRASHPOINT("enqueue.published");
+    return seq;
+}
+
+int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t *seq)
+{
+    int rc = claim_cell(tenant->sem, FS_NEW_SEQ, cell);
     if (rc == 0)
-        fairsem__schedule(sem, NULL, NULL);
+        *seq = publish(tenant, async, *cell, FS_NEW_SEQ);
     return rc;
 }
 
@@ -150,6 +135,39 @@ void fairsem__ticket_wake(fairsem_t *sem, uint32_t c)
             fairsem__futex_wake(&rec->wake, INT_MAX);
         }
     }
+}
+
+void fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, uint64_t seq, uint64_t *last_seen)
+{
+    fairsem_t *sem = tenant->sem;
+    uint64_t seen = reservations_for(sem, *c, seq);
+    bool stuck = seen != 0 && seen == *last_seen;
+    *last_seen = seen;
+    if (!stuck)
+        return;
+    /* A granter reserved a slot for us a whole poll ago and has not
+     * finished: it is stopped (a dead one would have been scrubbed).  Its
+     * reservation hides us from every other granter, so move to another
+     * cell, keeping our place in the queue (same seq).  The new cell is
+     * claimed first (no free cell: stay, and keep waiting); the old one is
+     * left only if this call is what takes it out of WAITING (a grant or a
+     * forced cancel that got there first stands).  The stranded
+     * reservation is the granter's to undo when it resumes. */
+    uint32_t fresh, old = *c;
+    if (claim_cell(sem, seq, &fresh) < 0)
+        return;
+    struct fs_cell *cell = &sem->cells[old];
+    uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
+    if (!atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(seq, FS_CELL_CANCELLED, 0))) {
+        fairsem__ticket_free(sem, fresh);
+        return;
+    }
+    FS_CRASHPOINT("unhide.left");
+    publish(tenant, async, fresh, seq);
+    fairsem__ticket_free(sem, old);
+    *c = fresh;
+    *last_seen = 0;
+    fairsem__schedule(sem, NULL, NULL);
 }
 
 unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)

@@ -87,10 +87,8 @@ static void unhide(fairsem_request_t *req)
     int st = FS_REQ_QUEUED;
     if (!atomic_compare_exchange_strong(&req->state, &st, FS_REQ_SETTLING))
         return;
-    int rc = fairsem__ticket_unhide(req->tenant, true, &req->cell, req->seq, &req->reserved_seen);
-    if (rc < 0)
-        fairsem__tenant_busy_put(req->tenant); /* no cell left: the request is gone */
-    atomic_store(&req->state, rc < 0 ? FS_REQ_CANCELLED : FS_REQ_QUEUED);
+    fairsem__ticket_unhide(req->tenant, true, &req->cell, req->seq, &req->reserved_seen);
+    atomic_store(&req->state, FS_REQ_QUEUED);
 }
 
 static void signal_efd(struct fs_events *ev)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -859,6 +860,47 @@ Test(semantics, tenant_ids_with_one_hash, .timeout = 10)
     cr_assert_eq(fairsem_release(b, s[1]), 0);
     cr_assert_eq(fairsem_release(a2, s[2]), 0);
     cr_assert_eq(fairsem_check(g.sem, NULL, NULL), 0);
+    seg_destroy(&g);
+}
+
+/* Threads acquire and release through a handle while another thread
+ * unregisters it (deferred): the handle is finished exactly once, so the
+ * process's other registration of the same tenant stays intact. */
+struct churn {
+    fairsem_tenant_t *t;
+    _Atomic int stop;
+};
+
+static void *churn_thread(void *arg)
+{
+    struct churn *ch = arg;
+    fairsem_slot_t s;
+    while (!atomic_load(&ch->stop))
+        if (fairsem_try_acquire(ch->t, &s) == 0)
+            fairsem_release(ch->t, s);
+    return NULL;
+}
+
+Test(semantics, unregister_while_other_threads_acquire, .timeout = 30)
+{
+    struct seg g;
+    seg_create_slots(&g, "churn", 4, 0);
+    fairsem_tenant_t *keep = reg(g.sem, "shared", 1);
+    for (int round = 0; round < 200; round++) {
+        struct churn ch = {.t = reg(g.sem, "shared", 1)};
+        pthread_t th[3];
+        for (int k = 0; k < 3; k++)
+            pthread_create(&th[k], NULL, churn_thread, &ch);
+        sched_yield();
+        cr_assert_eq(fairsem_tenant_unregister(ch.t, 0), 0);
+        atomic_store(&ch.stop, 1);
+        for (int k = 0; k < 3; k++)
+            pthread_join(th[k], NULL);
+        cr_assert_eq(tstats_of(g.sem, "shared").registrations, 1u, "round %d: the other handle lost its registration",
+                     round);
+        cr_assert_eq(stats_of(g.sem).slots_in_use, 0u, "round %d", round);
+    }
+    cr_assert_eq(fairsem_tenant_unregister(keep, 0), 0);
     seg_destroy(&g);
 }
 

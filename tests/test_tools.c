@@ -703,11 +703,11 @@ Test(tools, dump_json_non_utf8_tenant_ids)
 {
     fairsem_tenant_t *t;
     fairsem_slot_t s;
-    fairsem_t *sem = new_segment("tl-utf", 2, 0, "caf\xe9 na\xc3\xafve", &t, &s);
+    fairsem_t *sem = new_segment("tl-utf", 2, 0, "caf\xe9 na\xc3\xafve \xf5\x80\x80", &t, &s);
     struct result r;
     cr_assert_eq(tool(&r, "dump", g_seg, "--json", NULL), 0, "%s", r.err);
     cr_assert(json_ok(r.out,
-                      "    assert [x['id'] for x in d['tenants']] == ['caf\\xe9 na\\xefve'], d['tenants']\n",
+                      "    assert [x['id'] for x in d['tenants']] == ['caf\\xe9 na\\xefve \\xf5\\x80\\x80'], d['tenants']\n",
                       NULL),
               "%s", r.out);
     remove_segment(sem, t, s);

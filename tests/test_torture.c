@@ -155,11 +155,14 @@ static void *release_later(void *arg)
     return NULL;
 }
 
+/* Queue capacity of the worlds a test builds (0: the default). */
+static unsigned world_max_waiters;
+
 static void world_setup(struct world *w, enum scenario sc)
 {
     memset(w, 0, sizeof *w);
     test_name(w->name, sizeof w->name, "torture");
-    fairsem_options_t o = {.max_slots = SLOTS};
+    fairsem_options_t o = {.max_slots = SLOTS, .max_waiters = world_max_waiters};
     cr_assert_eq(fairsem_create(w->name, &o, &w->sem), 0);
     cr_assert_eq(fairsem_tenant_register(w->sem, "owner", 0, &w->owner), 0);
     if (sc == WAITING) {
@@ -398,8 +401,10 @@ Test(torture, create_race, .timeout = 120)
 
 /* A releaser stopped in the middle of handing its slot to a waiter (slot
  * reserved, cell not yet granted) must not hide that waiter from others:
- * when another slot frees, the waiter gets it. */
-static void stopped_granter(long point, const char *what)
+ * when another slot frees, the waiter gets it.  With no free cell to move
+ * to (`resume`: a queue of one), the waiter keeps waiting instead, and is
+ * served when the granter resumes and finishes the handoff. */
+static void stopped_granter(long point, const char *what, bool resume)
 {
     struct world w;
     world_setup(&w, IDLE);
@@ -435,6 +440,11 @@ static void stopped_granter(long point, const char *what)
     waitpid(granter, &status, WUNTRACED);
     cr_assert(WIFSTOPPED(status), "the granter did not stop at %s", what);
     cr_assert_eq(fairsem_release(w.owner, w.held[--w.nheld]), 0);
+    if (resume) {
+        test_sleep_ms(100); /* several polls: the waiter cannot move, and must not give up */
+        cr_assert_eq(waitpid(waiter, &status, WNOHANG), 0, "the waiter gave up while the granter was stopped");
+        kill(granter, SIGCONT);
+    }
     uint64_t t0 = test_now_ns();
     waitpid(waiter, &status, 0);
     double ms = (test_now_ns() - t0) / 1e6;
@@ -448,10 +458,16 @@ static void stopped_granter(long point, const char *what)
 
 Test(torture, stopped_granter_after_reserving, .timeout = 30)
 {
-    stopped_granter(2, "grant.reserved");
+    stopped_granter(2, "grant.reserved", false);
 }
 
 Test(torture, stopped_granter_after_committing, .timeout = 30)
 {
-    stopped_granter(3, "grant.committed");
+    stopped_granter(3, "grant.committed", false);
+}
+
+Test(torture, stopped_granter_with_no_free_cell, .timeout = 30)
+{
+    world_max_waiters = 1;
+    stopped_granter(3, "grant.committed", true);
 }

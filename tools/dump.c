@@ -24,7 +24,10 @@ static void on_interrupt(int sig) { (void)sig; stop_watch = 1; }
 /* Length of the well-formed UTF-8 sequence at p, or 0. */
 static int utf8_length(const unsigned char *p)
 {
-    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : 0;
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4   ? 4
+            : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+            : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+                                           : 0;
     for (int k = 1; k < n; k++)
         if ((p[k] & 0xc0) != 0x80)
             return 0;

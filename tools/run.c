@@ -21,9 +21,13 @@
 
 static volatile pid_t child_pid;
 
-static void forward_signal(int sig)
+/* Forward a signal sent to the wrapper (kill, a supervisor).  One the
+ * terminal generated (Ctrl-C) reached the whole foreground process group,
+ * CMD included, so forwarding it would deliver it twice. */
+static void forward_signal(int sig, siginfo_t *info, void *context)
 {
-    if (child_pid > 0)
+    (void)context;
+    if (child_pid > 0 && info->si_code != SI_KERNEL)
         kill(child_pid, sig);
 }
 
@@ -38,7 +42,7 @@ static int run_child(char **cmd, const char *name, const char *tenant, unsigned 
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         sigaddset(&block, forwarded[i]);
     sigprocmask(SIG_BLOCK, &block, &old);
-    struct sigaction sa = {.sa_handler = forward_signal};
+    struct sigaction sa = {.sa_sigaction = forward_signal, .sa_flags = SA_SIGINFO};
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         sigaction(forwarded[i], &sa, NULL);
@@ -63,9 +67,15 @@ static int run_child(char **cmd, const char *name, const char *tenant, unsigned 
     child_pid = pid;
     sigprocmask(SIG_SETMASK, &old, NULL);
     int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -errno;
+    pid_t reaped;
+    while ((reaped = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    int err = errno;
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    child_pid = 0; /* its pid may be reused from now on */
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (reaped < 0)
+        return -err;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
