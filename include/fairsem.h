@@ -305,8 +305,10 @@ FAIRSEM_EXTERN unsigned fairsem_slot_index(fairsem_slot_t slot);
 
 /**
  * Queue a request for a slot without blocking.  The request may be granted
- * at once.  When any request of this handle completes (granted or
- * cancelled), fairsem_event_fd() becomes readable.
+ * at once: call fairsem_request_result() right after; a request granted at
+ * once is not reported again.  When a request of this handle that had to
+ * wait completes (granted or cancelled), fairsem_event_fd() becomes
+ * readable and fairsem_events() returns it.
  *
  * @param user  any pointer, returned by fairsem_request_user().
  * @return 0 and *out; as fairsem_acquire() otherwise.
