@@ -200,9 +200,13 @@ FAIRSEM_EXTERN int fairsem_open_anonymous(const fairsem_options_t *opts,
 
 /**
  * Detach.  Slots still held and requests still queued through this handle
- * are given back, and its tenant handles are freed.  NULL is ignored.
+ * are given back, and every tenant handle registered through it that
+ * fairsem_tenant_free() has not freed is freed: none of them, nor `sem`,
+ * may be used afterwards.  NULL is ignored.
+ * @return 0; -EBADF when `sem` is not an open handle (closed already),
+ *         changing nothing.
  */
-FAIRSEM_EXTERN void fairsem_close(fairsem_t *sem);
+FAIRSEM_EXTERN int fairsem_close(fairsem_t *sem);
 
 /**
  * Remove the name `name`.  Processes attached keep working; new opens fail.
@@ -236,23 +240,42 @@ FAIRSEM_EXTERN int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id
 
 /**
  * End a registration.  While the registration still holds slots or has
- * queued requests, the end is deferred until the last slot is released (the
- * handle stays valid for fairsem_release() until then); new acquires through
- * it fail with FAIRSEM_ENOTREG at once.
+ * queued requests, the end is deferred until the last slot is released;
+ * new acquires through it fail with FAIRSEM_ENOTREG at once.  This never
+ * frees the handle (fairsem_tenant_free() does), so other threads may
+ * still call through it: their acquires get FAIRSEM_ENOTREG, their
+ * releases of slots they hold work, a second unregister gets
+ * FAIRSEM_ENOTREG.
  *
- * @param flags  FAIRSEM_FORCE: cancel its queued requests (their acquires
+ * @param flags  FAIRSEM_FORCE: cancel its queued requests, including ones
+ *               other threads are queueing at this moment (their acquires
  *               return -ECANCELED); FAIRSEM_IF_IDLE: refuse with -EBUSY,
  *               changing nothing, while it holds or waits.
  * @return 0 (done, or deferred); -EINVAL (NULL, unknown flag);
- *         -EBUSY; FAIRSEM_ENOTREG (already unregistered).
+ *         -EBUSY; FAIRSEM_ENOTREG (already unregistered); -EBADF (the
+ *         handle's segment was closed).
  */
 FAIRSEM_EXTERN int fairsem_tenant_unregister(fairsem_tenant_t *tenant, unsigned flags);
 
 /**
+ * Free a tenant handle: the only call that frees one besides
+ * fairsem_close().  Ends the registration first if it is still registered
+ * and idle.  The caller must make sure no other thread uses the handle any
+ * more (as with free()).  A program that registers a tenant per request
+ * frees each handle when done, or the handles stay allocated until
+ * fairsem_close().
+ * @return 0 (freed); -EBUSY (slots are still held or requests still
+ *         queued through it: release or cancel them first; nothing
+ *         changed); -EINVAL (NULL); -EBADF (its segment was closed: the
+ *         handle was freed then).
+ */
+FAIRSEM_EXTERN int fairsem_tenant_free(fairsem_tenant_t *tenant);
+
+/**
  * This thread's current tenant, used when an acquire is passed NULL.  A
  * thread that made a handle current must clear it (or stop using NULL)
- * before the handle is unregistered: unregistering frees the handle, and
- * only the unregistering thread's current tenant is cleared for it.
+ * before the handle is freed: only the thread that ends the registration
+ * has its current tenant cleared for it.
  */
 FAIRSEM_EXTERN void fairsem_tenant_set_current(fairsem_tenant_t *tenant);
 FAIRSEM_EXTERN fairsem_tenant_t *fairsem_tenant_current(void);
@@ -349,7 +372,10 @@ FAIRSEM_EXTERN int fairsem_event_fd(fairsem_t *sem);
 /**
  * Collect up to `cap` completed requests (granted or cancelled), oldest
  * completion first.  Call it when fairsem_event_fd() is readable; the
- * descriptor stays readable while more remain.
+ * descriptor stays readable while more remain.  Safe from any number of
+ * threads at once: each completion goes to exactly one caller.  A request
+ * freed with fairsem_request_free() before it is collected is never
+ * returned.
  * @return the number stored in done[].
  */
 FAIRSEM_EXTERN size_t fairsem_events(fairsem_t *sem, fairsem_request_t **done, size_t cap);

@@ -32,6 +32,9 @@ struct fs_events {
     struct cds_wfcq_tail pending_tail;
     struct cds_wfcq_head done_head;    /* completed requests -> user */
     struct cds_wfcq_tail done_tail;
+    pthread_mutex_t collect_lock;      /* process-local: one dequeuer of
+                                          done_* at a time (fairsem_events
+                                          from several threads) */
 };
 
 /* The validated settings of a segment, copied into the handle at open:
@@ -81,13 +84,22 @@ struct fairsem {
     struct fairsem *next_open;       /* fork registry (segment.c) */
 };
 
-/* Busy word of a tenant handle: (slots held + requests queued) << 1 | closing. */
+/* Busy word of a tenant handle: (slots held + requests queued) counted in
+ * FS_BUSY_ONE steps, plus FS_BUSY_CLOSING once unregistered and
+ * FS_BUSY_FORCED once unregistered with FAIRSEM_FORCE. */
+#define FS_BUSY_CLOSING 1u
+#define FS_BUSY_FORCED 2u
+#define FS_BUSY_ONE 4u
+
+/* Freed only by fairsem_tenant_free() or fairsem_close(), never when the
+ * registration ends, so no thread still using it reads freed memory. */
 struct fairsem_tenant {
     fairsem_t *sem;
     uint32_t idx;                    /* tenant table index */
     uint32_t serial;                 /* names this handle in cells it queues */
     uint64_t epoch;                  /* fork epoch of the registration */
     _Atomic uint64_t busy;
+    _Atomic bool finished;           /* the registration has ended */
     unsigned weight;
     char id[FAIRSEM_TENANT_ID_MAX + 1];
     struct fairsem_tenant *prev, *next; /* sem->tenant_list */
@@ -155,13 +167,16 @@ void fairsem__proc_scrub(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repo
 /* --------------------------------------------------------------- tenant.c */
 
 bool fairsem__tenant_registered(const fairsem_t *sem, uint32_t idx);
-/* Give up this handle's claim once it holds and waits for nothing. */
+/* End the registration once it holds and waits for nothing (the handle
+ * itself stays allocated). */
 void fairsem__tenant_finish(fairsem_tenant_t *tenant);
 /* Bring an inherited handle into this (child) process; 0 or error. */
 int fairsem__tenant_adopt(fairsem_tenant_t *tenant);
 /* Count a new slot or request on the handle; FAIRSEM_ENOTREG if closing. */
 int fairsem__tenant_busy_get(fairsem_tenant_t *tenant);
 void fairsem__tenant_busy_put(fairsem_tenant_t *tenant);
+/* Unregistered with FAIRSEM_FORCE: requests must not start waiting. */
+bool fairsem__tenant_forced(const fairsem_tenant_t *tenant);
 /* Retire tenant idx if no record has it registered. */
 void fairsem__tenant_retire(fairsem_t *sem, uint32_t idx);
 /* Finish tenant-table work record p died in the middle of. */

@@ -99,14 +99,16 @@ static void registry_add(fairsem_t *sem)
     registry = sem;
 }
 
-static void registry_remove(fairsem_t *sem)
+/* False if sem is not an open handle (closed already, or never opened). */
+static bool registry_remove(fairsem_t *sem)
 {
     for (fairsem_t **p = &registry; *p; p = &(*p)->next_open) {
         if (*p == sem) {
             *p = sem->next_open;
-            break;
+            return true;
         }
     }
+    return false;
 }
 
 static int check_name(const char *name)
@@ -472,12 +474,13 @@ int fairsem__attach(fairsem_t *sem)
     return rc;
 }
 
-void fairsem_close(fairsem_t *sem)
+int fairsem_close(fairsem_t *sem)
 {
     if (!sem)
-        return;
+        return 0;
     registry_enter();
-    registry_remove(sem);
+    if (!registry_remove(sem))
+        return registry_leave(-EBADF);
     fairsem__events_stop(sem);
     if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch))
         fairsem__proc_release(sem);
@@ -486,5 +489,5 @@ void fairsem_close(fairsem_t *sem)
         free(t);
     }
     handle_free(sem);
-    registry_leave(0);
+    return registry_leave(0);
 }

@@ -337,7 +337,7 @@ int fairsem__tenant_adopt(fairsem_tenant_t *t)
         rc = register_index(sem, t->id, strlen(t->id), t->weight, &t->idx);
         if (rc == 0) {
             /* The parent's slots and requests are not ours. */
-            atomic_store(&t->busy, atomic_load(&t->busy) & 1);
+            atomic_store(&t->busy, atomic_load(&t->busy) & (FS_BUSY_CLOSING | FS_BUSY_FORCED));
             t->epoch = sem->attach_epoch;
         }
     }
@@ -345,27 +345,28 @@ int fairsem__tenant_adopt(fairsem_tenant_t *t)
     return rc;
 }
 
+/* The registration ends: called exactly once per handle, by whoever moved
+ * its busy word to "closing with nothing held or queued".  The handle's
+ * memory stays valid (fairsem_tenant_free() or fairsem_close() frees it),
+ * so threads still calling through it read FAIRSEM_ENOTREG from live
+ * memory. */
 void fairsem__tenant_finish(fairsem_tenant_t *t)
 {
     fairsem_t *sem = t->sem;
     if (current_tenant == t)
         current_tenant = NULL;
-    pthread_mutex_lock(&sem->attach_lock);
     bool ours = t->epoch == sem->attach_epoch && sem->attach_epoch == atomic_load(&fairsem__fork_epoch);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        sem->tenant_list = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    pthread_mutex_unlock(&sem->attach_lock);
     if (ours && local_ref_put(sem, t->idx))
         fairsem__tenant_retire(sem, t->idx);
-    free(t);
+    atomic_store_explicit(&t->finished, true, memory_order_release);
 }
 
 int fairsem__tenant_busy_get(fairsem_tenant_t *t)
 {
+    if (!t->sem)
+        return -EBADF;
+    if (atomic_load(&t->busy) & FS_BUSY_CLOSING)
+        return FAIRSEM_ENOTREG; /* and a fork child must not adopt it */
     if (t->epoch != atomic_load_explicit(&fairsem__fork_epoch, memory_order_relaxed)) {
         int rc = fairsem__tenant_adopt(t);
         if (rc < 0)
@@ -375,47 +376,98 @@ int fairsem__tenant_busy_get(fairsem_tenant_t *t)
      * fall, or two callers could both see it reach zero and finish twice. */
     uint64_t b = atomic_load(&t->busy);
     do {
-        if (b & 1)
+        if (b & FS_BUSY_CLOSING)
             return FAIRSEM_ENOTREG;
-    } while (!atomic_compare_exchange_weak(&t->busy, &b, b + 2));
+    } while (!atomic_compare_exchange_weak(&t->busy, &b, b + FS_BUSY_ONE));
     return 0;
 }
 
 void fairsem__tenant_busy_put(fairsem_tenant_t *t)
 {
-    if (atomic_fetch_sub(&t->busy, 2) == 3)
+    uint64_t old = atomic_fetch_sub(&t->busy, FS_BUSY_ONE);
+    if ((old & ~(uint64_t)FS_BUSY_FORCED) == (FS_BUSY_ONE | FS_BUSY_CLOSING))
         fairsem__tenant_finish(t); /* deferred unregistration completes */
+}
+
+bool fairsem__tenant_forced(const fairsem_tenant_t *t)
+{
+    return atomic_load(&t->busy) & FS_BUSY_FORCED;
+}
+
+/* Set the closing bit (and FS_BUSY_FORCED with `forced`) unless it is set
+ * already; returns the busy word before, or UINT64_MAX if it was closing. */
+static uint64_t begin_closing(fairsem_tenant_t *t, bool forced)
+{
+    uint64_t b = atomic_load(&t->busy);
+    uint64_t bits = FS_BUSY_CLOSING | (forced ? FS_BUSY_FORCED : 0);
+    do {
+        if (b & FS_BUSY_CLOSING)
+            return UINT64_MAX;
+    } while (!atomic_compare_exchange_weak(&t->busy, &b, b | bits));
+    return b;
 }
 
 int fairsem_tenant_unregister(fairsem_tenant_t *t, unsigned flags)
 {
     if (!t || (flags & ~(FAIRSEM_FORCE | FAIRSEM_IF_IDLE)))
         return -EINVAL;
+    if (!t->sem)
+        return -EBADF;
     if (t->epoch != atomic_load(&fairsem__fork_epoch)) {
         /* Inherited from the parent and never used here: this process
          * holds and waits for nothing through it; the parent's requests
          * are the parent's. */
-        if (atomic_load(&t->busy) & 1)
+        if (begin_closing(t, false) == UINT64_MAX)
             return FAIRSEM_ENOTREG;
         fairsem__tenant_finish(t);
         return 0;
     }
     if (flags & FAIRSEM_IF_IDLE) {
         uint64_t idle = 0;
-        if (!atomic_compare_exchange_strong(&t->busy, &idle, 1))
-            return (idle & 1) ? FAIRSEM_ENOTREG : -EBUSY;
+        if (!atomic_compare_exchange_strong(&t->busy, &idle, FS_BUSY_CLOSING))
+            return (idle & FS_BUSY_CLOSING) ? FAIRSEM_ENOTREG : -EBUSY;
         fairsem__tenant_finish(t);
         return 0;
     }
-    uint64_t old = atomic_fetch_or(&t->busy, 1);
-    if (old & 1)
+    bool forced = flags & FAIRSEM_FORCE;
+    uint64_t old = begin_closing(t, forced);
+    if (old == UINT64_MAX)
         return FAIRSEM_ENOTREG;
     if (old == 0) {
         fairsem__tenant_finish(t);
         return 0;
     }
-    if (flags & FAIRSEM_FORCE)
+    /* Requests that enqueue from now on see FS_BUSY_FORCED and cancel
+     * themselves (ticket.c, publish); this catches the ones already in. */
+    if (forced)
         fairsem__ticket_cancel_serial(t->sem, t->serial);
+    return 0;
+}
+
+int fairsem_tenant_free(fairsem_tenant_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    if (!t->sem)
+        return -EBADF;
+    int rc = fairsem_tenant_unregister(t, FAIRSEM_IF_IDLE);
+    if (rc == -EBUSY || (rc == FAIRSEM_ENOTREG && atomic_load(&t->busy) >= FS_BUSY_ONE))
+        return -EBUSY;
+    /* Unregistered and idle: the busy word says so before the thread that
+     * emptied it has finished the registration; wait for it (a few local
+     * steps, never another process). */
+    while (!atomic_load_explicit(&t->finished, memory_order_acquire))
+        sched_yield();
+    fairsem_t *sem = t->sem;
+    pthread_mutex_lock(&sem->attach_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        sem->tenant_list = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&sem->attach_lock);
+    free(t);
     return 0;
 }
 

@@ -80,6 +80,15 @@ static uint64_t publish(fairsem_tenant_t *tenant, bool async, uint32_t c, uint64
     FS_CRASHPOINT("enqueue.waiting");
     atomic_fetch_add(&sem->hdr->version, 1);
     FS_CRASHPOINT("enqueue.published");
+    /* A forced unregistration sets FS_BUSY_FORCED and then cancels the
+     * WAITING cells of its serial; this cell was made WAITING before the
+     * flag is read here (both sequentially consistent), so either that scan
+     * sees the cell or this read sees the flag: no request of a forced
+     * registration is left waiting. */
+    if (fairsem__tenant_forced(tenant)) {
+        uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
+        atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(seq, FS_CELL_CANCELLED, 0));
+    }
     return seq;
 }
 

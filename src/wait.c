@@ -175,6 +175,7 @@ static int events_start(fairsem_t *sem)
         }
         cds_wfcq_init(&ev->pending_head, &ev->pending_tail);
         cds_wfcq_init(&ev->done_head, &ev->done_tail);
+        pthread_mutex_init(&ev->collect_lock, NULL);
         sem->events = ev;
         if ((rc = -pthread_create(&ev->thread, NULL, waker_main, sem)) < 0) {
             close(ev->efd);
@@ -203,6 +204,7 @@ void fairsem__events_stop(fairsem_t *sem)
            node != CDS_WFCQ_WOULDBLOCK)
         request_unref(caa_container_of(node, fairsem_request_t, node));
     close(ev->efd);
+    pthread_mutex_destroy(&ev->collect_lock);
     free(ev);
     sem->events = NULL;
 }
@@ -358,15 +360,23 @@ size_t fairsem_events(fairsem_t *sem, fairsem_request_t **done, size_t cap)
     (void)r;
     size_t n = 0;
     struct cds_wfcq_node *node;
+    /* The wfcqueue allows concurrent enqueuers but only one dequeuer. */
+    pthread_mutex_lock(&ev->collect_lock);
     while (n < cap && (node = __cds_wfcq_dequeue_nonblocking(&ev->done_head, &ev->done_tail)) &&
            node != CDS_WFCQ_WOULDBLOCK) {
         fairsem_request_t *req = caa_container_of(node, fairsem_request_t, node);
-        bool user_alive = atomic_load(&req->refs) > 1;
-        request_unref(req); /* the waker's reference travelled with the node */
-        if (user_alive)
+        /* The waker's reference travelled with the node.  Dropping it tells
+         * in one step whether the user still has the request: if ours was
+         * the last reference, fairsem_request_free() came first and the
+         * request is freed here, never reported. */
+        if (atomic_fetch_sub(&req->refs, 1) == 1)
+            free(req);
+        else
             done[n++] = req;
     }
-    if (!cds_wfcq_empty(&ev->done_head, &ev->done_tail))
+    bool more = !cds_wfcq_empty(&ev->done_head, &ev->done_tail);
+    pthread_mutex_unlock(&ev->collect_lock);
+    if (more)
         signal_efd(ev);
     return n;
 }

@@ -309,3 +309,94 @@ Test(events, granted_at_once)
     cr_assert_eq(slots_in_use(sem), 0u);
     seg_close_unlink(sem, g_seg);
 }
+
+/* Two threads collect completions of one handle at once while the main
+ * thread keeps requests queued on a 2-slot pool: every request that had to
+ * wait is reported exactly once (a lost completion would strand its slot
+ * and stop the run), and every slot comes back. */
+struct collector {
+    fairsem_t *sem;
+    fairsem_tenant_t *t;
+    int efd;
+    _Atomic unsigned *collected, *outstanding;
+    _Atomic int *stop;
+    unsigned twice; /* requests reported a second time */
+};
+
+static void *collector_main(void *arg)
+{
+    struct collector *c = arg;
+    while (!atomic_load(c->stop)) {
+        struct pollfd p = {c->efd, POLLIN, 0};
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        fairsem_request_t *done[8];
+        size_t n = fairsem_events(c->sem, done, 8);
+        for (size_t k = 0; k < n; k++) {
+            _Atomic int *seen = fairsem_request_user(done[k]);
+            if (atomic_fetch_add(seen, 1) != 0)
+                c->twice++;
+            fairsem_slot_t s;
+            if (fairsem_request_result(done[k], &s) == 0)
+                fairsem_release(c->t, s);
+            fairsem_request_free(done[k]);
+            atomic_fetch_add(c->collected, 1);
+            atomic_fetch_sub(c->outstanding, 1);
+        }
+    }
+    return NULL;
+}
+
+Test(events, two_collectors_lose_nothing, .timeout = 120)
+{
+    enum { REQUESTS = 4000, IN_FLIGHT = 32 };
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "ev-2coll", 2);
+    fairsem_tenant_t *t = tenant_reg(sem, "loop");
+    static _Atomic int seen[REQUESTS];
+    _Atomic unsigned collected = 0, outstanding = 0;
+    _Atomic int stop = 0;
+    struct collector c[2];
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        c[k] = (struct collector){sem, t, event_fd_of(sem), &collected, &outstanding, &stop, 0};
+        cr_assert_eq(pthread_create(&th[k], NULL, collector_main, &c[k]), 0);
+    }
+    unsigned queued = 0, nheld = 0;
+    fairsem_slot_t held[2]; /* granted at once: kept, so later requests queue */
+    uint64_t deadline = test_now_ns() + 90ull * 1000 * 1000 * 1000;
+    for (int i = 0; i < REQUESTS; i++) {
+        atomic_store(&seen[i], 0);
+        while (atomic_load(&outstanding) >= IN_FLIGHT && test_now_ns() < deadline)
+            sched_yield();
+        cr_assert_lt(test_now_ns(), deadline, "completions stopped after %u of %u queued requests",
+                     atomic_load(&collected), queued);
+        fairsem_request_t *req;
+        fairsem_slot_t s;
+        cr_assert_eq(fairsem_request_start(t, (void *)&seen[i], &req), 0);
+        if (fairsem_request_result(req, &s) == 0) { /* granted at once: never reported */
+            held[nheld++] = s;
+            fairsem_request_free(req);
+        } else {
+            queued++;
+            atomic_fetch_add(&outstanding, 1);
+        }
+        if (atomic_load(&outstanding) >= IN_FLIGHT / 2) /* let the queue move */
+            while (nheld)
+                cr_assert_eq(fairsem_release(t, held[--nheld]), 0);
+    }
+    while (nheld)
+        cr_assert_eq(fairsem_release(t, held[--nheld]), 0);
+    while (atomic_load(&outstanding) && test_now_ns() < deadline)
+        sched_yield();
+    atomic_store(&stop, 1);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    cr_assert_eq(atomic_load(&collected), queued, "%u of %u queued requests were never reported",
+                 queued - atomic_load(&collected), queued);
+    cr_assert_eq(c[0].twice + c[1].twice, 0u, "a request was reported twice");
+    cr_log_info("two collectors: %u of %u requests queued, all reported once", queued, (unsigned)REQUESTS);
+    cr_assert_gt(queued, REQUESTS / 10, "the pool was too idle for requests to queue (%u)", queued);
+    cr_assert_eq(slots_in_use(sem), 0u);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+    seg_close_unlink(sem, g_seg);
+}

@@ -899,9 +899,110 @@ Test(semantics, unregister_while_other_threads_acquire, .timeout = 30)
         cr_assert_eq(tstats_of(g.sem, "shared").registrations, 1u, "round %d: the other handle lost its registration",
                      round);
         cr_assert_eq(stats_of(g.sem).slots_in_use, 0u, "round %d", round);
+        /* The handle outlived its registration (ASan would report a use
+         * after free in the threads above otherwise); now it goes. */
+        cr_assert_eq(fairsem_try_acquire(ch.t, &(fairsem_slot_t){0}), FAIRSEM_ENOTREG);
+        cr_assert_eq(fairsem_tenant_free(ch.t), 0, "round %d", round);
     }
     cr_assert_eq(fairsem_tenant_unregister(keep, 0), 0);
     seg_destroy(&g);
+}
+
+/* A handle stays valid after its deferred unregistration completes: the
+ * documented errors come from live memory, and fairsem_tenant_free() is
+ * the one call that frees it (refusing while it still holds). */
+Test(semantics, handle_outlives_its_registration)
+{
+    struct seg g;
+    seg_create_slots(&g, "outlive", 2, 0);
+    fairsem_tenant_t *a = reg(g.sem, "a", 1);
+    fairsem_slot_t s[2];
+    cr_assert_eq(fairsem_acquire(a, &s[0]), 0);
+    cr_assert_eq(fairsem_acquire(a, &s[1]), 0);
+    cr_assert_eq(fairsem_tenant_free(a), -EBUSY, "freeing a handle that holds slots");
+    cr_assert_eq(tstats_of(g.sem, "a").held, 2, "a refused free changed nothing");
+    cr_assert_eq(fairsem_tenant_unregister(a, 0), 0);
+    cr_assert_eq(fairsem_tenant_free(a), -EBUSY, "unregistered, but still holding");
+    cr_assert_eq(fairsem_release(a, s[0]), 0);
+    cr_assert_eq(fairsem_release(a, s[1]), 0); /* the registration ends here */
+    cr_assert_eq(stats_of(g.sem).registered_tenants, 0);
+    cr_assert_eq(fairsem_release(a, s[1]), FAIRSEM_ESLOT);
+    cr_assert_eq(fairsem_tenant_unregister(a, 0), FAIRSEM_ENOTREG);
+    cr_assert_eq(fairsem_try_acquire(a, &s[0]), FAIRSEM_ENOTREG);
+    cr_assert_str_eq(fairsem_tenant_id(a), "a");
+    cr_assert_eq(fairsem_tenant_free(a), 0);
+    /* Freeing a registered, idle handle ends its registration. */
+    fairsem_tenant_t *b = reg(g.sem, "b", 1);
+    cr_assert_eq(stats_of(g.sem).registered_tenants, 1);
+    cr_assert_eq(fairsem_tenant_free(b), 0);
+    cr_assert_eq(stats_of(g.sem).registered_tenants, 0);
+    cr_assert_eq(fairsem_tenant_free(NULL), -EINVAL);
+    seg_destroy(&g);
+}
+
+/* Closing twice is an error that changes nothing, not a double free. */
+Test(semantics, close_twice)
+{
+    struct seg g;
+    seg_create_slots(&g, "close2", 1, 0);
+    reg(g.sem, "a", 1);
+    cr_assert_eq(fairsem_close(g.sem), 0);
+    cr_assert_eq(fairsem_close(g.sem), -EBADF);
+    cr_assert_eq(fairsem_close(NULL), 0);
+    cr_assert_eq(fairsem_unlink(g.name), 0);
+}
+
+/* A forced unregistration cancels a request that another thread is
+ * queueing at that very moment (it used to be missed: the scan for the
+ * registration's cells ran before the cell was published). */
+struct forced_race {
+    fairsem_tenant_t *t;
+    _Atomic int entering;
+    int rc;
+};
+
+static void *forced_race_acquirer(void *arg)
+{
+    struct forced_race *fr = arg;
+    fairsem_slot_t s;
+    atomic_store(&fr->entering, 1);
+    fr->rc = fairsem_acquire_timeout(fr->t, 10ull * 1000 * 1000 * 1000, &s);
+    if (fr->rc == 0)
+        fairsem_release(fr->t, s);
+    return NULL;
+}
+
+Test(semantics, forced_unregister_races_enqueue, .timeout = 120)
+{
+    struct seg g;
+    seg_create_slots(&g, "forcerace", 1, 0);
+    fairsem_tenant_t *b = reg(g.sem, "b", 1);
+    fairsem_slot_t held;
+    cr_assert_eq(fairsem_acquire(b, &held), 0); /* the pool stays full */
+    unsigned cancelled = 0, refused = 0;
+    for (int round = 0; round < 2000; round++) {
+        struct forced_race fr = {.t = reg(g.sem, "a", 1)};
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, forced_race_acquirer, &fr), 0);
+        while (!atomic_load(&fr.entering))
+            sched_yield();
+        /* Land the unregistration anywhere in the acquire (a few us). */
+        for (volatile int k = (round * 7919) % 1024; k > 0; k--)
+            ;
+        cr_assert_eq(fairsem_tenant_unregister(fr.t, FAIRSEM_FORCE), 0);
+        pthread_join(th, NULL);
+        cr_assert(fr.rc == -ECANCELED || fr.rc == FAIRSEM_ENOTREG, "round %d: the racing acquire returned %s", round,
+                  fairsem_err_name(fr.rc));
+        cancelled += fr.rc == -ECANCELED;
+        refused += fr.rc == FAIRSEM_ENOTREG;
+        cr_assert_eq(fairsem_tenant_free(fr.t), 0, "round %d: the forced unregistration is still pending", round);
+    }
+    cr_log_info("forced race: %u cancelled while queued, %u refused at entry", cancelled, refused);
+    fairsem_stats_t st = stats_of(g.sem);
+    cr_assert_eq(st.waiters, 0);
+    cr_assert_eq(st.registered_tenants, 1);
+    cr_assert_eq(fairsem_release(b, held), 0);
+    seg_finish(&g);
 }
 
 /* ------------------------------------------------------ current tenant */

@@ -11,11 +11,12 @@
  *    to one JS dispatch function.  No thread-pool thread is used, whatever
  *    the number of waiters; the library's one waker thread per handle does
  *    the waiting.
- *  - memory safety: the C library frees tenant handles on unregister (at
- *    once, or when the last slot comes back) and on fairsem_close().  Every
- *    C pointer handed to JS sits in a box that knows whether the pointer is
- *    still valid, so no JS call can reach freed memory, whatever order JS
- *    calls things in.
+ *  - memory safety: a tenant handle is freed here with fairsem_tenant_free()
+ *    once its registration has ended and it holds nothing (at unregister, or
+ *    when the last slot comes back), or by fairsem_close().  Every C pointer
+ *    handed to JS sits in a box that knows whether the pointer is still
+ *    valid, so no JS call can reach freed memory, whatever order JS calls
+ *    things in.
  *
  * Every box is type-tagged, so a JS caller cannot pass one kind for another.
  */
@@ -255,14 +256,22 @@ static napi_value undefined(napi_env env)
 
 /* ------------------------------------------------------------- boxes */
 
+/* Free the C handle of an unregistered, idle tenant (fairsem_close frees
+ * it instead once the pool is closed). */
+static void tenant_drop_handle(tenant_box *t)
+{
+    if (t->t && t->owner && t->owner->sem)
+        fairsem_tenant_free(t->t);
+    t->t = NULL;
+}
+
 static void tenant_busy_put(tenant_box *t)
 {
     if (t->busy)
         t->busy--;
-    /* An unregistration deferred while busy ends now: the library has freed
-     * (or is free to free) the handle. */
+    /* An unregistration deferred while busy has ended now. */
     if (t->unregistered && t->busy == 0)
-        t->t = NULL;
+        tenant_drop_handle(t);
 }
 
 static void req_unlink(req_box *r)
@@ -400,7 +409,7 @@ static void tenant_finalize(napi_env env, void *data, void *hint)
      * busy one is unreachable only if its slots were dropped unreleased;
      * fairsem_close gives those back.) */
     if (t->t && !t->unregistered && t->busy == 0 && t->owner && t->owner->sem)
-        fairsem_tenant_unregister(t->t, 0);
+        fairsem_tenant_free(t->t);
     tenant_unlink(t);
     free(t);
 }
@@ -667,7 +676,7 @@ static napi_value js_register(napi_env env, napi_callback_info info)
     }
     napi_value v = wrap(env, t, tenant_finalize, &TENANT_TAG);
     if (!v) {
-        fairsem_tenant_unregister(t->t, 0);
+        fairsem_tenant_free(t->t);
         free(t);
         return NULL;
     }
@@ -695,7 +704,7 @@ static napi_value js_unregister(napi_env env, napi_callback_info info)
         return throw_fs(env, rc, "fairsem_tenant_unregister");
     t->unregistered = true;
     if (t->busy == 0)
-        t->t = NULL;
+        tenant_drop_handle(t);
     return undefined(env);
 }
 

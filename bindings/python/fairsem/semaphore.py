@@ -128,20 +128,24 @@ def _share_fn(calculator: ShareCalculator) -> Any:
 class _Registration:
     """This process's C registration of one tenant.
 
-    The C library frees a tenant handle once it is unregistered and idle, so
-    a thread that looked a registration up and is about to block in
+    A thread that looked a registration up and is about to block in
     fairsem_acquire (`blocking_callers`) keeps the unregistration back in
-    Python until it is inside the library (`unregister_flags`).
+    Python until it is inside the library (`unregister_flags`), so that it
+    queues before a forced unregistration cancels.  Once unregistered
+    (`ended`), the C handle is freed with fairsem_tenant_free as soon as it
+    holds and awaits nothing (`_reclaim`); until then slots still held
+    release through it.
     """
 
-    __slots__ = ("handle", "tenant_id", "weight", "blocking_callers", "unregister_flags")
+    __slots__ = ("handle", "tenant_id", "weight", "blocking_callers", "unregister_flags", "ended")
 
     def __init__(self, handle: int, tenant_id: str, weight: int) -> None:
-        self.handle = handle
+        self.handle: int | None = handle
         self.tenant_id = tenant_id
         self.weight = weight
         self.blocking_callers = 0
         self.unregister_flags: int | None = None
+        self.ended = False
 
 
 class Slot:
@@ -170,6 +174,8 @@ class Slot:
         if semaphore is None or self._pid != os.getpid() or semaphore._handle is None:
             return
         rc = lib.fairsem_release(self._registration.handle, self._raw)
+        with semaphore._lock:
+            semaphore._reclaim(self._registration)
         if rc < 0:
             _raise_for(rc, "release")
 
@@ -557,11 +563,30 @@ class FairShareSemaphore:
                 _raise_for(rc, f"unregistering tenant {tenant_id!r}")
 
     def _end_registration(self, registration: _Registration, flags: int) -> int:
-        """Unregister in C now, or when the last blocking caller is inside."""
+        """Unregister in C now, or when the last blocking caller is inside
+        (call with the lock held)."""
         if registration.blocking_callers:
             registration.unregister_flags = flags
+            registration.ended = True
             return 0
-        return lib.fairsem_tenant_unregister(registration.handle, flags)
+        rc = lib.fairsem_tenant_unregister(registration.handle, flags)
+        if rc != N.EBUSY:
+            registration.ended = True
+            self._reclaim(registration)
+        return rc
+
+    def _reclaim(self, registration: _Registration) -> None:
+        """Free an ended registration's C handle once it holds and awaits
+        nothing (call with the lock held; fairsem_close frees the rest)."""
+        if (
+            registration.ended
+            and registration.handle is not None
+            and registration.unregister_flags is None
+            and registration.blocking_callers == 0
+            and self._handle is not None
+            and lib.fairsem_tenant_free(registration.handle) == 0
+        ):
+            registration.handle = None
 
     def _registration(self, tenant_id: str | None) -> _Registration:
         """The registration to acquire for (call with the lock held)."""
@@ -608,12 +633,16 @@ class FairShareSemaphore:
                 # cancels it, and gives back a slot whose grant raced us.
                 if self._pending.pop(key, None) is not None:
                     lib.fairsem_request_free(request)
+                    with self._lock:
+                        self._reclaim(registration)
                 raise
             if self._pending.pop(key, None) is None:
                 raise RuntimeError("FairShareSemaphore was closed")
             rc = lib.fairsem_request_result(request, ctypes.byref(raw))
         lib.fairsem_request_free(request)
         if rc < 0:
+            with self._lock:
+                self._reclaim(registration)
             _raise_for(rc, f"acquiring for tenant {registration.tenant_id!r}")
         return Slot(self, registration, raw)
 
@@ -694,6 +723,7 @@ class FairShareSemaphore:
                 if registration.blocking_callers == 0 and flags is not None:
                     registration.unregister_flags = None
                     lib.fairsem_tenant_unregister(registration.handle, flags)
+                self._reclaim(registration)
         if rc < 0:
             _raise_for(rc, f"acquiring for tenant {registration.tenant_id!r}")
         return Slot(self, registration, raw)
