@@ -110,9 +110,13 @@ typedef struct fairsem_slot {
 
 /**
  * A custom share rule: the share of each demanding tenant when `demanding`
- * tenants want slots out of `max_slots`.  The result is raised to min_share.
- * It must be a pure function of its arguments: every process attached to a
- * segment must compute the same shares.
+ * tenants want slots out of `max_slots`.  The result is capped at max_slots
+ * and raised to min_share.  fairsem_create() calls it once for every
+ * `demanding` from 1 to max_tenants and stores the answers in the segment
+ * with the rule's name, so no other process needs the function: every
+ * process and tool computes the same shares from the stored table.  It is
+ * called only inside fairsem_create(), fairsem_open_anonymous() and (to
+ * verify a rule an opener brings) fairsem_open(), on the calling thread.
  */
 typedef unsigned (*fairsem_share_fn)(unsigned max_slots, unsigned demanding,
                                      void *arg);
@@ -124,7 +128,7 @@ typedef struct fairsem_options {
     unsigned flags;     /**< FAIRSEM_WORK_CONSERVING */
     unsigned mode;      /**< permission bits; 0 = 0600 */
     const char *share_fn_name; /**< NULL = built-in (weighted) rule */
-    fairsem_share_fn share_fn; /**< required when share_fn_name is set */
+    fairsem_share_fn share_fn; /**< required with share_fn_name to create */
     void *share_fn_arg;        /**< passed to share_fn */
 } fairsem_options_t;
 
@@ -177,15 +181,18 @@ FAIRSEM_EXTERN int fairsem_create(const char *name, const fairsem_options_t *opt
 /**
  * Attach to the existing segment `name`.
  *
- * @param local  may be NULL; for a segment created with a custom share rule
- *               it must name the same rule (share_fn_name) and carry the
- *               function (share_fn, share_fn_arg).  Other fields are ignored.
- * @return 0; -EINVAL; -ENAMETOOLONG; -ENOENT (no such segment); -EACCES;
+ * @param local  may be NULL (the segment's own rule applies, whatever it
+ *               is).  share_fn_name set: the segment must have been created
+ *               with that rule; share_fn set too: it must also give the
+ *               stored shares.  flags may hold FAIRSEM_READONLY.  Other
+ *               fields are ignored.
+ * @return 0; -EINVAL (also share_fn without share_fn_name); -ENAMETOOLONG;
+ *         -ENOENT (no such segment); -EACCES;
  *         FAIRSEM_EMAGIC, FAIRSEM_EVERSION, FAIRSEM_ECORRUPT (size, layout or
  *         a header field is wrong); FAIRSEM_EINIT (its creator has not
- *         finished, or died, initialising it); FAIRSEM_ERULE (share rule
- *         missing or named differently); FAIRSEM_EPROCS (no free process
- *         record); -ENOMEM.
+ *         finished, or died, initialising it); FAIRSEM_ERULE (the segment
+ *         records another rule than the one `local` names or brings);
+ *         FAIRSEM_EPROCS (no free process record); -ENOMEM.
  */
 FAIRSEM_EXTERN int fairsem_open(const char *name, const fairsem_options_t *local,
                                 fairsem_t **out);

@@ -58,8 +58,7 @@ struct fairsem {
     _Atomic uint64_t *slots;
     _Atomic uint64_t *since;
     struct fs_cell *cells;
-    fairsem_share_fn share_fn;
-    void *share_arg;
+    const uint32_t *shares;          /* the custom rule's table; NULL: built-in */
     bool readonly;                   /* FAIRSEM_READONLY: never attaches */
 
     /* Attachment: valid while attach_epoch == fairsem__fork_epoch. */
@@ -194,8 +193,7 @@ struct fs_waiter {
 /* What the slots and cells say at one moment (taken by snapshot.c). */
 struct fs_snapshot {
     unsigned max_slots, min_share, flags, ntenants;
-    fairsem_share_fn share_fn;
-    void *share_arg;
+    const uint32_t *shares;          /* [ntenants + 1] custom rule; NULL: built-in */
     struct fs_tenant *tenants;       /* for weights */
     unsigned nfree;
     uint32_t first_free;             /* a free slot index when nfree > 0 */

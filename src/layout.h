@@ -22,6 +22,14 @@
  *                 current holder took the slot (display only; written by the
  *                 holder after it owns the slot, so a stale value is harmless)
  *   cells         struct fs_cell[max_waiters]: queued requests ("tickets")
+ *   shares        uint32_t[max_tenants + 1], only for a custom share rule
+ *                 (rule_name not empty): entry D is the rule's share of each
+ *                 demanding tenant when D tenants demand, already clamped to
+ *                 max_slots (min_share is applied on use).  A share rule is a
+ *                 function of (max_slots, D) alone and both are bounded, so
+ *                 the creator evaluates it once for every D and no other
+ *                 process ever needs the function: every process, in any
+ *                 language, and every tool computes the same shares.
  *
  * THE TRUTH IS IN THE TAGS
  *
@@ -53,6 +61,7 @@
  *
  *   header settings   the creator, before the segment is published under its
  *                     name (linkat of an O_TMPFILE), never again
+ *   shares            the creator, likewise; read-only afterwards
  *   header.version    anyone: CAS to commit a decision, fetch_add on enqueue
  *   header.ticket_seq anyone: fetch_add to number a queued request (FIFO
  *                     order is this number, not the cell index)
@@ -116,7 +125,7 @@
 #include <stdint.h>
 
 #define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
-#define FS_LAYOUT_VERSION 1u
+#define FS_LAYOUT_VERSION 2u
 #define FS_READY 0x52454459u /* header.ready once initialised */
 #define FS_CACHELINE 64u
 #define FS_LEASE_BASE ((off_t)1 << 40) /* lease byte of record p: base + p */
@@ -141,7 +150,8 @@ struct fs_header {
     uint64_t off_map, off_procs, off_regs, off_tenants, off_slots, off_since, off_cells;
     uint64_t created_ns;     /* CLOCK_REALTIME at creation, for display */
     char rule_name[32];      /* "" = built-in weighted rule */
-    uint8_t pad0[FS_CACHELINE * 3 - 160];
+    uint64_t off_shares;     /* the share table; 0 with the built-in rule */
+    uint8_t pad0[FS_CACHELINE * 3 - 168];
     /* hot words, each alone on its cache line */
     _Atomic uint64_t version;
     uint8_t pad1[FS_CACHELINE - 8];

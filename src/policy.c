@@ -9,7 +9,8 @@
  *  - a tenant is demanding while it holds or waits;
  *  - share(t) = max(min_share, max_slots * w_t / sum of demanding weights)
  *    for the built-in rule (all weights 1 gives max_slots / D), or
- *    max(min_share, f(max_slots, D)) for a custom rule;
+ *    max(min_share, f(max_slots, D)) for a custom rule, read from the
+ *    table the creator filled with f's value for every D;
  *  - a free slot goes to the oldest waiting request whose tenant is under
  *    its share; only when there is none may a newcomer (a request not yet
  *    queued, which is younger than every queued one) under its share take
@@ -52,8 +53,8 @@ static struct demand demand_of(const struct fs_snapshot *s, uint32_t extra)
 /* Share of demanding tenant t. */
 static unsigned share_in(const struct fs_snapshot *s, const struct demand *dm, uint32_t t)
 {
-    uint64_t share = s->share_fn ? s->share_fn(s->max_slots, dm->tenants, s->share_arg)
-                                 : (uint64_t)s->max_slots * weight_of(s, t) / dm->weight;
+    uint64_t share = s->shares ? s->shares[dm->tenants < s->ntenants ? dm->tenants : s->ntenants]
+                               : (uint64_t)s->max_slots * weight_of(s, t) / dm->weight;
     /* (A weight changed between two reads of an untouched tenant's weight
      * could push a quotient past the pool; a share never exceeds it.) */
     if (share > s->max_slots)

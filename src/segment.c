@@ -142,7 +142,19 @@ static uint64_t layout_geometry(struct fs_header *h)
     off = align_up(off + (uint64_t)h->max_slots * 8);
     h->off_cells = off;
     off = align_up(off + (uint64_t)h->max_waiters * sizeof(struct fs_cell));
+    h->off_shares = 0;
+    if (h->rule_name[0]) {
+        h->off_shares = off;
+        off = align_up(off + ((uint64_t)h->max_tenants + 1) * sizeof(uint32_t));
+    }
     return off;
+}
+
+/* A rule's share for `demanding` tenants, as the share table stores it. */
+static uint32_t rule_share(const fairsem_options_t *o, unsigned max_slots, unsigned demanding)
+{
+    unsigned share = o->share_fn(max_slots, demanding, o->share_fn_arg);
+    return share > max_slots ? max_slots : share;
 }
 
 static int check_options(const fairsem_options_t *o)
@@ -179,6 +191,7 @@ static void map_regions(fairsem_t *sem)
     sem->slots = (_Atomic uint64_t *)(sem->base + h->off_slots);
     sem->since = (_Atomic uint64_t *)(sem->base + h->off_since);
     sem->cells = (struct fs_cell *)(sem->base + h->off_cells);
+    sem->shares = h->off_shares ? (const uint32_t *)(sem->base + h->off_shares) : NULL;
 }
 
 static fairsem_t *handle_new(int fd, const char *name)
@@ -206,13 +219,8 @@ static void handle_free(fairsem_t *sem)
 }
 
 /* Map, allocate local state, register for fork and attach. */
-static int handle_finish(fairsem_t *sem, const fairsem_options_t *local, fairsem_t **out)
+static int handle_finish(fairsem_t *sem, fairsem_t **out)
 {
-    map_regions(sem);
-    if (local && local->share_fn_name) {
-        sem->share_fn = local->share_fn;
-        sem->share_arg = local->share_fn_arg;
-    }
     sem->local_refs = calloc(sem->geo.max_tenants, sizeof *sem->local_refs);
     if (!sem->local_refs) {
         handle_free(sem);
@@ -239,6 +247,8 @@ static int build(fairsem_t *sem, const fairsem_options_t *o)
     h.max_waiters = o->max_waiters ? o->max_waiters : FAIRSEM_DEFAULT_MAX_WAITERS;
     h.max_procs = o->max_procs ? o->max_procs : FAIRSEM_DEFAULT_MAX_PROCS;
     h.flags = o->flags;
+    if (o->share_fn_name)
+        snprintf(h.rule_name, sizeof h.rule_name, "%s", o->share_fn_name);
     uint64_t size = layout_geometry(&h);
 
     if (fchmod(sem->fd, o->mode ? o->mode : 0600) < 0)
@@ -258,8 +268,12 @@ static int build(fairsem_t *sem, const fairsem_options_t *o)
     h.layout_hash = FS_LAYOUT_HASH;
     h.total_size = size;
     h.created_ns = fairsem__realtime_ns();
-    if (o->share_fn_name)
-        snprintf(h.rule_name, sizeof h.rule_name, "%s", o->share_fn_name);
+    if (h.off_shares) {
+        uint32_t *shares = (uint32_t *)(sem->base + h.off_shares);
+        shares[0] = h.max_slots; /* never used: D >= 1 */
+        for (unsigned d = 1; d <= h.max_tenants; d++)
+            shares[d] = rule_share(o, h.max_slots, d);
+    }
     /* Every other byte is zero from fallocate, which is each region's
      * initial state (free slots, empty cells, free records and tenants). */
     memcpy(sem->hdr, &h, offsetof(struct fs_header, version));
@@ -284,6 +298,7 @@ static int handle_build(int fd, const char *name, const fairsem_options_t *opts,
         handle_free(sem);
         return rc;
     }
+    map_regions(sem);
     *out = sem;
     return 0;
 }
@@ -307,7 +322,7 @@ static int create_locked(const char *name, const fairsem_options_t *opts, fairse
         handle_free(sem);
         return rc;
     }
-    return handle_finish(sem, opts, out);
+    return handle_finish(sem, out);
 }
 
 static int open_anonymous_locked(const fairsem_options_t *opts, fairsem_t **out)
@@ -318,7 +333,7 @@ static int open_anonymous_locked(const fairsem_options_t *opts, fairsem_t **out)
     fairsem_t *sem = NULL;
     if ((rc = handle_build(memfd_create("fairsem", MFD_CLOEXEC), NULL, opts, &sem)) < 0)
         return rc;
-    return handle_finish(sem, opts, out);
+    return handle_finish(sem, out);
 }
 
 /* Validate a mapped header against the file size, field by field. */
@@ -343,18 +358,25 @@ static int validate(const struct fs_header *h, uint64_t file_size)
     if (layout_geometry(&g) != h->total_size || g.off_map != h->off_map ||
         g.off_procs != h->off_procs || g.off_regs != h->off_regs ||
         g.off_tenants != h->off_tenants || g.off_slots != h->off_slots || g.off_since != h->off_since ||
-        g.off_cells != h->off_cells || g.map_words != h->map_words || g.reg_words != h->reg_words)
+        g.off_cells != h->off_cells || g.off_shares != h->off_shares || g.map_words != h->map_words ||
+        g.reg_words != h->reg_words)
         return FAIRSEM_ECORRUPT;
     return 0;
 }
 
-static int check_rule(const struct fs_header *h, const fairsem_options_t *local)
+/* The segment carries its rule's shares, so an opener needs no function.
+ * One that names a rule must name the stored one, and one that brings the
+ * function too must bring one that gives the stored shares. */
+static int check_rule(const fairsem_t *sem, const fairsem_options_t *local)
 {
-    const char *want = local && local->share_fn_name ? local->share_fn_name : "";
-    if (strcmp(h->rule_name, want) != 0)
+    if (!local || !local->share_fn_name)
+        return local && local->share_fn ? -EINVAL : 0;
+    if (strcmp(sem->hdr->rule_name, local->share_fn_name) != 0)
         return FAIRSEM_ERULE;
-    if (want[0] && !local->share_fn)
-        return FAIRSEM_ERULE;
+    if (local->share_fn)
+        for (unsigned d = 1; d <= sem->geo.max_tenants; d++)
+            if (rule_share(local, sem->geo.max_slots, d) != sem->shares[d])
+                return FAIRSEM_ERULE;
     return 0;
 }
 
@@ -401,11 +423,12 @@ static int open_locked(const char *name, const fairsem_options_t *local, fairsem
     sem->base = base;
     sem->size = (size_t)st.st_size;
     sem->hdr = base;
-    /* A reader may lack the share rule: it then reports shares as 0. */
-    if ((rc = validate(sem->hdr, (uint64_t)st.st_size)) < 0 ||
-        (!readonly && (rc = check_rule(sem->hdr, local)) < 0))
+    if ((rc = validate(sem->hdr, (uint64_t)st.st_size)) < 0)
         goto fail;
-    return handle_finish(sem, local, out);
+    map_regions(sem);
+    if ((rc = check_rule(sem, local)) < 0)
+        goto fail;
+    return handle_finish(sem, out);
 fail:
     handle_free(sem);
     return rc;

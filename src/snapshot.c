@@ -178,8 +178,7 @@ struct fs_snapshot *fairsem__snapshot(fairsem_t *sem)
     s->min_share = h->min_share;
     s->flags = h->flags;
     s->ntenants = h->max_tenants;
-    s->share_fn = sem->share_fn;
-    s->share_arg = sem->share_arg;
+    s->shares = sem->shares;
     s->tenants = sem->tenants;
     scan_slots(sem, sc);
     scan_cells(sem, sc);

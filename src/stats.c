@@ -52,7 +52,7 @@ int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t
             ts->id[FAIRSEM_TENANT_ID_MAX] = '\0';
             ts->held = s->held[t];
             ts->waiting = s->waiting[t];
-            ts->share = sem->hdr->rule_name[0] && !sem->share_fn ? 0 : fairsem__policy_share(s, t, FS_NO_TENANT);
+            ts->share = fairsem__policy_share(s, t, FS_NO_TENANT);
             ts->weight = atomic_load(&e->weight);
             ts->registrations = regs;
         }

@@ -514,6 +514,7 @@ Test(crash, corrupt_header_fields)
         {offsetof(struct fs_header, off_cells), 128, 8, "off_cells"},
         {offsetof(struct fs_header, off_slots), 1ull << 40, 8, "off_slots far away"},
         {offsetof(struct fs_header, map_words), 1000, 4, "map_words"},
+        {offsetof(struct fs_header, off_shares), 4096, 8, "a share table the built-in rule has not"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_poked("cr-field", (off_t)cases[i].off, &cases[i].val, cases[i].len, FAIRSEM_ECORRUPT,

@@ -1227,39 +1227,50 @@ Test(semantics, custom_rule)
     struct seg g;
     fairsem_options_t o = {.max_slots = 10, .share_fn_name = "plus1", .share_fn = plus_one};
     seg_create(&g, "rule", &o);
-    fairsem_t *other = NULL;
+    fairsem_t *other = NULL, *plain = NULL;
     fairsem_options_t same = {.share_fn_name = "plus1", .share_fn = plus_one};
     cr_assert_eq(fairsem_open(g.name, &same, &other), 0);
+    /* The segment carries the rule's shares: no function needed to open. */
+    fairsem_options_t name_only = {.share_fn_name = "plus1"};
+    cr_assert_eq(fairsem_open(g.name, NULL, &plain), 0);
+    fairsem_close(plain);
+    cr_assert_eq(fairsem_open(g.name, &name_only, &plain), 0);
+    fairsem_close(plain);
+    /* The one rule error left: naming, or bringing, another rule. */
     fairsem_options_t different = {.share_fn_name = "minus1", .share_fn = minus_one};
-    fairsem_options_t nofn = {.share_fn_name = "plus1"};
-    fairsem_options_t builtin = {.max_slots = 10};
+    fairsem_options_t same_name_other_fn = {.share_fn_name = "plus1", .share_fn = minus_one};
+    fairsem_options_t fn_without_name = {.share_fn = plus_one};
     fairsem_t *bad = NULL;
-    cr_assert_eq(fairsem_open(g.name, NULL, &bad), FAIRSEM_ERULE);
-    cr_assert_eq(fairsem_open(g.name, &builtin, &bad), FAIRSEM_ERULE);
     cr_assert_eq(fairsem_open(g.name, &different, &bad), FAIRSEM_ERULE);
-    cr_assert_eq(fairsem_open(g.name, &nofn, &bad), FAIRSEM_ERULE);
+    cr_assert_eq(fairsem_open(g.name, &same_name_other_fn, &bad), FAIRSEM_ERULE);
+    cr_assert_eq(fairsem_open(g.name, &fn_without_name, &bad), -EINVAL);
     cr_assert_null(bad);
 
-    /* 2 tenants on 10 slots: 10/2 + 1 = 6 each (one per handle) */
-    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(other, "b", 1);
+    /* 2 tenants on 10 slots: 10/2 + 1 = 6 each, whether or not the handle
+     * was opened with the function */
+    cr_assert_eq(fairsem_open(g.name, NULL, &plain), 0);
+    fairsem_tenant_t *a = reg(g.sem, "a", 1), *b = reg(plain, "b", 1);
     fairsem_slot_t sa[10], sb[10];
     cr_assert_eq(fairsem_try_acquire(a, &sa[0]), 0);
     cr_assert_eq(fairsem_try_acquire(b, &sb[0]), 0);
     unsigned na = 1 + take_all(a, &sa[1], 9, NULL);
     cr_assert_eq(na, 6);
     cr_assert_eq(tstats_of(g.sem, "a").share, 6);
+    cr_assert_eq(tstats_of(plain, "b").share, 6);
     cr_assert_eq(tstats_of(other, "b").share, 6);
     unsigned nb = 1 + take_all(b, &sb[1], 9, NULL);
     cr_assert_eq(nb, 4, "pool exhausted at 4");
     release_all(a, sa, na);
     release_all(b, sb, nb);
     fairsem_close(other);
+    fairsem_close(plain);
     assert_all_free(g.sem);
 
     /* a built-in segment refuses a named rule */
     struct seg h;
     seg_create_slots(&h, "builtin", 2, 0);
     cr_assert_eq(fairsem_open(h.name, &same, &bad), FAIRSEM_ERULE);
+    cr_assert_eq(fairsem_open(h.name, &name_only, &bad), FAIRSEM_ERULE);
     seg_destroy(&h);
     seg_destroy(&g);
 }

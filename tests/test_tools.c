@@ -504,7 +504,7 @@ Test(tools, dump_tables_show_holders_and_waiters)
                         name, &layout, &slots, &inuse, &avail, &waiters, &demanding),
                  7, "header: %s", r.out);
     cr_assert_str_eq(name, g_seg);
-    cr_assert_eq(layout, 1u);
+    cr_assert_eq(layout, FS_LAYOUT_VERSION);
     cr_assert_eq(slots, 3u);
     cr_assert_eq(inuse, 3u);
     cr_assert_eq(avail, 0u);
@@ -620,12 +620,14 @@ Test(tools, dump_json_is_schema_fairsem_dump_v1)
     snprintf(wpid, sizeof wpid, "%d", (int)w.pid);
     snprintf(share_a, sizeof share_a, "%u", a->share);
     snprintf(share_b, sizeof share_b, "%u", b->share);
-    const char *args[] = {g_seg, me, wpid, share_a, share_b, NULL};
+    char layout[16];
+    snprintf(layout, sizeof layout, "%u", FS_LAYOUT_VERSION);
+    const char *args[] = {g_seg, me, wpid, share_a, share_b, layout, NULL};
     cr_assert(json_ok(r.out,
                       "    name, me, wpid, sa, sb = a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4])\n"
                       "    assert d['name'] == name, d['name']\n"
                       "    assert isinstance(d['time_ms'], int) and d['time_ms'] > 1600000000000\n"
-                      "    want = dict(layout_version=1, max_slots=3, min_share=1, rule='',\n"
+                      "    want = dict(layout_version=int(a[5]), max_slots=3, min_share=1, rule='',\n"
                       "                work_conserving=False, in_use=3, free=0,\n"
                       "                demanding_tenants=2, registered_tenants=2)\n"
                       "    for k, v in want.items():\n"
@@ -1195,4 +1197,38 @@ Test(tools, run_killed_wrapper_gives_the_slot_back)
     cr_assert_eq(fairsem_release(t, s), 0);
     cr_assert_eq(tool(&r, "check", g_seg, NULL), 0, "%s", r.out);
     end_run_segment(sem);
+}
+
+/* A pool with a custom share rule stores the rule's shares, so the command
+ * (which has no such function) shows real shares and operates the pool. */
+static unsigned two_each(unsigned max_slots, unsigned demanding, void *arg)
+{
+    (void)max_slots, (void)demanding, (void)arg;
+    return 2;
+}
+
+Test(tools, custom_rule_pool_is_operable)
+{
+    test_name(g_seg, sizeof g_seg, "tl-rule");
+    fairsem_options_t o = {.max_slots = 4, .share_fn_name = "two-each", .share_fn = two_each};
+    fairsem_t *sem;
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    fairsem_tenant_t *t;
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_tenant_register(sem, "alpha", 1, &t), 0);
+    cr_assert_eq(fairsem_try_acquire(t, &s), 0);
+    struct result r;
+    cr_assert_eq(tool(&r, "dump", g_seg, NULL), 0, "%s", r.err);
+    cr_assert(strstr(r.out, "rule two-each"), "%s", r.out);
+    char rows[4][256];
+    cr_assert_eq(section(r.out, "TENANT ", rows, 4), 1, "%s", r.out);
+    char id[64];
+    unsigned weight, share, held, waiting;
+    cr_assert_eq(sscanf(rows[0], "%63s %u %u %u %u", id, &weight, &share, &held, &waiting), 5, "'%s'", rows[0]);
+    cr_assert_str_eq(id, "alpha");
+    cr_assert_eq(share, 2u, "the stored rule's share, not 0: '%s'", rows[0]);
+    cr_assert_eq(tool(&r, "check", g_seg, NULL), 0, "%s%s", r.out, r.err);
+    cr_assert_eq(tool(&r, "reap", g_seg, NULL), 0, "%s%s", r.out, r.err);
+    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "--", "/bin/true", NULL), 0, "%s", r.err);
+    remove_segment(sem, t, s);
 }

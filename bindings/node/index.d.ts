@@ -21,6 +21,16 @@ export interface OpenOptions {
   mode?: number;
   /** How long to wait for a pool whose creator is still initialising it (ms, default 1000). */
   initWaitMs?: number;
+  /** A custom share rule: each demanding tenant's share when `demanding`
+   * tenants want slots (raised to minShare, capped at maxSlots).  Evaluated
+   * at open for every possible `demanding` and stored in a pool this call
+   * creates; requires maxSlots.  Given for an existing pool, it must be the
+   * pool's own rule (else FAIRSEM_RULE_MISMATCH); omitted, the pool's rule
+   * applies. */
+  shareCalculator?: (maxSlots: number, demanding: number) => number;
+  /** The name the pool records the rule under (default: the function's name;
+   * at most 31 bytes). */
+  shareRuleName?: string;
 }
 
 export interface TenantOptions {

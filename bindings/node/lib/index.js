@@ -279,6 +279,35 @@ function nativeOptions(o) {
   };
 }
 
+// A custom share rule travels as data: the pool stores the rule's share for
+// every number of demanding tenants, so it is evaluated here, once, for each
+// of them, and the library never calls back into JS.
+function shareRule(o) {
+  if (o.shareCalculator === undefined || o.shareCalculator === null) return null;
+  if (typeof o.shareCalculator !== 'function') {
+    throw invalid('shareCalculator must be a function (maxSlots, demanding) => share');
+  }
+  const name = o.shareRuleName ?? o.shareCalculator.name;
+  if (typeof name !== 'string' || name === '') {
+    throw invalid('shareRuleName is required with an anonymous shareCalculator');
+  }
+  const bytes = Buffer.byteLength(name);
+  if (bytes > native.RULE_NAME_MAX) {
+    throw invalid(`shareRuleName is ${bytes} bytes; the limit is ${native.RULE_NAME_MAX}`);
+  }
+  if (o.maxSlots === undefined) throw invalid('maxSlots is required with shareCalculator');
+  const shares = new Array(native.MAX_TENANTS_LIMIT + 1);
+  shares[0] = o.maxSlots;
+  for (let d = 1; d <= native.MAX_TENANTS_LIMIT; d++) {
+    const share = o.shareCalculator(o.maxSlots, d);
+    if (!Number.isFinite(share)) {
+      throw invalid(`shareCalculator(${o.maxSlots}, ${d}) returned ${String(share)}, not a finite number`);
+    }
+    shares[d] = Math.min(Math.max(Math.floor(share), 0), o.maxSlots);
+  }
+  return { name, shares };
+}
+
 /** A pool of slots shared fairly, machine-wide, by the tenants that want them. */
 class FairShareSemaphore {
   #handle;
@@ -306,7 +335,12 @@ class FairShareSemaphore {
    * the default; maxSlots is then required).  Without a name: a private pool
    * of this process.  When the pool exists, the settings given (maxSlots,
    * minShare, workConserving) must match its own, else
-   * FAIRSEM_SETTINGS_MISMATCH.
+   * FAIRSEM_SETTINGS_MISMATCH.  shareCalculator (maxSlots, demanding) =>
+   * share is evaluated here for every number of demanding tenants and stored
+   * in a pool this call creates, under shareRuleName (default: the
+   * function's name); any process may then open the pool without it.  Given
+   * for an existing pool, it must be that pool's rule, else
+   * FAIRSEM_RULE_MISMATCH.
    */
   static async open(options = {}) {
     const o = { create: options.maxSlots !== undefined, ...options };
@@ -316,9 +350,10 @@ class FairShareSemaphore {
     checkInt(o.maxWaiters, 'maxWaiters', 1, native.MAX_WAITERS_LIMIT);
     checkInt(o.maxProcs, 'maxProcs', 1, native.MAX_PROCS_LIMIT);
     checkInt(o.mode, 'mode', 0, 0o777);
+    const rule = shareRule(o);
     if (o.name === undefined || o.name === null) {
       if (o.maxSlots === undefined) throw invalid('maxSlots is required');
-      return new FairShareSemaphore(call(native.openAnonymous, nativeOptions(o)), null);
+      return new FairShareSemaphore(call(native.openAnonymous, nativeOptions(o), rule), null);
     }
     if (typeof o.name !== 'string') throw invalid('name must be a string like "/tabs"');
     if (o.create && o.maxSlots === undefined) throw invalid('maxSlots is required with create: true');
@@ -326,14 +361,14 @@ class FairShareSemaphore {
     for (;;) {
       if (o.create) {
         try {
-          return new FairShareSemaphore(call(native.create, o.name, nativeOptions(o)), o.name);
+          return new FairShareSemaphore(call(native.create, o.name, nativeOptions(o), rule), o.name);
         } catch (err) {
           if (err.code !== 'EEXIST') throw err;
         }
       }
       let handle;
       try {
-        handle = call(native.open, o.name);
+        handle = call(native.open, o.name, rule);
       } catch (err) {
         if (err.code === 'ENOENT' && o.create) continue; // unlinked in between: create again
         if (err.code === 'FAIRSEM_INITIALIZING' && Date.now() < giveUpAt) {

@@ -474,44 +474,99 @@ static bool read_options(napi_env env, napi_value obj, fairsem_options_t *o)
     return true;
 }
 
+/* A custom share rule, as lib/index.js evaluated it: the JS function's
+ * share for every number of demanding tenants the library can ask about.
+ * The library calls share_fn only inside fairsem_create()/fairsem_open(),
+ * on this (the JS) thread, so the table need live only for that call. */
+struct rule_table {
+    char name[FAIRSEM_RULE_NAME_MAX + 1];
+    uint32_t shares[FAIRSEM_MAX_TENANTS_LIMIT + 1];
+};
+
+static unsigned rule_table_share(unsigned max_slots, unsigned demanding, void *arg)
+{
+    (void)max_slots;
+    const struct rule_table *rt = arg;
+    return rt->shares[demanding <= FAIRSEM_MAX_TENANTS_LIMIT ? demanding : FAIRSEM_MAX_TENANTS_LIMIT];
+}
+
+/* rule: undefined/null (none), or {name, shares: number[MAX_TENANTS_LIMIT + 1]}. */
+static bool read_rule(napi_env env, napi_value rule, struct rule_table *rt, fairsem_options_t *o)
+{
+    napi_valuetype type;
+    if (napi_typeof(env, rule, &type) != napi_ok)
+        return false;
+    if (type == napi_undefined || type == napi_null)
+        return true;
+    napi_value name, shares;
+    if (napi_get_named_property(env, rule, "name", &name) != napi_ok ||
+        !get_str(env, name, rt->name, sizeof rt->name, "share rule name") ||
+        napi_get_named_property(env, rule, "shares", &shares) != napi_ok)
+        return false;
+    for (uint32_t d = 0; d <= FAIRSEM_MAX_TENANTS_LIMIT; d++) {
+        napi_value v;
+        if (napi_get_element(env, shares, d, &v) != napi_ok || !get_uint(env, v, &rt->shares[d]))
+            return false;
+    }
+    o->share_fn_name = rt->name;
+    o->share_fn = rule_table_share;
+    o->share_fn_arg = rt;
+    return true;
+}
+
 static napi_value js_create(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    char name[FAIRSEM_NAME_MAX + 1];
+    fairsem_options_t opts;
+    struct rule_table *rt = malloc(sizeof *rt);
+    if (!rt)
+        return throw_fs(env, -ENOMEM, "fairsem_create");
+    napi_value result = NULL;
+    if (get_str(env, argv[0], name, sizeof name, "name") && read_options(env, argv[1], &opts) &&
+        read_rule(env, argv[2], rt, &opts)) {
+        fairsem_t *sem;
+        int rc = fairsem_create(name, &opts, &sem);
+        result = rc < 0 ? throw_fs(env, rc, "fairsem_create") : wrap_sem(env, sem);
+    }
+    free(rt);
+    return result;
+}
+
+/* open(name, rule): with a rule, the pool must store that one. */
+static napi_value js_open(napi_env env, napi_callback_info info)
 {
     ARGS(2);
     char name[FAIRSEM_NAME_MAX + 1];
-    fairsem_options_t opts;
-    if (!get_str(env, argv[0], name, sizeof name, "name") || !read_options(env, argv[1], &opts))
-        return NULL;
-    fairsem_t *sem;
-    int rc = fairsem_create(name, &opts, &sem);
-    if (rc < 0)
-        return throw_fs(env, rc, "fairsem_create");
-    return wrap_sem(env, sem);
-}
-
-static napi_value js_open(napi_env env, napi_callback_info info)
-{
-    ARGS(1);
-    char name[FAIRSEM_NAME_MAX + 1];
-    if (!get_str(env, argv[0], name, sizeof name, "name"))
-        return NULL;
-    fairsem_t *sem;
-    int rc = fairsem_open(name, NULL, &sem);
-    if (rc < 0)
-        return throw_fs(env, rc, "fairsem_open");
-    return wrap_sem(env, sem);
+    fairsem_options_t local = {0};
+    struct rule_table *rt = malloc(sizeof *rt);
+    if (!rt)
+        return throw_fs(env, -ENOMEM, "fairsem_open");
+    napi_value result = NULL;
+    if (get_str(env, argv[0], name, sizeof name, "name") && read_rule(env, argv[1], rt, &local)) {
+        fairsem_t *sem;
+        int rc = fairsem_open(name, &local, &sem);
+        result = rc < 0 ? throw_fs(env, rc, "fairsem_open") : wrap_sem(env, sem);
+    }
+    free(rt);
+    return result;
 }
 
 static napi_value js_open_anonymous(napi_env env, napi_callback_info info)
 {
-    ARGS(1);
+    ARGS(2);
     fairsem_options_t opts;
-    if (!read_options(env, argv[0], &opts))
-        return NULL;
-    fairsem_t *sem;
-    int rc = fairsem_open_anonymous(&opts, &sem);
-    if (rc < 0)
-        return throw_fs(env, rc, "fairsem_open_anonymous");
-    return wrap_sem(env, sem);
+    struct rule_table *rt = malloc(sizeof *rt);
+    if (!rt)
+        return throw_fs(env, -ENOMEM, "fairsem_open_anonymous");
+    napi_value result = NULL;
+    if (read_options(env, argv[0], &opts) && read_rule(env, argv[1], rt, &opts)) {
+        fairsem_t *sem;
+        int rc = fairsem_open_anonymous(&opts, &sem);
+        result = rc < 0 ? throw_fs(env, rc, "fairsem_open_anonymous") : wrap_sem(env, sem);
+    }
+    free(rt);
+    return result;
 }
 
 static napi_value js_unlink(napi_env env, napi_callback_info info)
@@ -1037,6 +1092,7 @@ static napi_value init(napi_env env, napi_value exports)
         {"IF_IDLE", FAIRSEM_IF_IDLE},
         {"TENANT_ID_MAX", FAIRSEM_TENANT_ID_MAX},
         {"NAME_MAX", FAIRSEM_NAME_MAX},
+        {"RULE_NAME_MAX", FAIRSEM_RULE_NAME_MAX},
         {"MAX_SLOTS_LIMIT", FAIRSEM_MAX_SLOTS_LIMIT},
         {"MAX_WAITERS_LIMIT", FAIRSEM_MAX_WAITERS_LIMIT},
         {"MAX_TENANTS_LIMIT", FAIRSEM_MAX_TENANTS_LIMIT},

@@ -95,9 +95,10 @@ def _raise_for(code: int, what: str) -> None:
 def share_rule_name(calculator: ShareCalculator) -> str:
     """The name under which the pool records a custom share rule.
 
-    Every process must compute shares alike, so the pool stores this name and
-    refuses processes that bring another rule.  "module.qualname" when it
-    fits the C limit, else a digest of it.
+    The pool stores this name with the rule's share for every number of
+    demanding tenants, evaluated once by its creator; a process that brings
+    a rule must bring this one.  "module.qualname" when it fits the C limit,
+    else a digest of it.
     """
     module = getattr(calculator, "__module__", None) or type(calculator).__module__
     qualname = getattr(calculator, "__qualname__", None) or type(calculator).__qualname__
@@ -283,8 +284,7 @@ def _forget_parent_state_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_parent_state_in_child)
 
 
-def _close_handle(handle: int, share_fn: Any) -> None:
-    # share_fn is an argument only to outlive the handle that may call it.
+def _close_handle(handle: int) -> None:
     lib.fairsem_close(handle)
 
 
@@ -347,7 +347,7 @@ class FairShareSemaphore:
             self._handle: int | None = handle.value
         else:
             self._handle = self._create_or_open(name, options)
-        self._finalizer = weakref.finalize(self, _close_handle, self._handle, self._share_fn)
+        self._finalizer = weakref.finalize(self, _close_handle, self._handle)
         _open_semaphores.add(self)
 
     # ------------------------------------------------------------ opening

@@ -102,3 +102,33 @@ def test_unregistering_while_a_thread_blocks_is_deferred_until_it_is_served():
     waiter.join(2)
     got[0].release()
     assert semaphore.stats_sync().tenants == {}
+
+
+def _two_each(max_slots: int, demanding: int) -> int:
+    return 2
+
+
+def _three_each(max_slots: int, demanding: int) -> int:
+    return 3
+
+
+def test_a_pool_carries_its_share_rule(pool_name):
+    """The creator's rule is stored as data: openers need no function, get
+    the same shares, and only a different rule is refused."""
+    creator = FairShareSemaphore(max_slots=6, share_calculator=_two_each, name=pool_name)
+    plain = FairShareSemaphore(max_slots=6, name=pool_name)
+    try:
+        with plain.tenant_sync("a"):
+            held = [plain.try_acquire() for _ in range(3)]
+            assert [s is not None for s in held] == [True, True, False], "the stored rule gives 2"
+            assert plain.stats_sync().tenants["a"].share == 2
+            assert creator.stats_sync().tenants["a"].share == 2
+            for slot in held[:2]:
+                slot.release()
+        same = FairShareSemaphore(max_slots=6, share_calculator=_two_each, name=pool_name)
+        same.close()
+        with pytest.raises(ValueError, match="share rule"):
+            FairShareSemaphore(max_slots=6, share_calculator=_three_each, name=pool_name)
+    finally:
+        plain.close()
+        creator.close()
