@@ -136,21 +136,29 @@ typedef struct fairsem_stats {
     unsigned max_slots;
     unsigned min_share;
     unsigned flags;              /**< the segment's FAIRSEM_WORK_CONSERVING */
-    unsigned registered_tenants; /**< tenants some process has registered */
-    unsigned demanding_tenants;  /**< tenants holding or waiting */
+    unsigned registered_tenants; /**< tenants some process has registered
+                                      and not unregistered */
+    unsigned demanding_tenants;  /**< tenants waiting, or holding while
+                                      still registered somewhere */
     unsigned slots_in_use;
     unsigned slots_available;
     unsigned waiters;            /**< queued requests not yet granted */
     unsigned attached_procs;     /**< process records in use */
 } fairsem_stats_t;
 
+/** One tenant that is registered somewhere or waits.  A closing tenant
+ * (every registration unregistered, some slots still held) is not listed
+ * and does not count as demanding: the slots it holds count only in
+ * slots_in_use, as in aio-fairshare.  Registering it again brings it back,
+ * with those slots counted as its own. */
 typedef struct fairsem_tenant_stats {
     char id[FAIRSEM_TENANT_ID_MAX + 1];
     unsigned held;
     unsigned waiting;
     unsigned share;          /**< share it has (or would have) now */
     unsigned weight;
-    unsigned registrations;  /**< processes that have it registered */
+    unsigned registrations;  /**< processes that have it registered (and
+                                  not unregistered) */
 } fairsem_tenant_stats_t;
 
 typedef struct fairsem_reap_report {

@@ -54,6 +54,7 @@ struct fairsem {
     _Atomic uint64_t *map;
     struct fs_proc *procs;
     _Atomic uint64_t *regs;
+    _Atomic uint64_t *opens;
     struct fs_tenant *tenants;
     _Atomic uint64_t *slots;
     _Atomic uint64_t *since;
@@ -77,6 +78,8 @@ struct fairsem {
     _Atomic uint32_t next_serial;
     _Atomic int32_t *local_refs;     /* [max_tenants]: this record's
                                         registrations; -1 while clearing */
+    _Atomic int32_t *local_open;     /* [max_tenants]: those of them not
+                                        unregistered; -1 while changing */
     struct fairsem_tenant *tenant_list; /* under attach_lock */
     struct fs_events *events;        /* NULL until first async request */
 
@@ -178,6 +181,8 @@ void fairsem__tenant_busy_put(fairsem_tenant_t *tenant);
 bool fairsem__tenant_forced(const fairsem_tenant_t *tenant);
 /* Retire tenant idx if no record has it registered. */
 void fairsem__tenant_retire(fairsem_t *sem, uint32_t idx);
+/* Make tenant idx's closing word say whether any record has it open. */
+void fairsem__tenant_settle_closing(fairsem_t *sem, uint32_t idx);
 /* Finish tenant-table work record p died in the middle of. */
 void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p);
 void fairsem__tenant_set_weight(fairsem_t *sem, uint32_t t, unsigned weight);
@@ -200,6 +205,8 @@ struct fs_snapshot {
     uint16_t *held;                  /* [ntenants] slots held or reserved */
     uint16_t *waiting;               /* [ntenants] requests still waiting */
     uint32_t *weight;                /* [ntenants] read once, for touched */
+    bool *closing;                   /* [ntenants] read once, for touched:
+                                        its held slots make it no demand */
     uint32_t *touched;               /* tenants with held or waiting > 0 */
     unsigned ntouched;
     struct fs_waiter *waiters;       /* waiting requests, in no order (seq is the order) */

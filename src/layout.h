@@ -15,7 +15,12 @@
  *                 owned (a cheap "does anybody wait?" and a scan index)
  *   procs         struct fs_proc[max_procs]: one record per attached handle
  *   registrations uint64_t[max_procs][ceil(max_tenants/64)]: bit t of row p
- *                 set while record p has tenant t registered
+ *                 set while record p has tenant t registered (including
+ *                 registrations that are closing: unregistered, still
+ *                 holding or waiting); the tenant entry lives while any is set
+ *   opens         uint64_t[max_procs][ceil(max_tenants/64)]: bit t of row p
+ *                 set while record p has an open registration of t (one not
+ *                 unregistered); a tenant with no open bit is "closing"
  *   tenants       struct fs_tenant[max_tenants]
  *   slots         _Atomic uint64_t[max_slots]: the owner word of each slot
  *   since         _Atomic uint64_t[max_slots]: CLOCK_MONOTONIC_COARSE time the
@@ -71,12 +76,18 @@
  *   proc.wake         anyone granting or cancelling an async request of the
  *                     record (futex word, increment + wake)
  *   registrations     the record's owner; its scrubber
+ *   opens             the record's owner (set after its registration bit is
+ *                     set, cleared when the registration is unregistered,
+ *                     before that bit is cleared); its scrubber
  *   tenant.state      the inserter (FREE->INIT->ACTIVE, or ->FREE when it
  *                     backs off); whoever retires an unused tenant
  *                     (ACTIVE->DYING->FREE); a registrant that rescues a
  *                     DYING entry (DYING->ACTIVE); the scrubber of a dead
  *                     inserter or retirer (INIT->FREE, DYING->FREE/ACTIVE)
  *   tenant.weight     any registrant (last registration wins)
+ *   tenant.closing    the inserter (not closing, while INIT); anyone who
+ *                     changed an opens bit of the tenant, or scrubbed one:
+ *                     CAS to match "no opens bit is set" (fs_tenant_closing)
  *   tenant name/hash  the inserter, while the entry is INIT
  *   slot words        see "slot word" below
  *   cell.owner        claimant (CAS 0->tag); owner or scrubber (tag->0)
@@ -122,6 +133,7 @@
 #define FAIRSEM_LAYOUT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
@@ -151,7 +163,8 @@ struct fs_header {
     uint64_t created_ns;     /* CLOCK_REALTIME at creation, for display */
     char rule_name[32];      /* "" = built-in weighted rule */
     uint64_t off_shares;     /* the share table; 0 with the built-in rule */
-    uint8_t pad0[FS_CACHELINE * 3 - 168];
+    uint64_t off_opens;
+    uint8_t pad0[FS_CACHELINE * 3 - 176];
     /* hot words, each alone on its cache line */
     _Atomic uint64_t version;
     uint8_t pad1[FS_CACHELINE - 8];
@@ -181,15 +194,39 @@ enum { FS_TENANT_FREE = 0, FS_TENANT_INIT = 1, FS_TENANT_ACTIVE = 2, FS_TENANT_D
 
 /* state word: hash:32 | gen:18 | proc:12 | state:2.  proc names the inserter
  * while INIT and the retirer while DYING (so their scrubber can finish the
- * job); entering DYING bumps gen, so no two DYING words are alike. */
+ * job); entering DYING bumps gen, so no two DYING words are alike.
+ *
+ * closing word: gen:18 << 1 | closing.  Closing means every registration of
+ * the tenant has been unregistered (no opens bit): as in aio-fairshare, such
+ * a tenant no longer counts as demanding for the slots it still holds, and
+ * leaves the per-tenant stats, until it is registered again.  It is derived
+ * from the opens bits and only honoured when its gen is the state word's, so
+ * a stale write for an earlier incarnation of the entry means "open". */
 struct fs_tenant {
     _Atomic uint64_t state;
     _Atomic uint32_t weight;
     uint32_t hash;
+    _Atomic uint32_t closing; /* on the decisions' cache line, with weight */
+    uint32_t reserved0;
     char name[64];
-    uint8_t pad[FS_CACHELINE * 2 - 80];
+    uint8_t pad[FS_CACHELINE * 2 - 88];
 };
 _Static_assert(sizeof(struct fs_tenant) == 2 * FS_CACHELINE, "tenant size");
+
+static inline uint64_t fs_tenant_state(unsigned kind, uint32_t proc, uint32_t gen, uint32_t hash)
+{
+    return (uint64_t)hash << 32 | (uint64_t)(gen & 0x3ffff) << 14 | (uint64_t)(proc & 0xfff) << 2 | kind;
+}
+static inline unsigned fs_tenant_kind(uint64_t state) { return (unsigned)(state & 3); }
+static inline uint32_t fs_tenant_proc(uint64_t state) { return (uint32_t)(state >> 2) & 0xfff; }
+static inline uint32_t fs_tenant_gen(uint64_t state) { return (uint32_t)(state >> 14) & 0x3ffff; }
+static inline uint32_t fs_tenant_hash(uint64_t state) { return (uint32_t)(state >> 32); }
+static inline uint32_t fs_closing_word(uint32_t gen, bool closing) { return (gen & 0x3ffff) << 1 | closing; }
+/* Is the entry, in state `state`, closing? */
+static inline bool fs_tenant_closing(uint64_t state, uint32_t closing)
+{
+    return (closing & 1) && closing >> 1 == fs_tenant_gen(state);
+}
 
 /* ------------------------------------------------------------------- cell */
 

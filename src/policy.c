@@ -6,7 +6,8 @@
  * tested on hand-built snapshots (tests/test_policy.c).
  *
  * Rules (DESIGN section 1):
- *  - a tenant is demanding while it holds or waits;
+ *  - a tenant is demanding while it waits, or holds slots and is still
+ *    registered somewhere (a closing tenant's held slots are only in use);
  *  - share(t) = max(min_share, max_slots * w_t / sum of demanding weights)
  *    for the built-in rule (all weights 1 gives max_slots / D), or
  *    max(min_share, f(max_slots, D)) for a custom rule, read from the
@@ -19,10 +20,17 @@
  */
 #include "internal.h"
 
-/* Every tenant in snap->touched holds or waits, i.e. is demanding. */
+/* Every tenant in snap->touched holds or waits. */
 static bool in_touched(const struct fs_snapshot *s, uint32_t t)
 {
     return t != FS_NO_TENANT && (s->held[t] > 0 || s->waiting[t] > 0);
+}
+
+/* A touched tenant demands unless all it does is hold slots for
+ * registrations that have all been unregistered (it is closing). */
+static bool demands(const struct fs_snapshot *s, uint32_t t)
+{
+    return t != FS_NO_TENANT && (s->waiting[t] > 0 || (s->held[t] > 0 && !s->closing[t]));
 }
 
 static unsigned weight_of(const struct fs_snapshot *s, uint32_t t)
@@ -40,10 +48,15 @@ struct demand {
 
 static struct demand demand_of(const struct fs_snapshot *s, uint32_t extra)
 {
-    struct demand dm = {s->ntouched, 0};
-    for (unsigned k = 0; k < s->ntouched; k++)
-        dm.weight += weight_of(s, s->touched[k]);
-    if (extra != FS_NO_TENANT && !in_touched(s, extra)) {
+    struct demand dm = {0, 0};
+    for (unsigned k = 0; k < s->ntouched; k++) {
+        uint32_t t = s->touched[k];
+        if (demands(s, t)) {
+            dm.tenants++;
+            dm.weight += weight_of(s, t);
+        }
+    }
+    if (extra != FS_NO_TENANT && !demands(s, extra)) {
         dm.tenants++;
         dm.weight += weight_of(s, extra);
     }
@@ -72,7 +85,7 @@ unsigned fairsem__policy_demanding(const struct fs_snapshot *s, uint32_t extra)
 unsigned fairsem__policy_share(const struct fs_snapshot *s, uint32_t t, uint32_t extra)
 {
     struct demand dm = demand_of(s, extra);
-    if (!in_touched(s, t) && t != extra) {
+    if (!demands(s, t) && t != extra) {
         dm.tenants++;
         dm.weight += weight_of(s, t);
     }

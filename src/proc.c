@@ -159,6 +159,17 @@ static void scrub_slots(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repor
 static void scrub_registrations(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
 {
     uint32_t words = sem->geo.reg_words;
+    /* Open bits first (an open bit implies the registration bit), then
+     * bring the tenants' closing words up to date. */
+    for (uint32_t k = 0; k < words; k++) {
+        uint64_t bits = atomic_exchange(&sem->opens[(size_t)p * words + k], 0);
+        FS_CRASHPOINT("scrub.closed");
+        for (; bits; bits &= bits - 1) {
+            uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
+            if (t < sem->geo.max_tenants)
+                fairsem__tenant_settle_closing(sem, t);
+        }
+    }
     for (uint32_t k = 0; k < words; k++) {
         uint64_t bits = atomic_exchange(&sem->regs[(size_t)p * words + k], 0);
         FS_CRASHPOINT("scrub.unregistered");

@@ -69,8 +69,10 @@ static void atfork_child(void)
             free(sem->events); /* its thread does not exist in the child */
             sem->events = NULL;
         }
-        for (unsigned t = 0; t < sem->geo.max_tenants; t++)
+        for (unsigned t = 0; t < sem->geo.max_tenants; t++) {
             atomic_store(&sem->local_refs[t], 0);
+            atomic_store(&sem->local_open[t], 0);
+        }
     }
     pthread_mutex_unlock(&registry_lock);
 }
@@ -134,6 +136,8 @@ static uint64_t layout_geometry(struct fs_header *h)
     off = align_up(off + (uint64_t)h->max_procs * sizeof(struct fs_proc));
     h->off_regs = off;
     off = align_up(off + (uint64_t)h->max_procs * h->reg_words * 8);
+    h->off_opens = off;
+    off = align_up(off + (uint64_t)h->max_procs * h->reg_words * 8);
     h->off_tenants = off;
     off = align_up(off + (uint64_t)h->max_tenants * sizeof(struct fs_tenant));
     h->off_slots = off;
@@ -187,6 +191,7 @@ static void map_regions(fairsem_t *sem)
     sem->map = (_Atomic uint64_t *)(sem->base + h->off_map);
     sem->procs = (struct fs_proc *)(sem->base + h->off_procs);
     sem->regs = (_Atomic uint64_t *)(sem->base + h->off_regs);
+    sem->opens = (_Atomic uint64_t *)(sem->base + h->off_opens);
     sem->tenants = (struct fs_tenant *)(sem->base + h->off_tenants);
     sem->slots = (_Atomic uint64_t *)(sem->base + h->off_slots);
     sem->since = (_Atomic uint64_t *)(sem->base + h->off_since);
@@ -214,6 +219,7 @@ static void handle_free(fairsem_t *sem)
     if (sem->fd >= 0)
         close(sem->fd);
     free(sem->local_refs);
+    free(sem->local_open);
     pthread_mutex_destroy(&sem->attach_lock);
     free(sem);
 }
@@ -222,7 +228,8 @@ static void handle_free(fairsem_t *sem)
 static int handle_finish(fairsem_t *sem, fairsem_t **out)
 {
     sem->local_refs = calloc(sem->geo.max_tenants, sizeof *sem->local_refs);
-    if (!sem->local_refs) {
+    sem->local_open = calloc(sem->geo.max_tenants, sizeof *sem->local_open);
+    if (!sem->local_refs || !sem->local_open) {
         handle_free(sem);
         return -ENOMEM;
     }
@@ -356,7 +363,7 @@ static int validate(const struct fs_header *h, uint64_t file_size)
         return FAIRSEM_ECORRUPT;
     struct fs_header g = *h;
     if (layout_geometry(&g) != h->total_size || g.off_map != h->off_map ||
-        g.off_procs != h->off_procs || g.off_regs != h->off_regs ||
+        g.off_procs != h->off_procs || g.off_regs != h->off_regs || g.off_opens != h->off_opens ||
         g.off_tenants != h->off_tenants || g.off_slots != h->off_slots || g.off_since != h->off_since ||
         g.off_cells != h->off_cells || g.off_shares != h->off_shares || g.map_words != h->map_words ||
         g.reg_words != h->reg_words)

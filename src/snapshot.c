@@ -33,6 +33,7 @@ static void scratch_free(void *p)
     free(sc->snap.held);
     free(sc->snap.waiting);
     free(sc->snap.weight);
+    free(sc->snap.closing);
     free(sc->snap.touched);
     free(sc->snap.waiters);
     free(sc->reserved_cells);
@@ -62,10 +63,12 @@ static struct scratch *scratch_for(const struct fs_geometry *h)
     sc->snap.held = calloc(h->max_tenants, sizeof *sc->snap.held);
     sc->snap.waiting = calloc(h->max_tenants, sizeof *sc->snap.waiting);
     sc->snap.weight = calloc(h->max_tenants, sizeof *sc->snap.weight);
+    sc->snap.closing = calloc(h->max_tenants, sizeof *sc->snap.closing);
     sc->snap.touched = calloc(h->max_tenants, sizeof *sc->snap.touched);
     sc->snap.waiters = calloc(h->max_waiters, sizeof *sc->snap.waiters);
     sc->reserved_cells = calloc(h->max_slots, sizeof *sc->reserved_cells);
-    if (!sc->snap.held || !sc->snap.waiting || !sc->snap.weight || !sc->snap.touched || !sc->snap.waiters ||
+    if (!sc->snap.held || !sc->snap.waiting || !sc->snap.weight || !sc->snap.closing || !sc->snap.touched ||
+        !sc->snap.waiters ||
         !sc->reserved_cells) {
         scratch_free(sc);
         return NULL;
@@ -75,13 +78,16 @@ static struct scratch *scratch_for(const struct fs_geometry *h)
     return sc;
 }
 
-/* First sight of t in this snapshot: list it, and read its weight once so
- * every share computed from this snapshot uses the same weights. */
+/* First sight of t in this snapshot: list it, and read its weight and
+ * closing mark once so every share computed from this snapshot uses the
+ * same. */
 static void touch(struct fs_snapshot *s, uint32_t t)
 {
     if (s->held[t] == 0 && s->waiting[t] == 0) {
+        const struct fs_tenant *e = &s->tenants[t];
         s->touched[s->ntouched++] = t;
-        s->weight[t] = atomic_load(&s->tenants[t].weight);
+        s->weight[t] = atomic_load(&e->weight);
+        s->closing[t] = fs_tenant_closing(atomic_load(&e->state), atomic_load(&e->closing));
     }
 }
 

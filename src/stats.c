@@ -8,15 +8,16 @@
 
 static bool tenant_live(const struct fs_tenant *e)
 {
-    uint64_t st = atomic_load(&e->state);
-    return (st & 3) == FS_TENANT_ACTIVE || (st & 3) == FS_TENANT_DYING;
+    unsigned kind = fs_tenant_kind(atomic_load(&e->state));
+    return kind == FS_TENANT_ACTIVE || kind == FS_TENANT_DYING;
 }
 
+/* Records with an open (not unregistered) registration of t. */
 static unsigned registrations_of(const fairsem_t *sem, uint32_t t)
 {
     unsigned n = 0;
     for (uint32_t p = 0; p < sem->geo.max_procs; p++)
-        n += (atomic_load(&sem->regs[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
+        n += (atomic_load(&sem->opens[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
     return n;
 }
 
@@ -44,7 +45,9 @@ int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t
         unsigned regs = registrations_of(sem, t);
         bool live = tenant_live(e);
         stats->registered_tenants += live && regs > 0;
-        if (!live || (regs == 0 && s->held[t] == 0 && s->waiting[t] == 0))
+        /* A closing tenant (every registration unregistered) leaves the
+         * list at once; the slots it still holds stay in slots_in_use. */
+        if (!live || (regs == 0 && s->waiting[t] == 0))
             continue;
         if (n < cap) {
             fairsem_tenant_stats_t *ts = &tenants[n];

@@ -22,15 +22,6 @@
 
 static _Thread_local fairsem_tenant_t *current_tenant;
 
-/* state word: hash:32 | gen:18 | proc:12 | kind:2 */
-static uint64_t tstate(unsigned kind, uint32_t proc, uint32_t gen, uint32_t hash)
-{
-    return (uint64_t)hash << 32 | (uint64_t)(gen & 0x3ffff) << 14 | (uint64_t)(proc & 0xfff) << 2 | kind;
-}
-static unsigned tkind(uint64_t st) { return (unsigned)(st & 3); }
-static uint32_t tproc(uint64_t st) { return (uint32_t)(st >> 2) & 0xfff; }
-static uint32_t tgen(uint64_t st) { return (uint32_t)(st >> 14) & 0x3ffff; }
-static uint32_t thash(uint64_t st) { return (uint32_t)(st >> 32); }
 
 static void pause_briefly(void)
 {
@@ -64,14 +55,14 @@ void fairsem__tenant_retire(fairsem_t *sem, uint32_t t)
 {
     struct fs_tenant *e = &sem->tenants[t];
     uint64_t st = atomic_load(&e->state);
-    if (tkind(st) != FS_TENANT_ACTIVE || anyone_registered(sem, t))
+    if (fs_tenant_kind(st) != FS_TENANT_ACTIVE || anyone_registered(sem, t))
         return;
-    uint64_t dying = tstate(FS_TENANT_DYING, sem->proc_idx, tgen(st) + 1, thash(st));
+    uint64_t dying = fs_tenant_state(FS_TENANT_DYING, sem->proc_idx, fs_tenant_gen(st) + 1, fs_tenant_hash(st));
     if (!atomic_compare_exchange_strong(&e->state, &st, dying))
         return;
     FS_CRASHPOINT("retire.dying");
-    uint64_t back = anyone_registered(sem, t) ? tstate(FS_TENANT_ACTIVE, 0, tgen(dying), thash(st))
-                                              : tstate(FS_TENANT_FREE, 0, tgen(dying) + 1, 0);
+    uint64_t back = anyone_registered(sem, t) ? fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(dying), fs_tenant_hash(st))
+                                              : fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(dying) + 1, 0);
     /* A registrant that set its bit after our scan has rescued the entry
      * and makes this CAS fail. */
     atomic_compare_exchange_strong(&e->state, &dying, back);
@@ -86,11 +77,11 @@ void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p)
     for (uint32_t t = 0; t < sem->geo.max_tenants; t++) {
         struct fs_tenant *e = &sem->tenants[t];
         uint64_t st = atomic_load(&e->state);
-        if (tproc(st) != p || (tkind(st) != FS_TENANT_INIT && tkind(st) != FS_TENANT_DYING))
+        if (fs_tenant_proc(st) != p || (fs_tenant_kind(st) != FS_TENANT_INIT && fs_tenant_kind(st) != FS_TENANT_DYING))
             continue;
-        uint64_t next = tkind(st) == FS_TENANT_DYING && anyone_registered(sem, t)
-                            ? tstate(FS_TENANT_ACTIVE, 0, tgen(st), thash(st))
-                            : tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0);
+        uint64_t next = fs_tenant_kind(st) == FS_TENANT_DYING && anyone_registered(sem, t)
+                            ? fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), fs_tenant_hash(st))
+                            : fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(st) + 1, 0);
         atomic_compare_exchange_strong(&e->state, &st, next);
     }
 }
@@ -107,8 +98,8 @@ static bool wait_init(fairsem_t *sem, uint32_t i, uint64_t st)
 {
     uint64_t deadline = fairsem__now_ns() + INIT_WAIT_NS;
     for (int spins = 0; atomic_load(&sem->tenants[i].state) == st; spins++) {
-        if (spins % 64 == 63 && tproc(st) != sem->proc_idx && tproc(st) < sem->geo.max_procs)
-            fairsem__proc_reap_if_dead(sem, tproc(st), NULL);
+        if (spins % 64 == 63 && fs_tenant_proc(st) != sem->proc_idx && fs_tenant_proc(st) < sem->geo.max_procs)
+            fairsem__proc_reap_if_dead(sem, fs_tenant_proc(st), NULL);
         if (fairsem__now_ns() > deadline)
             return false;
         pause_briefly();
@@ -129,9 +120,9 @@ static bool duplicate_exists(fairsem_t *sem, uint32_t mine, uint32_t hash, const
 {
     for (uint32_t j = 0; j < sem->geo.max_tenants; j++) {
         uint64_t st = atomic_load(&sem->tenants[j].state);
-        if (j == mine || tkind(st) == FS_TENANT_FREE || thash(st) != hash)
+        if (j == mine || fs_tenant_kind(st) == FS_TENANT_FREE || fs_tenant_hash(st) != hash)
             continue;
-        if (tkind(st) == FS_TENANT_INIT || same_name(&sem->tenants[j], id, len))
+        if (fs_tenant_kind(st) == FS_TENANT_INIT || same_name(&sem->tenants[j], id, len))
             return true;
     }
     return false;
@@ -148,20 +139,20 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         for (uint32_t k = 0; k < n && !restart; k++) {
             uint32_t i = (hash + k) % n;
             uint64_t st = atomic_load(&sem->tenants[i].state);
-            switch (tkind(st)) {
+            switch (fs_tenant_kind(st)) {
             case FS_TENANT_FREE:
                 if (first_free < 0)
                     first_free = i;
                 break;
             case FS_TENANT_INIT:
-                if (thash(st) == hash) {
+                if (fs_tenant_hash(st) == hash) {
                     if (!wait_init(sem, i, st))
                         return -EBUSY;
                     restart = true;
                 }
                 break;
             default:
-                if (thash(st) == hash && same_name(&sem->tenants[i], id, len))
+                if (fs_tenant_hash(st) == hash && same_name(&sem->tenants[i], id, len))
                     return (int)i;
             }
         }
@@ -178,9 +169,9 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         uint32_t i = (uint32_t)first_free;
         struct fs_tenant *e = &sem->tenants[i];
         uint64_t st = atomic_load(&e->state);
-        if (tkind(st) != FS_TENANT_FREE)
+        if (fs_tenant_kind(st) != FS_TENANT_FREE)
             continue;
-        uint64_t init = tstate(FS_TENANT_INIT, sem->proc_idx, tgen(st), hash);
+        uint64_t init = fs_tenant_state(FS_TENANT_INIT, sem->proc_idx, fs_tenant_gen(st), hash);
         if (!atomic_compare_exchange_strong(&e->state, &st, init))
             continue;
         FS_CRASHPOINT("tenant.init");
@@ -189,9 +180,9 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         e->hash = hash;
         atomic_store(&e->weight, weight);
         FS_CRASHPOINT("tenant.named");
-        uint64_t next = duplicate_exists(sem, i, hash, id, len) ? tstate(FS_TENANT_FREE, 0, tgen(st) + 1, 0)
-                                                                : tstate(FS_TENANT_ACTIVE, 0, tgen(st), hash);
-        if (!atomic_compare_exchange_strong(&e->state, &init, next) || tkind(next) == FS_TENANT_FREE) {
+        uint64_t next = duplicate_exists(sem, i, hash, id, len) ? fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(st) + 1, 0)
+                                                                : fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), hash);
+        if (!atomic_compare_exchange_strong(&e->state, &init, next) || fs_tenant_kind(next) == FS_TENANT_FREE) {
             pause_briefly();
             continue;
         }
@@ -200,40 +191,64 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
     }
 }
 
-/* This process's count of registrations of t; the bit follows 0 <-> 1.
- * -1 marks a transition in progress (another thread of this process). */
-static void local_ref_get(fairsem_t *sem, uint32_t t)
+/* This process's count of registrations of t (`counts`: local_refs, or
+ * local_open for those not unregistered); the bit of its row in `bits`
+ * (regs, or opens) follows the count's 0 <-> 1 transitions.  -1 marks a
+ * transition in progress (another thread of this process). */
+struct local_count {
+    _Atomic int32_t *counts;
+    _Atomic uint64_t *bits;
+    const char *set_point, *cleared_point; /* crash points */
+};
+
+static struct local_count registrations(const fairsem_t *sem)
 {
-    _Atomic int32_t *r = &sem->local_refs[t];
+    return (struct local_count){sem->local_refs, sem->regs, "register.bit_set", "unregister.bit_cleared"};
+}
+
+static struct local_count open_registrations(const fairsem_t *sem)
+{
+    return (struct local_count){sem->local_open, sem->opens, "register.opened", "unregister.closed"};
+}
+
+static _Atomic uint64_t *count_word(const fairsem_t *sem, const struct local_count *lc, uint32_t t)
+{
+    return &lc->bits[(size_t)sem->proc_idx * sem->geo.reg_words + t / 64];
+}
+
+/* Returns true when this was the process's first such registration of t. */
+static bool local_count_get(fairsem_t *sem, struct local_count lc, uint32_t t)
+{
+    _Atomic int32_t *r = &lc.counts[t];
     for (;;) {
         int32_t v = atomic_load(r);
         if (v < 0) {
             sched_yield();
         } else if (v == 0) {
             if (atomic_compare_exchange_weak(r, &v, -1)) {
-                atomic_fetch_or(reg_word(sem, sem->proc_idx, t), 1ull << (t % 64));
-                FS_CRASHPOINT("register.bit_set");
+                atomic_fetch_or(count_word(sem, &lc, t), 1ull << (t % 64));
+                FS_CRASHPOINT(lc.set_point);
                 atomic_store(r, 1);
-                return;
+                return true;
             }
         } else if (atomic_compare_exchange_weak(r, &v, v + 1)) {
-            return;
+            return false;
         }
     }
 }
 
-/* Returns true when this was the process's last registration of t. */
-static bool local_ref_put(fairsem_t *sem, uint32_t t)
+/* Returns true when this was the process's last such registration of t. */
+static bool local_count_put(fairsem_t *sem, struct local_count lc, uint32_t t)
 {
-    _Atomic int32_t *r = &sem->local_refs[t];
+    _Atomic int32_t *r = &lc.counts[t];
     for (;;) {
         int32_t v = atomic_load(r);
         if (v < 0) {
             sched_yield();
         } else if (v == 1) {
             if (atomic_compare_exchange_weak(r, &v, -1)) {
-                atomic_fetch_and(reg_word(sem, sem->proc_idx, t), ~(1ull << (t % 64)));
-                FS_CRASHPOINT("unregister.bit_cleared");
+                atomic_fetch_and(count_word(sem, &lc, t), ~(1ull << (t % 64)));
+                FS_CRASHPOINT(lc.cleared_point);
                 atomic_store(r, 0);
                 return true;
             }
@@ -243,6 +258,62 @@ static bool local_ref_put(fairsem_t *sem, uint32_t t)
             return false;
         }
     }
+}
+
+static bool anyone_open(const fairsem_t *sem, uint32_t t)
+{
+    for (uint32_t p = 0; p < sem->geo.max_procs; p++)
+        if (atomic_load(&sem->opens[(size_t)p * sem->geo.reg_words + t / 64]) & (1ull << (t % 64)))
+            return true;
+    return false;
+}
+
+/* Bring t's closing word in line with the opens bits.  Whoever changes an
+ * opens bit calls this afterwards, so the last change's call sees the
+ * final bits (each pass re-reads them after its own CAS).  A tenant that
+ * comes back makes the state less permissive (one more demanding tenant):
+ * the version moves, as for an enqueue.  Returns true when t became
+ * closing, i.e. the state more permissive (the caller kicks the
+ * scheduler). */
+static bool settle_closing(fairsem_t *sem, uint32_t t)
+{
+    struct fs_tenant *e = &sem->tenants[t];
+    bool became_closing = false;
+    for (;;) {
+        uint64_t st = atomic_load(&e->state);
+        if (fs_tenant_kind(st) != FS_TENANT_ACTIVE)
+            return became_closing; /* retiring, or gone: nothing holds for it */
+        bool closing = !anyone_open(sem, t);
+        uint32_t word = atomic_load(&e->closing);
+        if (fs_tenant_closing(st, word) == closing) {
+            if (atomic_load(&e->state) == st)
+                return became_closing;
+            continue;
+        }
+        if (!atomic_compare_exchange_strong(&e->closing, &word, fs_closing_word(fs_tenant_gen(st), closing)))
+            continue;
+        FS_CRASHPOINT("tenant.closing_settled");
+        if (closing)
+            became_closing = true;
+        else
+            atomic_fetch_add(&sem->hdr->version, 1);
+    }
+}
+
+void fairsem__tenant_settle_closing(fairsem_t *sem, uint32_t t) { settle_closing(sem, t); }
+
+/* A registration of t through this process opens, or closes (unregistered:
+ * the slots it holds no longer make t demanding). */
+static void registration_opens(fairsem_t *sem, uint32_t t)
+{
+    if (local_count_get(sem, open_registrations(sem), t))
+        settle_closing(sem, t);
+}
+
+static void registration_closes(fairsem_t *sem, uint32_t t)
+{
+    if (local_count_put(sem, open_registrations(sem), t) && settle_closing(sem, t))
+        fairsem__schedule(sem, NULL, NULL);
 }
 
 /* The last registration sets a tenant's weight.  Shares change with it, so
@@ -265,23 +336,24 @@ static int register_index(fairsem_t *sem, const char *id, size_t len, unsigned w
         if (idx < 0)
             return idx;
         struct fs_tenant *e = &sem->tenants[idx];
-        local_ref_get(sem, (uint32_t)idx);
+        local_count_get(sem, registrations(sem), (uint32_t)idx);
         /* Our bit is set: from now on the entry cannot be retired, so if it
          * is (still) this tenant, it stays this tenant. */
         uint64_t st = atomic_load(&e->state);
         for (;;) {
-            bool live = tkind(st) == FS_TENANT_ACTIVE || tkind(st) == FS_TENANT_DYING;
-            if (!live || thash(st) != hash || !same_name(e, id, len))
+            bool live = fs_tenant_kind(st) == FS_TENANT_ACTIVE || fs_tenant_kind(st) == FS_TENANT_DYING;
+            if (!live || fs_tenant_hash(st) != hash || !same_name(e, id, len))
                 break;
-            if (tkind(st) == FS_TENANT_ACTIVE) {
+            if (fs_tenant_kind(st) == FS_TENANT_ACTIVE) {
+                registration_opens(sem, (uint32_t)idx);
                 fairsem__tenant_set_weight(sem, (uint32_t)idx, weight);
                 *out = (uint32_t)idx;
                 return 0;
             }
             /* DYING: take it back from the retirer. */
-            atomic_compare_exchange_strong(&e->state, &st, tstate(FS_TENANT_ACTIVE, 0, tgen(st), hash));
+            atomic_compare_exchange_strong(&e->state, &st, fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), hash));
         }
-        if (local_ref_put(sem, (uint32_t)idx))
+        if (local_count_put(sem, registrations(sem), (uint32_t)idx))
             fairsem__tenant_retire(sem, (uint32_t)idx);
     }
 }
@@ -356,7 +428,7 @@ void fairsem__tenant_finish(fairsem_tenant_t *t)
     if (current_tenant == t)
         current_tenant = NULL;
     bool ours = t->epoch == sem->attach_epoch && sem->attach_epoch == atomic_load(&fairsem__fork_epoch);
-    if (ours && local_ref_put(sem, t->idx))
+    if (ours && local_count_put(sem, registrations(sem), t->idx))
         fairsem__tenant_retire(sem, t->idx);
     atomic_store_explicit(&t->finished, true, memory_order_release);
 }
@@ -426,6 +498,7 @@ int fairsem_tenant_unregister(fairsem_tenant_t *t, unsigned flags)
         uint64_t idle = 0;
         if (!atomic_compare_exchange_strong(&t->busy, &idle, FS_BUSY_CLOSING))
             return (idle & FS_BUSY_CLOSING) ? FAIRSEM_ENOTREG : -EBUSY;
+        registration_closes(t->sem, t->idx);
         fairsem__tenant_finish(t);
         return 0;
     }
@@ -433,6 +506,9 @@ int fairsem_tenant_unregister(fairsem_tenant_t *t, unsigned flags)
     uint64_t old = begin_closing(t, forced);
     if (old == UINT64_MAX)
         return FAIRSEM_ENOTREG;
+    /* At once, even while its slots are still held: as in aio-fairshare,
+     * an unregistered tenant stops counting as demanding. */
+    registration_closes(t->sem, t->idx);
     if (old == 0) {
         fairsem__tenant_finish(t);
         return 0;

@@ -19,6 +19,7 @@ struct fix {
     uint16_t waiting[NT];
     uint32_t touched[NT];
     uint32_t weight[NT];
+    bool closing[NT];
     struct fs_waiter waiters[NW];
     uint64_t next_seq;
 };
@@ -35,6 +36,7 @@ static void fix_init(struct fix *f, unsigned max_slots, unsigned min_share, unsi
     f->s.waiting = f->waiting;
     f->s.touched = f->touched;
     f->s.weight = f->weight;
+    f->s.closing = f->closing;
     f->s.waiters = f->waiters;
     f->s.nfree = max_slots;
     f->next_seq = 100;

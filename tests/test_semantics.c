@@ -732,12 +732,16 @@ Test(semantics, deferred_unregister)
     cr_assert_eq(fairsem_tenant_unregister(a, 0), FAIRSEM_ENOTREG);
     cr_assert_eq(fairsem_tenant_unregister(a, FAIRSEM_FORCE), FAIRSEM_ENOTREG);
     cr_assert_eq(fairsem_tenant_unregister(a, FAIRSEM_IF_IDLE), FAIRSEM_ENOTREG);
+    /* As in aio-fairshare: gone from the stats and from D at once, while
+     * its slots stay in use until released. */
     fairsem_stats_t st = stats_of(g.sem);
-    cr_assert_eq(st.registered_tenants, 1, "deferred: still registered");
+    cr_assert_eq(st.registered_tenants, 0, "deferred: no longer registered");
+    cr_assert_eq(st.demanding_tenants, 0, "deferred: no longer demanding");
+    cr_assert(!tenant_listed(g.sem, "a"));
     cr_assert_eq(st.slots_in_use, 2);
     cr_assert_eq(fairsem_release(a, s[0]), 0);
-    cr_assert_eq(stats_of(g.sem).registered_tenants, 1);
-    cr_assert_eq(fairsem_release(a, s[1]), 0); /* the handle is gone now */
+    cr_assert_eq(stats_of(g.sem).slots_in_use, 1);
+    cr_assert_eq(fairsem_release(a, s[1]), 0); /* the registration ends now */
     st = stats_of(g.sem);
     cr_assert_eq(st.registered_tenants, 0);
     cr_assert_eq(st.slots_available, 4);
@@ -782,9 +786,10 @@ Test(semantics, forced_unregister_with_held_slot)
     cr_assert_eq(fairsem_tenant_unregister(a, FAIRSEM_FORCE), 0);
     pthread_join(c.th, NULL);
     cr_assert_eq(c.rc, -ECANCELED);
-    cr_assert_eq(stats_of(g.sem).registered_tenants, 1);
+    cr_assert_eq(stats_of(g.sem).registered_tenants, 0);
+    cr_assert_eq(stats_of(g.sem).slots_in_use, 1, "its held slot stays in use");
     cr_assert_eq(fairsem_try_acquire(a, &(fairsem_slot_t){0}), FAIRSEM_ENOTREG);
-    cr_assert_eq(fairsem_release(a, s), 0); /* last: the handle is freed */
+    cr_assert_eq(fairsem_release(a, s), 0); /* last: the registration ends */
     fairsem_stats_t st = stats_of(g.sem);
     cr_assert_eq(st.registered_tenants, 0);
     seg_finish(&g);
@@ -906,6 +911,73 @@ Test(semantics, unregister_while_other_threads_acquire, .timeout = 30)
     }
     cr_assert_eq(fairsem_tenant_unregister(keep, 0), 0);
     seg_destroy(&g);
+}
+
+/* A closing tenant (unregistered, still holding) no longer counts toward
+ * D, so the others' shares grow at once; registering it again brings it
+ * back with the slots it still holds. */
+Test(semantics, closing_tenant_leaves_the_demand)
+{
+    struct seg g;
+    fairsem_tenant_t *a, *b;
+    seg_create_ab(&g, "closing", 4, 0, &a, &b);
+    fairsem_slot_t sa[2], sb[2];
+    cr_assert_eq(take_all(a, sa, 2, NULL), 2);
+    cr_assert_eq(take_all(b, sb, 2, NULL), 2);
+    struct client cb;
+    client_queue(g.sem, &cb, b, true); /* B at its share of 2 waits */
+    cr_assert_eq(stats_of(g.sem).demanding_tenants, 2);
+    cr_assert_eq(tstats_of(g.sem, "b").share, 2);
+    cr_assert_eq(fairsem_tenant_unregister(a, 0), 0); /* deferred: A holds 2 */
+    fairsem_stats_t st = stats_of(g.sem);
+    cr_assert_eq(st.demanding_tenants, 1, "the closing tenant left D");
+    cr_assert_eq(st.slots_in_use, 4);
+    cr_assert_eq(tstats_of(g.sem, "b").share, 4, "B's share grew at once");
+    cr_assert(!tenant_listed(g.sem, "a"));
+    /* A's first release goes to B's waiter (B is under its new share). */
+    cr_assert_eq(fairsem_release(a, sa[0]), 0);
+    client_wait_done(&cb);
+    cr_assert_eq(cb.rc, 0);
+    cr_assert_eq(tstats_of(g.sem, "b").held, 3);
+    /* Registering A again brings it back, holding its last slot. */
+    fairsem_tenant_t *a2 = reg(g.sem, "a", 1);
+    st = stats_of(g.sem);
+    cr_assert_eq(st.demanding_tenants, 2);
+    cr_assert_eq(tstats_of(g.sem, "a").held, 1);
+    cr_assert_eq(tstats_of(g.sem, "b").share, 2);
+    cr_assert_eq(fairsem_release(a, sa[1]), 0);
+    cr_assert_eq(fairsem_tenant_unregister(a2, 0), 0);
+    client_join(&cb);
+    release_all(b, sb, 2);
+    seg_finish(&g);
+}
+
+/* Two processes share a tenant: it stays demanding while any registration
+ * of it is open, and turns closing when the last one is unregistered. */
+Test(semantics, closing_needs_every_registration_closed)
+{
+    struct seg g;
+    seg_create_slots(&g, "closing2", 4, 0);
+    fairsem_t *other;
+    cr_assert_eq(fairsem_open(g.name, NULL, &other), 0);
+    fairsem_tenant_t *mine = reg(g.sem, "shared", 1), *theirs = reg(other, "shared", 1);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_try_acquire(mine, &s), 0);
+    cr_assert_eq(fairsem_tenant_unregister(mine, 0), 0);
+    cr_assert_eq(stats_of(g.sem).demanding_tenants, 1, "the other handle is still open");
+    cr_assert_eq(tstats_of(g.sem, "shared").registrations, 1);
+    cr_assert_eq(tstats_of(g.sem, "shared").held, 1);
+    cr_assert_eq(fairsem_tenant_unregister(theirs, 0), 0);
+    cr_assert_eq(stats_of(g.sem).demanding_tenants, 0, "every registration closed");
+    cr_assert_eq(stats_of(g.sem).slots_in_use, 1);
+    /* A process that dies with the tenant open leaves it closing once reaped. */
+    fairsem_tenant_t *again = reg(other, "shared", 1);
+    cr_assert_eq(stats_of(g.sem).demanding_tenants, 1);
+    fairsem_close(other); /* gives up its record, as a dead one's scrubber does */
+    (void)again;
+    cr_assert_eq(stats_of(g.sem).demanding_tenants, 0);
+    cr_assert_eq(fairsem_release(mine, s), 0);
+    seg_finish(&g);
 }
 
 /* A handle stays valid after its deferred unregistration completes: the
