@@ -144,7 +144,7 @@ static void clean_one(int k)
     case 'm': shm_unlink(cleanup_list[k].name); break;
     case 'f': unlink(cleanup_list[k].name); break;
     case 's': semctl(cleanup_list[k].id, 0, IPC_RMID); break;
-    case 'F': fairsem_unlink(cleanup_list[k].name); break;
+    case 'F': fairsem_unlink(cleanup_list[k].name, FAIRSEM_UNLINK_FORCE); break;
     }
     cleanup_list[k].kind = 0;
 }

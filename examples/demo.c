@@ -173,7 +173,7 @@ int main(int argc, char **argv)
     }
     double fair = scenario(name, true);
     fairsem_close(sem);
-    fairsem_unlink(name);
+    fairsem_unlink(name, 0);
 
     printf("\nB's worst wait for a tab: %.2fs with a POSIX semaphore, %.2fs with fairsem.\n", plain, fair);
     if (plain < 0 || fair < 0 || fair > PAGE_MS / 1000.0 + 0.2) {

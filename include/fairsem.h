@@ -68,6 +68,10 @@ extern "C" {
  * with -EPERM. */
 #define FAIRSEM_READONLY 0x10000u
 
+/* fairsem_unlink() flags */
+/** Remove the name even while live processes are attached to it. */
+#define FAIRSEM_UNLINK_FORCE 0x1u
+
 /* fairsem_tenant_unregister() flags */
 /** Cancel this registration's queued requests (they fail with -ECANCELED). */
 #define FAIRSEM_FORCE 0x1u
@@ -89,7 +93,8 @@ extern "C" {
     X(EUNLINKED, -4008, "segment was unlinked while in use")                  \
     X(ERULE, -4009, "share rule differs from the one the segment records")    \
     X(ESLOT, -4010, "slot is not held through this tenant handle")            \
-    X(EINIT, -4011, "segment is still being initialised")
+    X(EINIT, -4011, "segment is still being initialised")                    \
+    X(EATTACHED, -4012, "live processes are attached to the segment")
 
 enum {
 #define FAIRSEM_ERRNO_ENUM(name, value, text) FAIRSEM_##name = (value),
@@ -224,10 +229,36 @@ FAIRSEM_EXTERN int fairsem_open_anonymous(const fairsem_options_t *opts,
 FAIRSEM_EXTERN int fairsem_close(fairsem_t *sem);
 
 /**
- * Remove the name `name`.  Processes attached keep working; new opens fail.
- * @return 0; -EINVAL; -ENAMETOOLONG; -ENOENT; -EACCES.
+ * Remove the name `name`, unless live processes are attached to it.
+ *
+ * A pool is shared by name: removing the name under running processes
+ * splits them from every process that opens or creates it afterwards, so
+ * the pool limit no longer holds across the two groups.  Hence unlink
+ * refuses while any other live process is attached (holds a process record,
+ * i.e. its OFD lease: the kernel drops it when the process dies, so a crashed
+ * process never blocks removal).  This process's own handles do not count:
+ * create, use, unlink, close works.  FAIRSEM_READONLY handles hold no record
+ * and never count.  A process opening the segment at the very moment of the
+ * check may still end up attached to the removed segment;
+ * fairsem_check_linked() tells it.
+ *
+ * With FAIRSEM_UNLINK_FORCE the name is removed whatever it names and
+ * whoever is attached (processes attached keep working on the removed
+ * segment).  Without it, the name must be a fairsem segment of this layout
+ * version; damage past its first words does not matter, since liveness is
+ * read from the lease locks, not from the segment's contents.
+ *
+ * One function with a flags word (as fairsem_tenant_unregister()) rather
+ * than a second entry point: every caller has to choose, at compile time,
+ * whether it may remove a pool others use.
+ *
+ * @param flags  0 or FAIRSEM_UNLINK_FORCE.
+ * @return 0; FAIRSEM_EATTACHED (another live process is attached; nothing
+ *         removed); -EINVAL (bad name, unknown flag); -ENAMETOOLONG;
+ *         -ENOENT; -EACCES; without FORCE also FAIRSEM_EMAGIC (not a
+ *         fairsem segment) and FAIRSEM_EVERSION (another layout version).
  */
-FAIRSEM_EXTERN int fairsem_unlink(const char *name);
+FAIRSEM_EXTERN int fairsem_unlink(const char *name, unsigned flags);
 
 /**
  * Check the segment under `sem` is still the one its name points to.

@@ -459,11 +459,78 @@ int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **o
     return registry_leave(open_locked(name, local, out));
 }
 
-int fairsem_unlink(const char *name)
+/* The first lease byte at or after `from` that one of this process's own
+ * handles on the file (dev, ino) holds, or `end`.  Under registry_lock. */
+static off_t next_own_lease(dev_t dev, ino_t ino, off_t from, off_t end)
+{
+    uint64_t epoch = atomic_load(&fairsem__fork_epoch);
+    off_t next = end;
+    for (const fairsem_t *sem = registry; sem; sem = sem->next_open) {
+        off_t lease = FS_LEASE_BASE + sem->proc_idx;
+        struct stat st;
+        if (sem->readonly || sem->attach_epoch != epoch || lease < from || lease >= next ||
+            fstat(sem->fd, &st) < 0)
+            continue;
+        if (st.st_dev == dev && st.st_ino == ino)
+            next = lease;
+    }
+    return next;
+}
+
+/* 0 if no other live process is attached to the segment `name`, else
+ * FAIRSEM_EATTACHED; or why we cannot tell.  The lease locks are the only
+ * witness, whatever the header says, so a damaged segment is judged alike:
+ * F_OFD_GETLK over every record's lease byte, except those this process's
+ * own handles hold (GETLK through our fresh description sees them like
+ * anyone's), so asked range by range between our own bytes.  The kernel
+ * reports any one conflicting lock, not the lowest, hence no stepping from
+ * lock to lock.  Under registry_lock: no thread of ours opens or closes
+ * meanwhile. */
+static int check_unattached(const char *name)
+{
+    int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct {
+        uint64_t magic;
+        uint32_t layout_version;
+    } head = {0};
+    struct stat st;
+    int rc = 0;
+    ssize_t got = pread(fd, &head, sizeof head, 0);
+    if (got < 0 || fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (got < (ssize_t)sizeof head.magic || head.magic != FS_MAGIC)
+        rc = FAIRSEM_EMAGIC; /* never remove what is not ours without FORCE */
+    else if ((uint64_t)st.st_size >= sizeof(struct fs_header) && head.layout_version != FS_LAYOUT_VERSION)
+        rc = FAIRSEM_EVERSION; /* another layout may keep its leases elsewhere */
+    const off_t end = FS_LEASE_BASE + FAIRSEM_MAX_PROCS_LIMIT;
+    for (off_t from = FS_LEASE_BASE; rc == 0 && from < end;) {
+        off_t own = next_own_lease(st.st_dev, st.st_ino, from, end);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = from, .l_len = own - from};
+        if (own > from && fcntl(fd, F_OFD_GETLK, &fl) < 0)
+            rc = -errno;
+        else if (own > from && fl.l_type != F_UNLCK)
+            rc = FAIRSEM_EATTACHED;
+        from = own + 1;
+    }
+    close(fd);
+    return rc;
+}
+
+int fairsem_unlink(const char *name, unsigned flags)
 {
     int rc = check_name(name);
     if (rc < 0)
         return rc;
+    if (flags & ~FAIRSEM_UNLINK_FORCE)
+        return -EINVAL;
+    if (!(flags & FAIRSEM_UNLINK_FORCE)) {
+        registry_enter();
+        rc = registry_leave(check_unattached(name));
+        if (rc < 0)
+            return rc;
+    }
     return shm_unlink(name) < 0 ? -errno : 0;
 }
 

@@ -72,7 +72,7 @@ static inline void kill_all_unlink(char *seg)
 {
     kill_all();
     if (seg[0])
-        fairsem_unlink(seg);
+        fairsem_unlink(seg, FAIRSEM_UNLINK_FORCE);
     seg[0] = '\0';
 }
 
@@ -263,7 +263,7 @@ static inline fairsem_t *seg_create_named(char *seg, size_t cap, const char *wha
 static inline void seg_close_unlink(fairsem_t *sem, char *seg)
 {
     fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(seg), 0);
+    cr_assert_eq(fairsem_unlink(seg, 0), 0);
     seg[0] = '\0';
 }
 

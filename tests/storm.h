@@ -153,7 +153,7 @@ static void storm_cleanup(void)
         fairsem_close(g_storm.sem);
     g_storm.sem = NULL;
     if (g_storm.name[0])
-        fairsem_unlink(g_storm.name);
+        fairsem_unlink(g_storm.name, FAIRSEM_UNLINK_FORCE);
     g_storm.name[0] = '\0';
     if (g_storm.ev)
         munmap(g_storm.ev, sizeof *g_storm.ev);

@@ -441,7 +441,7 @@ static void expect_open(int want, const char *what)
         fairsem_close(sem);
     cr_assert_eq(rc, want, "%s: fairsem_open gave %s, not %s", what, fairsem_err_name(rc),
                  fairsem_err_name(want));
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    cr_assert_eq(fairsem_unlink(g_seg, FAIRSEM_UNLINK_FORCE), 0);
     g_seg[0] = '\0';
 }
 
@@ -573,7 +573,7 @@ Test(crash, check_linked_after_unlink)
     cr_assert_eq(fairsem_open(g_seg, NULL, &again), 0);
     cr_assert_eq(fairsem_check_linked(sem), 0);
     cr_assert_eq(fairsem_check_linked(again), 0);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    cr_assert_eq(fairsem_unlink(g_seg, 0), 0);
     cr_assert_eq(fairsem_check_linked(sem), FAIRSEM_EUNLINKED);
     cr_assert_eq(fairsem_check_linked(again), FAIRSEM_EUNLINKED);
 

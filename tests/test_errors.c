@@ -31,7 +31,7 @@ static fairsem_t *make_slots(char *name, size_t n, const char *what, unsigned ma
 static void finish(const char *name, fairsem_t *sem)
 {
     fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(name), 0);
+    cr_assert_eq(fairsem_unlink(name, 0), 0);
 }
 
 #define CHECK_RC(call, want)                                                                        \
@@ -58,7 +58,7 @@ Test(errors, null_segment_functions)
     CHECK_RC(fairsem_open(name, NULL, NULL), -EINVAL);
     CHECK_RC(fairsem_open_anonymous(NULL, &sem), -EINVAL);
     CHECK_RC(fairsem_open_anonymous(&o, NULL), -EINVAL);
-    CHECK_RC(fairsem_unlink(NULL), -EINVAL);
+    CHECK_RC(fairsem_unlink(NULL, 0), -EINVAL);
     CHECK_RC(fairsem_check_linked(NULL), -EINVAL);
     CHECK_RC(fairsem_stats(NULL, &(fairsem_stats_t){0}, NULL, 0, NULL), -EINVAL);
     CHECK_RC(fairsem_reap(NULL, NULL), -EINVAL);
@@ -157,7 +157,7 @@ Test(errors, bad_names)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         cr_assert_eq(fairsem_create(bad[k], &o, &sem), -EINVAL, "create \"%s\"", bad[k]);
         cr_assert_eq(fairsem_open(bad[k], NULL, &sem), -EINVAL, "open \"%s\"", bad[k]);
-        cr_assert_eq(fairsem_unlink(bad[k]), -EINVAL, "unlink \"%s\"", bad[k]);
+        cr_assert_eq(fairsem_unlink(bad[k], 0), -EINVAL, "unlink \"%s\"", bad[k]);
     }
     char longname[301];
     longname[0] = '/';
@@ -165,7 +165,7 @@ Test(errors, bad_names)
     longname[300] = '\0';
     CHECK_RC(fairsem_create(longname, &o, &sem), -ENAMETOOLONG);
     CHECK_RC(fairsem_open(longname, NULL, &sem), -ENAMETOOLONG);
-    CHECK_RC(fairsem_unlink(longname), -ENAMETOOLONG);
+    CHECK_RC(fairsem_unlink(longname, 0), -ENAMETOOLONG);
     /* one byte over the limit */
     longname[FAIRSEM_NAME_MAX + 1] = '\0';
     CHECK_RC(fairsem_create(longname, &o, &sem), -ENAMETOOLONG);
@@ -396,9 +396,9 @@ Test(errors, exists_and_missing)
     CHECK_RC(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
     cr_assert_eq(st.max_slots, 2);
     CHECK_RC(fairsem_check_linked(sem), 0);
-    CHECK_RC(fairsem_unlink(name), 0);
+    CHECK_RC(fairsem_unlink(name, 0), 0);
     CHECK_RC(fairsem_check_linked(sem), FAIRSEM_EUNLINKED);
-    CHECK_RC(fairsem_unlink(name), -ENOENT);
+    CHECK_RC(fairsem_unlink(name, 0), -ENOENT);
     CHECK_RC(fairsem_open(name, NULL, &other), -ENOENT);
     cr_assert_null(other);
     fairsem_close(sem);
@@ -429,7 +429,7 @@ Test(errors, not_a_segment)
     CHECK_RC(fairsem_open(name, NULL, &sem), FAIRSEM_ECORRUPT);
     cr_assert_null(sem);
     close(fd);
-    CHECK_RC(fairsem_unlink(name), 0);
+    CHECK_RC(fairsem_unlink(name, 0), 0);
 }
 
 /* ----------------------------------------------------------------- texts */
@@ -447,7 +447,7 @@ Test(errors, strerror_and_names)
 #undef X
     };
     const size_t n = sizeof codes / sizeof codes[0];
-    cr_assert_eq(n, 11);
+    cr_assert_eq(n, 12);
     const char *unknown_text = fairsem_strerror(1);
     for (size_t i = 0; i < n; i++) {
         const char *ti = fairsem_strerror(codes[i]);

@@ -72,7 +72,7 @@ static void cleanup(void)
         if (g_pids[i] > 0)
             kill_collect(g_pids[i]);
     if (g_seg[0])
-        fairsem_unlink(g_seg);
+        fairsem_unlink(g_seg, FAIRSEM_UNLINK_FORCE);
     g_seg[0] = '\0';
 }
 
@@ -289,7 +289,7 @@ static int full_shm_child(const char *name, int report)
     if (info.size >= 32768)
         return SHM_SMALL_TOO_BIG;
     fairsem_close(sem);
-    if (fairsem_unlink(name) != 0)
+    if (fairsem_unlink(name, 0) != 0)
         return SHM_SMALL_USE;
 
     /* Now fill the tmpfs to the last block: even a small segment must fail
@@ -312,7 +312,7 @@ static int full_shm_child(const char *name, int report)
     if (fairsem_create(name, &small, &sem) != 0)
         return SHM_AFTER_FULL;
     fairsem_close(sem);
-    fairsem_unlink(name);
+    fairsem_unlink(name, 0);
     return SHM_OK;
 }
 
@@ -479,7 +479,7 @@ Test(lifecycle, fork_while_a_thread_waits)
     for (int i = 0; i < 3; i++)
         cr_assert_eq(fairsem_release(tc, all[i]), 0);
     fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    cr_assert_eq(fairsem_unlink(g_seg, 0), 0);
     g_seg[0] = '\0';
 }
 
@@ -580,7 +580,7 @@ static void spawned_program_keeps_no_lease(enum spawn_kind kind, const char *wha
               status);
     verify_clean(sem, what);
     fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    cr_assert_eq(fairsem_unlink(g_seg, 0), 0);
     g_seg[0] = '\0';
 }
 
@@ -651,6 +651,6 @@ Test(lifecycle, killed_fairsem_run_frees_its_slot)
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "sleep ended by itself (status %#x)", status);
     verify_clean(sem, "fairsem run");
     fairsem_close(sem);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    cr_assert_eq(fairsem_unlink(g_seg, 0), 0);
     g_seg[0] = '\0';
 }

@@ -277,7 +277,7 @@ Test(multiproc, fifo_across_processes)
     kill_all();
     fairsem_close(sem);
     close(order[0]);
-    cr_assert_eq(fairsem_unlink(g_seg), 0);
+    cr_assert_eq(fairsem_unlink(g_seg, 0), 0);
     g_seg[0] = '\0';
 }
 

@@ -36,7 +36,7 @@ static void seg_create_slots(struct seg *g, const char *what, unsigned max_slots
 static void seg_destroy(struct seg *g)
 {
     fairsem_close(g->sem);
-    cr_assert_eq(fairsem_unlink(g->name), 0);
+    cr_assert_eq(fairsem_unlink(g->name, 0), 0);
 }
 
 static fairsem_tenant_t *reg(fairsem_t *sem, const char *id, unsigned weight)
@@ -1021,7 +1021,7 @@ Test(semantics, close_twice)
     cr_assert_eq(fairsem_close(g.sem), 0);
     cr_assert_eq(fairsem_close(g.sem), -EBADF);
     cr_assert_eq(fairsem_close(NULL), 0);
-    cr_assert_eq(fairsem_unlink(g.name), 0);
+    cr_assert_eq(fairsem_unlink(g.name, 0), 0);
 }
 
 /* A forced unregistration cancels a request that another thread is

@@ -209,7 +209,7 @@ static void world_verify(struct world *w, const char *where)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a fresh process could not take all %d slots "
               "after a kill at %s", SLOTS, where);
     fairsem_close(w->sem);
-    fairsem_unlink(w->name);
+    fairsem_unlink(w->name, 0);
 }
 
 static int run_victim(enum scenario sc, const char *name)
@@ -392,7 +392,7 @@ Test(torture, create_race, .timeout = 120)
         while (read(fds[0], &c, 1) == 1)
             creators += c;
         close(fds[0]);
-        fairsem_unlink(name);
+        fairsem_unlink(name, FAIRSEM_UNLINK_FORCE);
         cr_assert_eq(killed, 1, "round %d: the armed creator was not killed", round);
         cr_assert_eq(ok, 7, "round %d: only %d of 7 processes got a usable segment", round, ok);
         cr_assert_eq(creators, 1, "round %d: %d processes created the segment", round, creators);

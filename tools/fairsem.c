@@ -39,6 +39,8 @@ int cli_exit_status(int err)
     case FAIRSEM_EINIT:
     case FAIRSEM_ERULE:
         return EXIT_INCOMPATIBLE;
+    case FAIRSEM_EATTACHED:
+        return EXIT_BUSY;
     case -EINVAL:
     case -ENAMETOOLONG:
         return EXIT_USAGE;
@@ -337,39 +339,51 @@ static void count_live(void *arg, const fairsem_proc_info_t *p)
     *(unsigned *)arg += p->alive != 0;
 }
 
+/* Say how many live processes keep NAME from being removed. */
+static int refuse_attached(const char *name)
+{
+    unsigned live = 0;
+    fairsem_t *sem;
+    if (cli_open(name, true, &sem) == 0) {
+        fairsem_dump_ops_t ops = {.proc = count_live};
+        fairsem_dump(sem, &ops, &live);
+        fairsem_close(sem);
+    }
+    if (!live) /* gone since fairsem_unlink looked, or unreadable: no count */
+        return cli_fail(name, FAIRSEM_EATTACHED);
+    fprintf(stderr, "fairsem: %s: %u live processes attached (use --force)\n", name, live);
+    return EXIT_BUSY;
+}
+
 static int cmd_rm(int argc, char **argv)
 {
     static const char *help =
         "usage: fairsem rm NAME [--force]\n"
         "Remove the segment.  Refuses (exit 6) while live processes are attached,\n"
         "unless --force; attached processes keep working on the removed segment.\n"
-        "--force also removes a segment too damaged or too new to open, but never\n"
-        "a file that is not a fairsem segment (exit 4).\n";
+        "--force also removes a segment of another layout version, but never a\n"
+        "file that is not a fairsem segment (exit 4).\n";
     bool force = false;
     struct flag_opt flags[] = {{"--force", &force}, {NULL, NULL}};
     const char *name;
     int rc = parse_flags(argc, argv, help, flags, &name);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
-    fairsem_t *sem;
-    rc = cli_open(name, true, &sem);
+    if (!force) {
+        rc = fairsem_unlink(name, 0);
+        if (rc == FAIRSEM_EATTACHED)
+            return refuse_attached(name);
+        return rc < 0 ? cli_fail(name, rc) : EXIT_OK;
+    }
     /* --force removes a segment that cannot be opened (another layout,
      * corrupt), never a file that is no fairsem segment at all. */
-    if (rc < 0 && (!force || rc == FAIRSEM_EMAGIC || rc == -ENOENT))
+    fairsem_t *sem;
+    rc = cli_open(name, true, &sem);
+    if (rc == 0)
+        fairsem_close(sem);
+    else if (rc == FAIRSEM_EMAGIC || rc == -ENOENT)
         return cli_fail(name, rc);
-    if (rc == 0 && force)
-        fairsem_close(sem);
-    if (rc == 0 && !force) {
-        unsigned live = 0;
-        fairsem_dump_ops_t ops = {.proc = count_live};
-        fairsem_dump(sem, &ops, &live);
-        fairsem_close(sem);
-        if (live) {
-            fprintf(stderr, "fairsem: %s: %u live processes attached (use --force)\n", name, live);
-            return EXIT_BUSY;
-        }
-    }
-    if ((rc = fairsem_unlink(name)) < 0)
+    if ((rc = fairsem_unlink(name, FAIRSEM_UNLINK_FORCE)) < 0)
         return cli_fail(name, rc);
     return EXIT_OK;
 }

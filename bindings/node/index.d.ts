@@ -99,6 +99,13 @@ export interface ReapReport {
   registrations: number;
 }
 
+export interface UnlinkOptions {
+  /** Return false instead of throwing ENOENT when there is no such pool (default true). */
+  missingOk?: boolean;
+  /** Remove the name even while other live processes are attached (default false). */
+  force?: boolean;
+}
+
 /** Stable error codes of FairsemError (errno names for errno values). */
 export type FairsemErrorCode =
   | 'FAIRSEM_NOT_REGISTERED'
@@ -112,6 +119,7 @@ export type FairsemErrorCode =
   | 'FAIRSEM_RULE_MISMATCH'
   | 'FAIRSEM_BAD_SLOT'
   | 'FAIRSEM_INITIALIZING'
+  | 'FAIRSEM_IN_USE'
   | 'FAIRSEM_SETTINGS_MISMATCH'
   | 'FAIRSEM_CLOSED'
   | 'ETIMEDOUT'
@@ -175,8 +183,10 @@ export class FairShareSemaphore implements Disposable, AsyncDisposable {
   private constructor();
   /** Open (and by default create) a pool. */
   static open(options: OpenOptions): Promise<FairShareSemaphore>;
-  /** Remove a pool's name; false when there was none (missingOk, default true). */
-  static unlink(name: string, options?: { missingOk?: boolean }): boolean;
+  /** Remove a pool's name; false when there was none (missingOk, default
+   * true).  Throws FAIRSEM_IN_USE while other live processes are attached,
+   * unless force (then they keep using the removed pool). */
+  static unlink(name: string, options?: UnlinkOptions): boolean;
   readonly name: string | null;
   readonly closed: boolean;
   /** Acquires of this object waiting now. */

@@ -398,11 +398,14 @@ class FairShareSemaphore {
     }
   }
 
-  /** Remove the pool's name (processes attached keep using it).  Returns
-   * false when there was none (with missingOk, the default), else throws ENOENT. */
-  static unlink(name, { missingOk = true } = {}) {
+  /** Remove the pool's name, unless other live processes are attached to it
+   * (throws FAIRSEM_IN_USE; this process's own handles and crashed processes
+   * do not count).  With force, removes it anyway: processes attached keep
+   * using the removed pool, new opens make a new one.  Returns false when
+   * there was none (with missingOk, the default), else throws ENOENT. */
+  static unlink(name, { missingOk = true, force = false } = {}) {
     try {
-      call(native.unlink, name);
+      call(native.unlink, name, force ? native.UNLINK_FORCE : 0);
       return true;
     } catch (err) {
       if (err.code === 'ENOENT' && missingOk) return false;

@@ -90,6 +90,7 @@ static const char *js_code(int err)
     case FAIRSEM_ERULE: return "FAIRSEM_RULE_MISMATCH";
     case FAIRSEM_ESLOT: return "FAIRSEM_BAD_SLOT";
     case FAIRSEM_EINIT: return "FAIRSEM_INITIALIZING";
+    case FAIRSEM_EATTACHED: return "FAIRSEM_IN_USE";
     default: return fairsem_err_name(err);
     }
 }
@@ -571,11 +572,12 @@ static napi_value js_open_anonymous(napi_env env, napi_callback_info info)
 
 static napi_value js_unlink(napi_env env, napi_callback_info info)
 {
-    ARGS(1);
+    ARGS(2);
     char name[FAIRSEM_NAME_MAX + 1];
-    if (!get_str(env, argv[0], name, sizeof name, "name"))
+    uint32_t flags;
+    if (!get_str(env, argv[0], name, sizeof name, "name") || !get_uint(env, argv[1], &flags))
         return NULL;
-    int rc = fairsem_unlink(name);
+    int rc = fairsem_unlink(name, flags);
     if (rc < 0)
         return throw_fs(env, rc, "fairsem_unlink");
     return undefined(env);
@@ -1105,6 +1107,8 @@ static napi_value init(napi_env env, napi_value exports)
         {"ETIMEDOUT", -ETIMEDOUT},
         {"ENOTREG", FAIRSEM_ENOTREG},
         {"EINIT", FAIRSEM_EINIT},
+        {"EATTACHED", FAIRSEM_EATTACHED},
+        {"UNLINK_FORCE", FAIRSEM_UNLINK_FORCE},
     };
     for (size_t i = 0; i < sizeof consts / sizeof *consts; i++) {
         napi_value v;

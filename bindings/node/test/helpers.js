@@ -19,7 +19,7 @@ async function freshPool(t, tag, options) {
   const sem = await FairShareSemaphore.open({ name, create: true, ...options });
   t.after(() => {
     sem.close();
-    FairShareSemaphore.unlink(name);
+    FairShareSemaphore.unlink(name, { force: true });
   });
   return sem;
 }

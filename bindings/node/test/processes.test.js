@@ -6,6 +6,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { fork } = require('node:child_process');
+const { FairShareSemaphore, FairsemError } = require('..');
 const { freshPool, until } = require('./helpers');
 
 const WORKER = path.join(__dirname, 'fixtures', 'worker.js');
@@ -116,4 +117,59 @@ test('a process killed while holding a slot loses it to a waiter', async (t) => 
   t.diagnostic(`the dead holder's slot came back after ${(performance.now() - started).toFixed(1)} ms`);
   assert.equal(slot.index, 0);
   slot.release();
+});
+
+const exited = (child) => new Promise((resolve) => {
+  if (child.exitCode !== null || child.signalCode !== null) resolve();
+  else child.once('exit', () => resolve());
+});
+
+test('unlink is refused while another process is attached, allowed once it exits', async (t) => {
+  const sem = await freshPool(t, 'unlinkbusy', { maxSlots: 2 });
+  const worker = spawnWorker(t);
+  await worker.ready;
+  await worker.request({ cmd: 'open', name: sem.name, tenant: 'attached' });
+  await worker.request({ cmd: 'hold' });
+  assert.throws(() => FairShareSemaphore.unlink(sem.name), (err) => {
+    assert.ok(err instanceof FairsemError);
+    assert.equal(err.code, 'FAIRSEM_IN_USE');
+    assert.equal(err.errno, -4012);
+    assert.match(err.message, /attached/);
+    return true;
+  });
+  assert.ok(fs.existsSync(`/dev/shm${sem.name}`));
+  assert.equal(sem.isLinked(), true);
+  await worker.request({ cmd: 'exit' });
+  await exited(worker.child);
+  // Only this process is left: its own handle does not count.
+  assert.equal(FairShareSemaphore.unlink(sem.name), true);
+  assert.equal(sem.isLinked(), false);
+  assert.equal(FairShareSemaphore.unlink(sem.name), false);
+});
+
+test('a killed process does not keep a pool from being unlinked', async (t) => {
+  const sem = await freshPool(t, 'unlinkkill', { maxSlots: 2 });
+  const worker = spawnWorker(t);
+  await worker.ready;
+  await worker.request({ cmd: 'open', name: sem.name, tenant: 'doomed' });
+  assert.throws(() => FairShareSemaphore.unlink(sem.name), { code: 'FAIRSEM_IN_USE' });
+  worker.child.kill('SIGKILL');
+  await exited(worker.child);
+  assert.equal(FairShareSemaphore.unlink(sem.name), true);
+});
+
+test('unlink with force removes the name under an attached process, which keeps working', async (t) => {
+  const sem = await freshPool(t, 'unlinkforce', { maxSlots: 2 });
+  const worker = spawnWorker(t);
+  await worker.ready;
+  await worker.request({ cmd: 'open', name: sem.name, tenant: 'attached' });
+  await worker.request({ cmd: 'hold' });
+  assert.equal(FairShareSemaphore.unlink(sem.name, { force: true }), true);
+  assert.equal(sem.isLinked(), false);
+  assert.equal(fs.existsSync(`/dev/shm${sem.name}`), false);
+  // The worker and this process still share the removed pool.
+  const reply = await worker.request({ cmd: 'hold' });
+  assert.equal(typeof reply.index, 'number');
+  assert.equal(sem.tenant('me').tryAcquire(), null);
+  await worker.request({ cmd: 'exit' });
 });

@@ -27,6 +27,8 @@ async function main(): Promise<void> {
   void held;
   sem.close();
   const removed: boolean = FairShareSemaphore.unlink('/tabs');
+  const forced: boolean = FairShareSemaphore.unlink('/tabs', { missingOk: false, force: true });
+  void forced;
   void removed;
 }
 void main;

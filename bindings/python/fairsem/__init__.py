@@ -10,6 +10,7 @@ from ._context import get_tenant_id, set_tenant_id, tenant_context
 from ._native import LIBRARY_PATH, FairsemError
 from .semaphore import (
     FairShareSemaphore,
+    PoolInUseError,
     ReapReport,
     SemaphoreStats,
     Slot,
@@ -25,6 +26,7 @@ __all__ = [
     "FairShareSemaphore",
     "FairsemError",
     "LIBRARY_PATH",
+    "PoolInUseError",
     "ReapReport",
     "SemaphoreStats",
     "Slot",

@@ -15,6 +15,7 @@ PREFERRED_BUILD_DIRS = ("build-py", "build", "build-test")
 WORK_CONSERVING = 0x1
 FORCE = 0x1
 IF_IDLE = 0x2
+UNLINK_FORCE = 0x1
 TENANT_ID_MAX = 63
 RULE_NAME_MAX = 31
 MAX_SLOTS_LIMIT = 65535
@@ -24,6 +25,7 @@ ENOTREG = -4001
 ERULE = -4009
 ESLOT = -4010
 EINIT = -4011
+EATTACHED = -4012
 
 
 class Options(ctypes.Structure):
@@ -88,7 +90,7 @@ _PROTOTYPES = {
     "fairsem_open": (_int, [ctypes.c_char_p, ctypes.POINTER(Options), ctypes.POINTER(_handle)]),
     "fairsem_open_anonymous": (_int, [ctypes.POINTER(Options), ctypes.POINTER(_handle)]),
     "fairsem_close": (_int, [_handle]),
-    "fairsem_unlink": (_int, [ctypes.c_char_p]),
+    "fairsem_unlink": (_int, [ctypes.c_char_p, ctypes.c_uint]),
     "fairsem_tenant_register": (_int, [_handle, ctypes.c_char_p, ctypes.c_uint, ctypes.POINTER(_handle)]),
     "fairsem_tenant_unregister": (_int, [_handle, ctypes.c_uint]),
     "fairsem_tenant_free": (_int, [_handle]),

@@ -40,6 +40,14 @@ class TenantNotRegisteredError(RuntimeError):
     """Acquiring for a tenant that is not (or no longer) registered."""
 
 
+class PoolInUseError(N.FairsemError):
+    """unlink() refused: other live processes are attached to the pool.
+
+    Removing the name under them would split them from every process that
+    opens the name afterwards.  `unlink(name, force=True)` removes it anyway.
+    """
+
+
 class TenantHasActiveSlotsError(RuntimeError):
     """unregister_tenant(strict=True) of a tenant that holds or waits for slots."""
 
@@ -421,11 +429,16 @@ class FairShareSemaphore:
                           self._work_conserving, self._capacities))
 
     @staticmethod
-    def unlink(name: str, *, missing_ok: bool = False) -> None:
-        """Remove the pool's name; attached processes keep using it."""
-        rc = lib.fairsem_unlink(name.encode())
+    def unlink(name: str, *, missing_ok: bool = False, force: bool = False) -> None:
+        """Remove the pool's name, unless other live processes are attached
+        (PoolInUseError); this process's own handles do not count.  With
+        force=True it is removed anyway, and attached processes keep using
+        the removed pool while new opens make a new one."""
+        rc = lib.fairsem_unlink(name.encode(), N.UNLINK_FORCE if force else 0)
         if rc == N.ENOENT and missing_ok:
             return
+        if rc == N.EATTACHED:
+            raise PoolInUseError(rc, f"unlinking pool {name!r} (force=True removes it anyway)")
         if rc < 0:
             _raise_for(rc, f"unlinking pool {name!r}")
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import workers
-from fairsem import FairShareSemaphore
+from fairsem import FairsemError, FairShareSemaphore, PoolInUseError
 
 
 def collect(results, processes, timeout=15):
@@ -140,3 +140,56 @@ def test_a_private_pool_does_not_pickle():
 
     with pytest.raises(TypeError, match="fork"):
         pickle.dumps(FairShareSemaphore(max_slots=1))
+
+
+def start_attached(pool_name):
+    """A spawned process attached to the pool; returns it and its `leave` event."""
+    context = multiprocessing.get_context("spawn")
+    ready, leave = context.Event(), context.Event()
+    process = context.Process(target=workers.attach_until, args=(pool_name, ready, leave))
+    process.start()
+    assert ready.wait(30)
+    return process, leave
+
+
+def test_unlink_is_refused_while_another_process_is_attached(pool_name):
+    semaphore = FairShareSemaphore(max_slots=2, name=pool_name)
+    with semaphore.tenant_sync("mine"):
+        process, leave = start_attached(pool_name)
+        with pytest.raises(PoolInUseError) as refused:
+            FairShareSemaphore.unlink(pool_name)
+        assert refused.value.code == -4012 and "FAIRSEM_EATTACHED" in str(refused.value)
+        assert isinstance(refused.value, FairsemError)
+        assert os.path.exists(f"/dev/shm{pool_name}")
+        assert semaphore.stats_sync().available_slots == 1  # the child still holds its slot
+        leave.set()
+        process.join(30)
+        assert process.exitcode == 0
+        # This process's own handle does not count.
+        FairShareSemaphore.unlink(pool_name)
+    assert not os.path.exists(f"/dev/shm{pool_name}")
+    semaphore.close()
+
+
+def test_a_killed_process_does_not_keep_the_pool_from_being_unlinked(pool_name):
+    FairShareSemaphore(max_slots=2, name=pool_name).close()
+    process, _ = start_attached(pool_name)
+    with pytest.raises(PoolInUseError):
+        FairShareSemaphore.unlink(pool_name)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(30)
+    FairShareSemaphore.unlink(pool_name)
+    assert not os.path.exists(f"/dev/shm{pool_name}")
+
+
+def test_unlink_with_force_removes_it_under_an_attached_process(pool_name):
+    FairShareSemaphore(max_slots=2, name=pool_name).close()
+    process, leave = start_attached(pool_name)
+    FairShareSemaphore.unlink(pool_name, force=True)
+    assert not os.path.exists(f"/dev/shm{pool_name}")
+    with pytest.raises(FileNotFoundError):
+        FairShareSemaphore.unlink(pool_name)
+    FairShareSemaphore.unlink(pool_name, missing_ok=True)
+    leave.set()
+    process.join(30)
+    assert process.exitcode == 0  # it kept working on the removed pool

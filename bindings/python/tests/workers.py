@@ -45,3 +45,15 @@ def custom_rule_share(name: str, results) -> None:
         slot = semaphore.try_acquire()
         results.put((semaphore.stats_sync().tenants["child"].share, slot is not None))
         slot.release()
+
+
+def attach_until(name: str, ready, leave) -> None:
+    """Attach to the named pool (holding a slot) until `leave` is set."""
+    semaphore = FairShareSemaphore(2, name=name)
+    with semaphore.tenant_sync("attached"):
+        slot = semaphore.try_acquire()
+        assert slot is not None
+        ready.set()
+        leave.wait(60)
+        slot.release()
+    semaphore.close()
