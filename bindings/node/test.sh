@@ -8,8 +8,10 @@
 #      FAIRSEM_BUILD_DIR is taken from the repository root);
 #   3. npm ci in bindings/node and examples/playwright (browser download
 #      skipped), builds the addon offline (node-gyp --nodedir);
-#   4. runs the binding's tests (node --test), the Playwright Test project
-#      against the real Chromium (examples/playwright/e2e-check.js) and the
+#   4. runs the binding's tests (node --test), the tab-log checks
+#      (examples/playwright/lib), the Playwright Test project against the
+#      real Chromium (examples/playwright/e2e-check.js), two Playwright runs
+#      at once on one pool (examples/playwright/concurrent-check.js) and the
 #      scraper example.
 # Exits non-zero on any failure.
 set -euo pipefail
@@ -88,8 +90,14 @@ step "npm ci (examples/playwright)"
 step "node --test (bindings/node/test)"
 (cd "$here" && timeout 240 node --test --test-timeout=120000 test/*.test.js)
 
+step "the tab-log checks on fair and unfair logs (examples/playwright/lib)"
+(cd "$examples" && timeout 60 node --test lib/)
+
 step "Playwright Test against the real Chromium (examples/playwright/e2e-check.js)"
-(cd "$examples" && timeout 280 node e2e-check.js)
+(cd "$examples" && timeout 400 node e2e-check.js)
+
+step "two Playwright runs at once on one pool (examples/playwright/concurrent-check.js)"
+(cd "$examples" && timeout 600 node concurrent-check.js)
 
 step "scraper example (examples/playwright/scraper/run.js)"
 (cd "$examples" && timeout 180 node scraper/run.js --tabs 4 --customers a:12:0,b:6:500 | tail -n 6)

@@ -1,24 +1,23 @@
 // @ts-check
-// Two test projects, two fairsem tenants, one machine-wide pool of tabs.
+// One project; its tests name their tenant (tests/pages.spec.js), so the
+// tenants' tests are interleaved across the workers.  One machine-wide pool
+// of tabs, shared by every worker and by every run that names the same pool.
 //
 // globalSetup starts the local site, one Chromium (Debian's, through
-// launchServer) and the pool; every worker connects to that browser and
-// opens each page under a slot of the pool, logging every acquire and
-// release.  With 4 workers and tests that open several pages at once, the
-// pool is saturated, and while both projects run each gets its fair share.
+// launchServer) and creates or opens the pool; every worker connects to
+// that browser, and every test's `page` is opened under a slot of the pool
+// (tests/fixtures.js).  With more workers than tabs, both tenants wait for
+// tabs at once, and each gets its fair share.
 const { defineConfig } = require('@playwright/test');
 
 module.exports = defineConfig({
   testDir: './tests',
   globalSetup: require.resolve('./global-setup.js'),
-  workers: 4,
+  workers: Number(process.env.PW_WORKERS || 6),
   fullyParallel: true,
   retries: 0,
-  timeout: 60_000,
+  timeout: 150_000,
   reporter: [['list']],
   outputDir: process.env.PW_OUTPUT_DIR || 'test-results',
-  projects: [
-    { name: 'tenant-a', use: { tenantId: 'tenant-a' } },
-    { name: 'tenant-b', use: { tenantId: 'tenant-b' } },
-  ],
+  projects: [{ name: 'pages' }],
 });

@@ -2,7 +2,8 @@
 // One scraper process: scrapes its list of URLs through the shared
 // Chromium, every page in a tab taken from the machine-wide pool for its
 // tenant, all URLs at once (the pool decides how many tabs it really gets).
-// Reports every acquire/release to the parent over IPC.
+// Reports every tab asked for, granted and given back to the parent over
+// IPC (request before queueing, grant after, release before giving back).
 //
 //   node scraper/scrape.js  (forked by run.js, which passes its orders in env)
 const { chromium } = require('playwright-core');
@@ -17,9 +18,10 @@ async function main() {
   const tenant = sem.tenant(SCRAPE_TENANT);
   const browser = await chromium.connect(PW_WS_ENDPOINT);
   const report = (event, fields) => process.send({ t: now(), tenant: tenant.id, pid: process.pid, event, ...fields });
-  try {
-    const results = await Promise.all(urls.map((url) => tenant.withSlot(async (slot) => {
-      report('acquire', { index: slot.index, url });
+  const scrape = (url) => {
+    report('request', { url });
+    return tenant.withSlot(async (slot) => {
+      report('grant', { index: slot.index, url });
       const context = await browser.newContext();
       try {
         const page = await context.newPage();
@@ -29,7 +31,10 @@ async function main() {
         await context.close();
         report('release', { index: slot.index, url });
       }
-    }, { timeoutMs: 60_000 })));
+    }, { timeoutMs: 60_000 });
+  };
+  try {
+    const results = await Promise.all(urls.map(scrape));
     report('done', { pages: results.length, titles: results.map((r) => r.title) });
   } finally {
     await browser.close();
