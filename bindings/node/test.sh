@@ -8,11 +8,12 @@
 #      FAIRSEM_BUILD_DIR is taken from the repository root);
 #   3. npm ci in bindings/node and examples/playwright (browser download
 #      skipped), builds the addon offline (node-gyp --nodedir);
-#   4. runs the binding's tests (node --test), the tab-log checks
-#      (examples/playwright/lib), the Playwright Test project against the
-#      real Chromium (examples/playwright/e2e-check.js), two Playwright runs
-#      at once on one pool (examples/playwright/concurrent-check.js) and the
-#      scraper example.
+#   4. runs the binding's tests (node --test), the READMEs' Node snippets
+#      as written, the tab-log checks (examples/playwright/lib), the
+#      Playwright Test project against the real Chromium
+#      (examples/playwright/e2e-check.js), two Playwright runs at once on
+#      one pool (examples/playwright/concurrent-check.js) and the scraper
+#      example.
 # Exits non-zero on any failure.
 set -euo pipefail
 
@@ -89,6 +90,9 @@ step "npm ci (examples/playwright)"
 # ------------------------------------------------------------------ 4. tests
 step "node --test (bindings/node/test)"
 (cd "$here" && timeout 240 node --test --test-timeout=120000 test/*.test.js)
+
+step "the READMEs' Node snippets, as written (bindings/node/test/readme-snippets.js)"
+(cd "$here" && timeout 300 node test/readme-snippets.js)
 
 step "the tab-log checks on fair and unfair logs (examples/playwright/lib)"
 (cd "$examples" && timeout 60 node --test lib/)
