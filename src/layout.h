@@ -122,6 +122,8 @@
  * child or exec'd program keeps a parent's lease alive).  Anyone may probe a
  * record with a non-blocking F_OFD_SETLK: success means the owner is dead
  * AND makes the prober the only scrubber.  pids are kept for display only.
+ * fairsem_unlink() asks F_OFD_GETLK (which takes nothing) over the whole
+ * range FS_LEASE_BASE .. + FAIRSEM_MAX_PROCS_LIMIT to see who is attached.
  *
  * FUTEX WORDS: cell.state (one waiter sleeps on its own cell; a grant or a
  * cancel wakes exactly it) and proc.wake (the library thread that feeds a
