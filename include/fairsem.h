@@ -223,8 +223,9 @@ FAIRSEM_EXTERN int fairsem_open_anonymous(const fairsem_options_t *opts,
  * are given back, and every tenant handle registered through it that
  * fairsem_tenant_free() has not freed is freed: none of them, nor `sem`,
  * may be used afterwards.  NULL is ignored.
- * @return 0; -EBADF when `sem` is not an open handle (closed already),
- *         changing nothing.
+ * @return 0; -EBADF, changing nothing, when `sem` is not an open handle
+ *         (a second close is caught this way, unless a later open got the
+ *         same address: like free(), close each handle once).
  */
 FAIRSEM_EXTERN int fairsem_close(fairsem_t *sem);
 
@@ -298,8 +299,7 @@ FAIRSEM_EXTERN int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id
  *               return -ECANCELED); FAIRSEM_IF_IDLE: refuse with -EBUSY,
  *               changing nothing, while it holds or waits.
  * @return 0 (done, or deferred); -EINVAL (NULL, unknown flag);
- *         -EBUSY; FAIRSEM_ENOTREG (already unregistered); -EBADF (the
- *         handle's segment was closed).
+ *         -EBUSY; FAIRSEM_ENOTREG (already unregistered).
  */
 FAIRSEM_EXTERN int fairsem_tenant_unregister(fairsem_tenant_t *tenant, unsigned flags);
 
@@ -309,11 +309,12 @@ FAIRSEM_EXTERN int fairsem_tenant_unregister(fairsem_tenant_t *tenant, unsigned 
  * and idle.  The caller must make sure no other thread uses the handle any
  * more (as with free()).  A program that registers a tenant per request
  * frees each handle when done, or the handles stay allocated until
- * fairsem_close().
+ * fairsem_close() (after which none may be used: close frees them).  In a
+ * fork child, a handle inherited from the parent and not used since is
+ * freed whatever the parent's registration holds.
  * @return 0 (freed); -EBUSY (slots are still held or requests still
  *         queued through it: release or cancel them first; nothing
- *         changed); -EINVAL (NULL); -EBADF (its segment was closed: the
- *         handle was freed then).
+ *         changed); -EINVAL (NULL).
  */
 FAIRSEM_EXTERN int fairsem_tenant_free(fairsem_tenant_t *tenant);
 

@@ -139,7 +139,7 @@
 #include <stdint.h>
 
 #define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
-#define FS_LAYOUT_VERSION 2u
+#define FS_LAYOUT_VERSION 3u
 #define FS_READY 0x52454459u /* header.ready once initialised */
 #define FS_CACHELINE 64u
 #define FS_LEASE_BASE ((off_t)1 << 40) /* lease byte of record p: base + p */

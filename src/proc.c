@@ -156,20 +156,23 @@ static void scrub_slots(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repor
     }
 }
 
+/* Open bits go first (an open bit implies the registration bit); then the
+ * closing word of every tenant p had registered is re-derived, and only
+ * then are the registration bits cleared: a scrubber, or p itself, that
+ * died anywhere in between leaves those bits for the next scrubber, which
+ * re-derives again. */
 static void scrub_registrations(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
 {
     uint32_t words = sem->geo.reg_words;
-    /* Open bits first (an open bit implies the registration bit), then
-     * bring the tenants' closing words up to date. */
-    for (uint32_t k = 0; k < words; k++) {
-        uint64_t bits = atomic_exchange(&sem->opens[(size_t)p * words + k], 0);
-        FS_CRASHPOINT("scrub.closed");
-        for (; bits; bits &= bits - 1) {
+    for (uint32_t k = 0; k < words; k++)
+        atomic_store(&sem->opens[(size_t)p * words + k], 0);
+    FS_CRASHPOINT("scrub.closed");
+    for (uint32_t k = 0; k < words; k++)
+        for (uint64_t bits = atomic_load(&sem->regs[(size_t)p * words + k]); bits; bits &= bits - 1) {
             uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
             if (t < sem->geo.max_tenants)
                 fairsem__tenant_settle_closing(sem, t);
         }
-    }
     for (uint32_t k = 0; k < words; k++) {
         uint64_t bits = atomic_exchange(&sem->regs[(size_t)p * words + k], 0);
         FS_CRASHPOINT("scrub.unregistered");

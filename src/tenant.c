@@ -179,6 +179,7 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         memcpy(e->name, id, len);
         e->hash = hash;
         atomic_store(&e->weight, weight);
+        atomic_store(&e->closing, fs_closing_word(fs_tenant_gen(st), false));
         FS_CRASHPOINT("tenant.named");
         uint64_t next = duplicate_exists(sem, i, hash, id, len) ? fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(st) + 1, 0)
                                                                 : fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), hash);
@@ -405,7 +406,9 @@ int fairsem__tenant_adopt(fairsem_tenant_t *t)
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&sem->attach_lock);
-    if (t->epoch != sem->attach_epoch) {
+    if (atomic_load(&t->busy) & FS_BUSY_CLOSING) {
+        rc = FAIRSEM_ENOTREG; /* unregistered here before its first use */
+    } else if (t->epoch != sem->attach_epoch) {
         rc = register_index(sem, t->id, strlen(t->id), t->weight, &t->idx);
         if (rc == 0) {
             /* The parent's slots and requests are not ours. */
@@ -435,8 +438,6 @@ void fairsem__tenant_finish(fairsem_tenant_t *t)
 
 int fairsem__tenant_busy_get(fairsem_tenant_t *t)
 {
-    if (!t->sem)
-        return -EBADF;
     if (atomic_load(&t->busy) & FS_BUSY_CLOSING)
         return FAIRSEM_ENOTREG; /* and a fork child must not adopt it */
     if (t->epoch != atomic_load_explicit(&fairsem__fork_epoch, memory_order_relaxed)) {
@@ -467,56 +468,59 @@ bool fairsem__tenant_forced(const fairsem_tenant_t *t)
 }
 
 /* Set the closing bit (and FS_BUSY_FORCED with `forced`) unless it is set
- * already; returns the busy word before, or UINT64_MAX if it was closing. */
-static uint64_t begin_closing(fairsem_tenant_t *t, bool forced)
+ * already, and count one more unit of busy for the caller: the
+ * registration cannot end (finish) under it while it does the rest of the
+ * unregistration; it drops the unit with fairsem__tenant_busy_put.  False if
+ * the handle was closing already. */
+static bool begin_closing(fairsem_tenant_t *t, bool forced)
 {
     uint64_t b = atomic_load(&t->busy);
     uint64_t bits = FS_BUSY_CLOSING | (forced ? FS_BUSY_FORCED : 0);
     do {
         if (b & FS_BUSY_CLOSING)
-            return UINT64_MAX;
-    } while (!atomic_compare_exchange_weak(&t->busy, &b, b | bits));
-    return b;
+            return false;
+    } while (!atomic_compare_exchange_weak(&t->busy, &b, (b | bits) + FS_BUSY_ONE));
+    return true;
 }
+
+static bool inherited(const fairsem_tenant_t *t) { return t->epoch != atomic_load(&fairsem__fork_epoch); }
 
 int fairsem_tenant_unregister(fairsem_tenant_t *t, unsigned flags)
 {
     if (!t || (flags & ~(FAIRSEM_FORCE | FAIRSEM_IF_IDLE)))
         return -EINVAL;
-    if (!t->sem)
-        return -EBADF;
-    if (t->epoch != atomic_load(&fairsem__fork_epoch)) {
+    fairsem_t *sem = t->sem;
+    if (inherited(t)) {
         /* Inherited from the parent and never used here: this process
          * holds and waits for nothing through it; the parent's requests
-         * are the parent's. */
-        if (begin_closing(t, false) == UINT64_MAX)
-            return FAIRSEM_ENOTREG;
-        fairsem__tenant_finish(t);
-        return 0;
+         * are the parent's.  Decided under attach_lock, which a first use
+         * (fairsem__tenant_adopt) also takes. */
+        pthread_mutex_lock(&sem->attach_lock);
+        if (inherited(t)) {
+            bool first = begin_closing(t, false);
+            if (first)
+                fairsem__tenant_finish(t);
+            pthread_mutex_unlock(&sem->attach_lock);
+            return first ? 0 : FAIRSEM_ENOTREG;
+        }
+        pthread_mutex_unlock(&sem->attach_lock);
     }
     if (flags & FAIRSEM_IF_IDLE) {
         uint64_t idle = 0;
-        if (!atomic_compare_exchange_strong(&t->busy, &idle, FS_BUSY_CLOSING))
+        if (!atomic_compare_exchange_strong(&t->busy, &idle, FS_BUSY_CLOSING | FS_BUSY_ONE))
             return (idle & FS_BUSY_CLOSING) ? FAIRSEM_ENOTREG : -EBUSY;
-        registration_closes(t->sem, t->idx);
-        fairsem__tenant_finish(t);
-        return 0;
-    }
-    bool forced = flags & FAIRSEM_FORCE;
-    uint64_t old = begin_closing(t, forced);
-    if (old == UINT64_MAX)
+    } else if (!begin_closing(t, flags & FAIRSEM_FORCE)) {
         return FAIRSEM_ENOTREG;
-    /* At once, even while its slots are still held: as in aio-fairshare,
-     * an unregistered tenant stops counting as demanding. */
-    registration_closes(t->sem, t->idx);
-    if (old == 0) {
-        fairsem__tenant_finish(t);
-        return 0;
     }
     /* Requests that enqueue from now on see FS_BUSY_FORCED and cancel
-     * themselves (ticket.c, publish); this catches the ones already in. */
-    if (forced)
-        fairsem__ticket_cancel_serial(t->sem, t->serial);
+     * themselves (ticket.c, publish); this catches the ones already in,
+     * before any scheduling below could grant one of them. */
+    if (flags & FAIRSEM_FORCE)
+        fairsem__ticket_cancel_serial(sem, t->serial);
+    /* At once, even while its slots are still held: as in aio-fairshare,
+     * an unregistered tenant stops counting as demanding. */
+    registration_closes(sem, t->idx);
+    fairsem__tenant_busy_put(t); /* ends the registration if it is idle */
     return 0;
 }
 
@@ -524,17 +528,21 @@ int fairsem_tenant_free(fairsem_tenant_t *t)
 {
     if (!t)
         return -EINVAL;
-    if (!t->sem)
-        return -EBADF;
-    int rc = fairsem_tenant_unregister(t, FAIRSEM_IF_IDLE);
-    if (rc == -EBUSY || (rc == FAIRSEM_ENOTREG && atomic_load(&t->busy) >= FS_BUSY_ONE))
-        return -EBUSY;
-    /* Unregistered and idle: the busy word says so before the thread that
-     * emptied it has finished the registration; wait for it (a few local
-     * steps, never another process). */
-    while (!atomic_load_explicit(&t->finished, memory_order_acquire))
-        sched_yield();
     fairsem_t *sem = t->sem;
+    if (inherited(t)) {
+        /* The parent's registration: nothing of it is this process's to
+         * wait for.  Only the memory is. */
+        fairsem_tenant_unregister(t, 0);
+    } else {
+        int rc = fairsem_tenant_unregister(t, FAIRSEM_IF_IDLE);
+        if (rc == -EBUSY || (rc == FAIRSEM_ENOTREG && atomic_load(&t->busy) >= FS_BUSY_ONE))
+            return -EBUSY;
+        /* Unregistered and idle: the busy word says so before the thread
+         * that emptied it has finished the registration; wait for it (a few
+         * local steps, never another process). */
+        while (!atomic_load_explicit(&t->finished, memory_order_acquire))
+            sched_yield();
+    }
     pthread_mutex_lock(&sem->attach_lock);
     if (t->prev)
         t->prev->next = t->next;

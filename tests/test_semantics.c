@@ -970,10 +970,12 @@ Test(semantics, closing_needs_every_registration_closed)
     cr_assert_eq(fairsem_tenant_unregister(theirs, 0), 0);
     cr_assert_eq(stats_of(g.sem).demanding_tenants, 0, "every registration closed");
     cr_assert_eq(stats_of(g.sem).slots_in_use, 1);
-    /* A process that dies with the tenant open leaves it closing once reaped. */
+    /* A handle that detaches with the tenant open leaves it closing (its
+     * record is scrubbed as a dead one's is: torture::closing_tenant kills
+     * a process at every point of this instead). */
     fairsem_tenant_t *again = reg(other, "shared", 1);
     cr_assert_eq(stats_of(g.sem).demanding_tenants, 1);
-    fairsem_close(other); /* gives up its record, as a dead one's scrubber does */
+    fairsem_close(other);
     (void)again;
     cr_assert_eq(stats_of(g.sem).demanding_tenants, 0);
     cr_assert_eq(fairsem_release(mine, s), 0);

@@ -11,8 +11,10 @@
  *
  * Scenarios: idle (register, acquire, release, try, timeout, event-loop
  * request, unregister, detach), waiters queued (the pool is full; the
- * victim times out, cancels, then waits and is granted), and mid-reclaim
- * (the victim reaps a dead process's slots, queue entry and registration).
+ * victim times out, cancels, then waits and is granted), mid-reclaim
+ * (the victim reaps a dead process's slots, queue entry and registration),
+ * and closing (the victim holds the last open registration of a tenant
+ * whose closing registration in the test process still holds a slot).
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -35,6 +37,8 @@ struct world {
     unsigned nheld;
     pthread_t releaser;
     bool releasing;
+    fairsem_tenant_t *closing;  /* CLOSING: unregistered, holding closing_slot */
+    fairsem_slot_t closing_slot;
 };
 
 /* ------------------------------------------------------------ scenarios */
@@ -103,7 +107,21 @@ static int victim_reaping(const char *name)
     return 0;
 }
 
-enum scenario { IDLE, WAITING, REAPING };
+/* Victim body: open the tenant "shared" and unregister it, leaving it
+ * closing (the test's own closing registration holds a slot of it). */
+static int victim_closing(const char *name)
+{
+    fairsem_t *sem;
+    fairsem_tenant_t *t;
+    if (open_as(name, "shared", &sem, &t) < 0)
+        return 1;
+    if (fairsem_tenant_unregister(t, 0))
+        return 2;
+    fairsem_close(sem);
+    return 0;
+}
+
+enum scenario { IDLE, WAITING, REAPING, CLOSING };
 
 struct world;
 static void take_one(struct world *w);
@@ -172,6 +190,10 @@ static void world_setup(struct world *w, enum scenario sc)
         pthread_create(&w->releaser, NULL, release_later, w);
     } else if (sc == REAPING) {
         leave_a_corpse(w, w->name);
+    } else if (sc == CLOSING) {
+        cr_assert_eq(fairsem_tenant_register(w->sem, "shared", 0, &w->closing), 0);
+        cr_assert_eq(fairsem_acquire(w->closing, &w->closing_slot), 0);
+        cr_assert_eq(fairsem_tenant_unregister(w->closing, 0), 0);
     }
 }
 
@@ -187,6 +209,12 @@ static void world_verify(struct world *w, const char *where)
     int bad = fairsem_check(w->sem, NULL, NULL);
     cr_assert_eq(bad, 0, "check found violations %#x after a kill at %s", bad, where);
     fairsem_stats_t st;
+    if (w->closing) {
+        /* Nobody has "shared" open any more: its held slot is no demand. */
+        fairsem_stats(w->sem, &st, NULL, 0, NULL);
+        cr_assert_eq(st.demanding_tenants, 0, "a closing tenant counts as demanding after a kill at %s", where);
+        cr_assert_eq(fairsem_release(w->closing, w->closing_slot), 0, "%s", where);
+    }
     fairsem_stats(w->sem, &st, NULL, 0, NULL);
     cr_assert_eq(st.slots_available, SLOTS, "%u of %u slots free after a kill at %s", st.slots_available,
                  SLOTS, where);
@@ -217,6 +245,7 @@ static int run_victim(enum scenario sc, const char *name)
     switch (sc) {
     case IDLE: return victim_idle(name);
     case WAITING: return victim_waiting(name);
+    case CLOSING: return victim_closing(name);
     default: return victim_reaping(name);
     }
 }
@@ -296,6 +325,13 @@ Test(torture, waiters_queued, .timeout = 120)
     static const char *const must[] = {"enqueue.owned", "enqueue.mapped", "enqueue.published",
                                        "cancel.cancelled", "free.disowned", "consume.held", NULL};
     torture(WAITING, must);
+}
+
+Test(torture, closing_tenant, .timeout = 120)
+{
+    static const char *const must[] = {"register.opened", "tenant.closing_settled", "unregister.closed",
+                                       "unregister.bit_cleared", NULL};
+    torture(CLOSING, must);
 }
 
 Test(torture, mid_reclaim, .timeout = 120)

@@ -299,7 +299,12 @@ function shareRule(o) {
   const shares = new Array(native.MAX_TENANTS_LIMIT + 1);
   shares[0] = o.maxSlots;
   for (let d = 1; d <= native.MAX_TENANTS_LIMIT; d++) {
-    const share = o.shareCalculator(o.maxSlots, d);
+    let share;
+    try {
+      share = o.shareCalculator(o.maxSlots, d);
+    } catch (err) {
+      throw invalid(`shareCalculator(${o.maxSlots}, ${d}) threw: ${err?.message ?? String(err)}`);
+    }
     if (!Number.isFinite(share)) {
       throw invalid(`shareCalculator(${o.maxSlots}, ${d}) returned ${String(share)}, not a finite number`);
     }

@@ -137,23 +137,21 @@ def _share_fn(calculator: ShareCalculator) -> Any:
 class _Registration:
     """This process's C registration of one tenant.
 
-    A thread that looked a registration up and is about to block in
-    fairsem_acquire (`blocking_callers`) keeps the unregistration back in
-    Python until it is inside the library (`unregister_flags`), so that it
-    queues before a forced unregistration cancels.  Once unregistered
-    (`ended`), the C handle is freed with fairsem_tenant_free as soon as it
-    holds and awaits nothing (`_reclaim`); until then slots still held
-    release through it.
+    The C handle outlives its registration, so unregistering happens at
+    once (a forced one cancels even an acquire that is entering the library
+    at that moment).  Once unregistered (`ended`), the handle is freed with
+    fairsem_tenant_free as soon as it holds and awaits nothing and no thread
+    is inside a blocking acquire through it (`blocking_callers`;
+    `_reclaim`); until then slots still held release through it.
     """
 
-    __slots__ = ("handle", "tenant_id", "weight", "blocking_callers", "unregister_flags", "ended")
+    __slots__ = ("handle", "tenant_id", "weight", "blocking_callers", "ended")
 
     def __init__(self, handle: int, tenant_id: str, weight: int) -> None:
         self.handle: int | None = handle
         self.tenant_id = tenant_id
         self.weight = weight
         self.blocking_callers = 0
-        self.unregister_flags: int | None = None
         self.ended = False
 
 
@@ -576,12 +574,7 @@ class FairShareSemaphore:
                 _raise_for(rc, f"unregistering tenant {tenant_id!r}")
 
     def _end_registration(self, registration: _Registration, flags: int) -> int:
-        """Unregister in C now, or when the last blocking caller is inside
-        (call with the lock held)."""
-        if registration.blocking_callers:
-            registration.unregister_flags = flags
-            registration.ended = True
-            return 0
+        """Unregister in C (call with the lock held)."""
         rc = lib.fairsem_tenant_unregister(registration.handle, flags)
         if rc != N.EBUSY:
             registration.ended = True
@@ -594,7 +587,6 @@ class FairShareSemaphore:
         if (
             registration.ended
             and registration.handle is not None
-            and registration.unregister_flags is None
             and registration.blocking_callers == 0
             and self._handle is not None
             and lib.fairsem_tenant_free(registration.handle) == 0
@@ -732,10 +724,6 @@ class FairShareSemaphore:
         finally:
             with self._lock:
                 registration.blocking_callers -= 1
-                flags = registration.unregister_flags
-                if registration.blocking_callers == 0 and flags is not None:
-                    registration.unregister_flags = None
-                    lib.fairsem_tenant_unregister(registration.handle, flags)
                 self._reclaim(registration)
         if rc < 0:
             _raise_for(rc, f"acquiring for tenant {registration.tenant_id!r}")

@@ -132,3 +132,30 @@ def test_a_pool_carries_its_share_rule(pool_name):
     finally:
         plain.close()
         creator.close()
+
+
+def test_forced_unregistration_fails_a_blocked_sync_waiter():
+    semaphore = FairShareSemaphore(max_slots=1)
+    semaphore.register_tenant_sync("a")
+    holder = semaphore.try_acquire("a")
+    outcome = []
+
+    def wait() -> None:
+        try:
+            with semaphore.acquire_sync("a", timeout=30):
+                outcome.append("granted")
+        except Exception as exc:  # reported to the test through `outcome`
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    give_up_at = time.monotonic() + 10
+    while semaphore.stats_sync().tenants["a"].waiting != 1:
+        assert time.monotonic() < give_up_at, "the waiter never queued"
+        time.sleep(0.001)
+    semaphore.unregister_tenant_sync("a", force=True)
+    thread.join(10)
+    assert outcome == ["TenantNotRegisteredError"]
+    holder.release()
+    assert semaphore.stats_sync().available_slots == 1
+    semaphore.close()
