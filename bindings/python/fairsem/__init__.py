@@ -7,7 +7,7 @@ processes share it fairly; a sync API serves threads and pre-fork servers.
 """
 
 from ._context import get_tenant_id, set_tenant_id, tenant_context
-from ._native import LIBRARY_PATH, FairsemError
+from ._native import LIBRARY_PATH, VERSION, FairsemError
 from .semaphore import (
     FairShareSemaphore,
     PoolInUseError,
@@ -21,7 +21,7 @@ from .semaphore import (
     share_rule_name,
 )
 
-__version__ = "0.1.0"
+__version__ = VERSION
 __all__ = [
     "FairShareSemaphore",
     "FairsemError",

@@ -8,7 +8,13 @@ import errno
 import os
 from pathlib import Path
 
+# The library version this binding's structures and prototypes match; it
+# must equal include/fairsem.h's (setup.py refuses to build otherwise).
+VERSION = "0.1.0"
 ENV_LIBRARY = "FAIRSEM_LIBRARY"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The library a built package carries (setup.py compiles it into the package).
+BUNDLED_LIBRARY = "libfairsem.so"
 # Build directories searched, best first, before any other ../../build*.
 PREFERRED_BUILD_DIRS = ("build-py", "build", "build-test")
 
@@ -119,43 +125,84 @@ _PROTOTYPES = {
 
 
 def _build_tree_candidates() -> list[Path]:
-    """libfairsem.so in the source tree's build directories, best first."""
-    repo = Path(__file__).resolve().parent.parent.parent.parent
+    """libfairsem.so in the source tree's build directories, best first
+    (none unless this package sits in a checkout's bindings/python)."""
+    repo = PACKAGE_DIR.parent.parent.parent
+    if not (repo / "include" / "fairsem.h").is_file():
+        return []
     found = sorted(repo.glob("build*/libfairsem.so"))
     rank = {name: i for i, name in enumerate(PREFERRED_BUILD_DIRS)}
     return sorted(found, key=lambda p: (rank.get(p.parent.name, len(rank)), p.parent.name))
 
 
-def find_library() -> str:
-    """Where libfairsem is: $FAIRSEM_LIBRARY, the build tree, then the system."""
+def _candidates() -> list[str]:
+    """Where to look, best first: the package's own copy (a wheel's), a
+    checkout's build, then the system's (ld.so's search, e.g. the .deb's).
+    The package's own copy wins over a system library even of the same
+    version: it is the build this code was packaged and tested with."""
+    bundled = PACKAGE_DIR / BUNDLED_LIBRARY
+    system = ctypes.util.find_library("fairsem")
+    return [str(bundled), *map(str, _build_tree_candidates()), *([system] if system else [])]
+
+
+def _open(path: str) -> ctypes.CDLL:
+    # CDLL (not PyDLL) releases the GIL around every call, so a blocking
+    # fairsem_acquire stalls only its own thread.
+    return ctypes.CDLL(path)
+
+
+def _library_version(library: ctypes.CDLL) -> str:
+    library.fairsem_version.restype = ctypes.c_char_p
+    library.fairsem_version.argtypes = []
+    return library.fairsem_version().decode()
+
+
+def find_library() -> tuple[str, ctypes.CDLL]:
+    """$FAIRSEM_LIBRARY as given, else the first candidate of VERSION."""
     explicit = os.environ.get(ENV_LIBRARY)
     if explicit:
-        return explicit
-    candidates = _build_tree_candidates()
-    if candidates:
-        return str(candidates[0])
-    installed = ctypes.util.find_library("fairsem")
-    if installed:
-        return installed
+        try:
+            return explicit, _open(explicit)
+        except OSError as err:
+            raise ImportError(f"fairsem: {ENV_LIBRARY}={explicit} does not load: {err}") from err
+    tried = []
+    for path in _candidates():
+        if "/" in path and not os.path.exists(path):
+            tried.append(f"{path}: no such file")
+            continue
+        try:
+            library = _open(path)
+        except OSError as err:
+            tried.append(f"{path}: {err}")
+            continue
+        found = _library_version(library)
+        if found == VERSION:
+            return path, library
+        tried.append(f"{path}: version {found}, this package needs {VERSION}")
     raise ImportError(
-        "libfairsem.so not found: set FAIRSEM_LIBRARY to its path, build it "
-        "(cmake -S . -B build-py && cmake --build build-py) or install it"
+        f"fairsem: no usable libfairsem {VERSION} for the package in {PACKAGE_DIR}\n  "
+        + "\n  ".join(tried)
+        + "\nA built fairsem package carries its own libfairsem.so; this copy has none, so it"
+        " was installed without being built. Either reinstall it from a wheel, built with a C"
+        " compiler and liburcu's headers (Debian: liburcu-dev):\n"
+        "  /usr/bin/python3 -m pip wheel --no-build-isolation --no-deps <fairsem>/bindings/python\n"
+        "  pip install fairsem-*.whl\n"
+        f"or install the C library {VERSION} (cmake --install, or the fairsem .deb), or set"
+        f" {ENV_LIBRARY} to the path of a libfairsem.so. In a checkout: cmake -S . -B build-py"
+        " && cmake --build build-py"
     )
 
 
-def load(path: str) -> ctypes.CDLL:
-    # CDLL (not PyDLL) releases the GIL around every call, so a blocking
-    # fairsem_acquire stalls only its own thread.
-    lib = ctypes.CDLL(path)
+def _declare(library: ctypes.CDLL) -> None:
     for name, (restype, argtypes) in _PROTOTYPES.items():
-        fn = getattr(lib, name)
+        fn = getattr(library, name)
         fn.restype = restype
         fn.argtypes = argtypes
-    return lib
 
 
-LIBRARY_PATH = find_library()
-lib = load(LIBRARY_PATH)
+LIBRARY_PATH, lib = find_library()
+_declare(lib)
+
 
 
 def error_name(code: int) -> str:
