@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
 # The Node.js binding's whole check, from any directory, non-interactive:
-#   1. installs what is missing (Debian, as root): a C toolchain, cmake,
+#   1. installs what is missing (Debian, as root): a C toolchain,
 #      liburcu, Node + npm + headers, and Chromium (/usr/bin/chromium);
-#   2. builds the C library (CMake, incremental) unless FAIRSEM_BUILD_DIR
-#      names a directory that already holds libfairsem.a without a CMake
-#      cache; default build dir: <repo>/build-node (a relative
-#      FAIRSEM_BUILD_DIR is taken from the repository root);
-#   3. npm ci in bindings/node and examples/playwright (browser download
-#      skipped), builds the addon offline (node-gyp --nodedir);
-#   4. runs the binding's tests (node --test), the READMEs' Node snippets
+#   2. npm ci in bindings/node and examples/playwright (browser download
+#      skipped), builds the addon offline (node-gyp --nodedir), compiling
+#      libfairsem from the repository's sources into it (binding.gyp);
+#   3. runs the binding's tests (node --test), the READMEs' Node snippets
 #      as written, the tab-log checks (examples/playwright/lib), the
 #      Playwright Test project against the real Chromium
 #      (examples/playwright/e2e-check.js), two Playwright runs at once on
@@ -20,12 +17,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 examples="$repo/examples/playwright"
-build_dir="${FAIRSEM_BUILD_DIR:-build-node}"
-case "$build_dir" in
-  /*) ;;
-  *) build_dir="$repo/$build_dir" ;;
-esac
-export FAIRSEM_BUILD_DIR="$build_dir"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 export DEBIAN_FRONTEND=noninteractive
 export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
@@ -38,7 +29,6 @@ missing=()
 command -v cc >/dev/null || missing+=(build-essential)
 command -v make >/dev/null || missing+=(make)
 command -v python3 >/dev/null || missing+=(python3)        # node-gyp runs gyp with it
-command -v cmake >/dev/null || missing+=(cmake)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 if ! pkg-config --exists liburcu-cds 2>/dev/null; then missing+=(liburcu-dev); fi
 command -v node >/dev/null || missing+=(nodejs)
@@ -67,27 +57,17 @@ export NODE_GYP_NODEDIR
 echo "node $(node --version), npm $(npm --version), headers in $NODE_GYP_NODEDIR/include/node"
 /usr/bin/chromium --version 2>/dev/null || true
 
-# ------------------------------------------------------------------ 2. libfairsem
-if [ -f "$build_dir/libfairsem.a" ] && [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  step "using the prebuilt $build_dir/libfairsem.a"
-else
-  step "building libfairsem in $build_dir"
-  if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-    cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DFAIRSEM_BUILD_TESTS=OFF -DFAIRSEM_BUILD_EXAMPLES=OFF >/dev/null
-  fi
-  cmake --build "$build_dir" --target fairsem_static -j2
-fi
-
-# ------------------------------------------------------------------ 3. packages, addon
+# ------------------------------------------------------------------ 2. packages, addon
 step "npm ci (bindings/node)"
-(cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+# --ignore-scripts: the package's own install script (the addon build) runs
+# next, on its own, so its output is visible.
+(cd "$here" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 step "building the addon offline"
 (cd "$here" && node scripts/build.js)
 step "npm ci (examples/playwright)"
-(cd "$examples" && npm ci --no-audit --no-fund --loglevel=error)
+(cd "$examples" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 
-# ------------------------------------------------------------------ 4. tests
+# ------------------------------------------------------------------ 3. tests
 step "node --test (bindings/node/test)"
 (cd "$here" && timeout 240 node --test --test-timeout=120000 test/*.test.js)
 

@@ -28,8 +28,12 @@ function loadAddon() {
     }
   }
   const err = new Error(
-    `fairsem: the native addon is not built (looked for ${tried.join(', ')}); ` +
-      'run `npm run build` in bindings/node (needs the C library: see README.md)');
+    `fairsem: the native addon is not built (looked for ${tried.join(', ')}). ` +
+      'Installing the package builds it (its install script compiles the C library it ' +
+      'carries with node-gyp): rebuild it with `npm rebuild fairsem`, which needs a C ' +
+      'compiler, make, python3, liburcu\'s headers (Debian: liburcu-dev) and the Node ' +
+      'headers (Debian: libnode-dev, else downloaded); in a checkout, `npm run build` in ' +
+      'bindings/node. FAIRSEM_NODE_ADDON=/path/to/fairsem.node loads another build.');
   err.code = 'MODULE_NOT_FOUND';
   throw err;
 }
