@@ -25,7 +25,7 @@ make_scratch() {
   scratch=$(mktemp -d)
   name="/fairsem-$1-$$"
   # A failed test must not leave a holder looping: end our own jobs first.
-  trap 'kill $(jobs -p) 2>/dev/null; rm -f "/dev/shm/${name#/}"; rm -rf "$scratch"' EXIT
+  trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "/dev/shm/${name#/}"; rm -rf "$scratch"' EXIT
 }
 
 wait_for_line() { # FILE LINE-PREFIX PID: until FILE has the line, or PID ends
