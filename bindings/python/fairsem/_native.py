@@ -182,9 +182,9 @@ def find_library() -> tuple[str, ctypes.CDLL]:
     raise ImportError(
         f"fairsem: no usable libfairsem {VERSION} for the package in {PACKAGE_DIR}\n  "
         + "\n  ".join(tried)
-        + "\nA built fairsem package carries its own libfairsem.so; this copy has none, so it"
-        " was installed without being built. Either reinstall it from a wheel, built with a C"
-        " compiler and liburcu's headers (Debian: liburcu-dev):\n"
+        + "\nA built fairsem package carries its own libfairsem.so; this one has none that"
+        " loads, so it was installed or put on sys.path without being built. Reinstall it from a"
+        " wheel, built with a C compiler and liburcu's headers (Debian: liburcu-dev):\n"
         "  /usr/bin/python3 -m pip wheel --no-build-isolation --no-deps <fairsem>/bindings/python\n"
         "  pip install fairsem-*.whl\n"
         f"or install the C library {VERSION} (cmake --install, or the fairsem .deb), or set"
