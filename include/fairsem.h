@@ -17,6 +17,12 @@
  *    queued request, no registration) and may go on using the handles it
  *    inherited: it attaches on its first call.  A tenant handle inherited
  *    from the parent is registered again, for the child, on first use.
+ *  - Write access to a segment is trust: the library survives any content a
+ *    writer leaves in it (calls return, deadlines hold; fairsem_check()
+ *    reports what it cannot explain, fairsem_reap() resets what nobody
+ *    owns), but a writer that truncates the file makes every attached
+ *    process die of SIGBUS on its next access past the new end, as with
+ *    any shared mapping.  Give untrusted users no write permission (mode).
  *
  * This header is the whole public API; it compiles alone as C and C++.
  */
@@ -171,6 +177,9 @@ typedef struct fairsem_reap_report {
     unsigned slots;         /**< slots returned to the pool */
     unsigned tickets;       /**< queued requests dropped */
     unsigned registrations; /**< tenant registrations dropped */
+    unsigned repaired;      /**< corrupt words reset: slot words and queue cells
+                                 that no live or dead process can explain
+                                 (their slots also count in `slots`) */
 } fairsem_reap_report_t;
 
 /* ---------------------------------------------------------------- segments */
@@ -179,7 +188,8 @@ typedef struct fairsem_reap_report {
  * Create the segment `name` and attach to it.
  *
  * @param name  "/something": one leading '/', no other '/', at most
- *              FAIRSEM_NAME_MAX bytes.
+ *              FAIRSEM_NAME_MAX bytes, and not "/." or "/.." (-EINVAL here,
+ *              in fairsem_open() and in fairsem_unlink() alike).
  * @param opts  settings of the new segment (max_slots is required).
  * @param out   receives the handle.
  * @return 0; -EINVAL (NULL argument, bad name, max_slots 0, min_share above
@@ -441,6 +451,14 @@ FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats,
 /**
  * Reclaim what dead processes held, queued or registered.  Live processes
  * are never touched (liveness is tested with each record's lease lock).
+ * Then reset the words that nobody will ever act on (counted in
+ * report->repaired): a slot word of kind FREE with stray bits or of no known
+ * kind, a reservation for a cell past max_waiters, a slot or cell naming a
+ * process record that is out of range, free, or claimed again since, and a
+ * queue cell with a state or queue-map bit but no owner.  A word naming a
+ * live record is left to that record even when it makes no sense (e.g. a
+ * slot held for a tenant the holder does not register): fairsem_check()
+ * reports it, and the record's own scrub frees it when it detaches or dies.
  * @param report  may be NULL.
  * @return 0; -EINVAL.
  */
@@ -528,6 +546,9 @@ typedef void (*fairsem_violation_fn)(void *arg, unsigned kind, const char *messa
  * of running processes are filtered by re-reading: a violation is reported
  * only if it persists over several passes.  `report` (may be NULL) is
  * called once per violation found in the last pass.
+ * Every word it cannot explain is reported, including a slot held by a live
+ * process for a tenant that process does not register (FAIRSEM_CHECK_SLOTS),
+ * and free slot words with stray bits.
  * @return a bitmask of FAIRSEM_CHECK_* (0: everything holds); -EINVAL.
  */
 FAIRSEM_EXTERN int fairsem_check(fairsem_t *sem, fairsem_violation_fn report, void *arg);

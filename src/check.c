@@ -61,6 +61,14 @@ static bool tenant_valid(const fairsem_t *sem, uint32_t t)
     return kind == FS_TENANT_ACTIVE || kind == FS_TENANT_DYING;
 }
 
+/* Does record p have tenant t registered?  A holder always does: its bit
+ * is set before its first acquire for t and cleared only after its last
+ * release (tenant.c; a scrub frees slots before it clears bits). */
+static bool registers(const fairsem_t *sem, uint32_t p, uint32_t t)
+{
+    return (atomic_load(&sem->regs[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
+}
+
 static void check_slots(fairsem_t *sem, struct pass *ps)
 {
     const struct fs_geometry *h = &sem->geo;
@@ -72,14 +80,19 @@ static void check_slots(fairsem_t *sem, struct pass *ps)
                 note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: free word with stray bits %#llx", i,
                      (unsigned long long)w);
             break;
-        case FS_SLOT_HELD:
-            if (!tenant_valid(sem, fs_slot_who(w)))
+        case FS_SLOT_HELD: {
+            bool valid = tenant_valid(sem, fs_slot_who(w)), live = tag_live(sem, fs_slot_owner(w));
+            if (!valid)
                 note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: held for tenant index %u, which is not a tenant", i,
                      fs_slot_who(w));
-            if (!tag_live(sem, fs_slot_owner(w)))
+            if (!live)
                 note(ps, FAIRSEM_CHECK_DEAD, "slot %u: held by record %u, which is dead or gone", i,
                      fs_tag_proc(fs_slot_owner(w)));
+            if (valid && live && !registers(sem, fs_tag_proc(fs_slot_owner(w)), fs_slot_who(w)))
+                note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: held by record %u for tenant %u, which it does not register",
+                     i, fs_tag_proc(fs_slot_owner(w)), fs_slot_who(w));
             break;
+        }
         case FS_SLOT_RESERVED: {
             uint32_t c = fs_slot_who(w);
             if (c >= h->max_waiters) {
@@ -117,7 +130,9 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
                 note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: no owner but %s", c, s ? "a state" : "in the queue map");
             continue;
         }
-        if (!(owner & FS_OWNER_BIT) || !tag_live(sem, (uint32_t)owner))
+        if (owner & ~(FS_OWNER_BIT | ((1ull << FS_TAG_BITS) - 1)))
+            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed owner word %#llx", c, (unsigned long long)owner);
+        else if (!(owner & FS_OWNER_BIT) || !tag_live(sem, (uint32_t)owner))
             note(ps, FAIRSEM_CHECK_DEAD, "cell %u: owned by record %u, which is dead or gone", c,
                  fs_tag_proc((uint32_t)owner));
         if (fs_cell_kind(s) == FS_CELL_EMPTY)
@@ -143,24 +158,25 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
 {
     const struct fs_geometry *h = &sem->geo;
     for (uint32_t t = 0; t < h->max_tenants; t++) {
-        const struct fs_tenant *e = &sem->tenants[t];
-        uint64_t st = atomic_load(&e->state);
+        uint64_t st = atomic_load(&sem->tenants[t].state);
         unsigned kind = st & 3;
         uint32_t worker = (uint32_t)(st >> 2) & 0xfff; /* inserter (INIT) or retirer (DYING) */
         if ((kind == FS_TENANT_INIT || kind == FS_TENANT_DYING) &&
             (worker >= h->max_procs || !fairsem__record_alive(sem, worker)))
             note(ps, FAIRSEM_CHECK_DEAD, "tenant %u: left %s by record %u, which is dead", t,
                  kind == FS_TENANT_INIT ? "half-inserted" : "half-retired", worker);
+        char name[FAIRSEM_TENANT_ID_MAX + 1], other[FAIRSEM_TENANT_ID_MAX + 1];
         if (!tenant_valid(sem, t))
             continue;
-        size_t len = strnlen(e->name, sizeof e->name);
-        if (len == 0 || len > FAIRSEM_TENANT_ID_MAX || fs_hash(e->name, len) != (uint32_t)(st >> 32)) {
+        st = fairsem__tenant_name(sem, t, name);
+        size_t len = strlen(name);
+        if (!st || len == 0 || fs_hash(name, len) != (uint32_t)(st >> 32)) {
             note(ps, FAIRSEM_CHECK_TENANTS, "tenant %u: malformed name or hash", t);
             continue;
         }
         for (uint32_t u = t + 1; u < h->max_tenants; u++)
-            if (tenant_valid(sem, u) && strncmp(e->name, sem->tenants[u].name, sizeof e->name) == 0)
-                note(ps, FAIRSEM_CHECK_TENANTS, "tenants %u and %u: both named \"%s\"", t, u, e->name);
+            if (tenant_valid(sem, u) && fairsem__tenant_name(sem, u, other) && strcmp(name, other) == 0)
+                note(ps, FAIRSEM_CHECK_TENANTS, "tenants %u and %u: both named \"%s\"", t, u, name);
     }
     for (uint32_t p = 0; p < h->max_procs; p++) {
         uint64_t st = atomic_load(&sem->procs[p].state);

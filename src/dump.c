@@ -14,18 +14,20 @@ int fairsem_info(fairsem_t *sem, fairsem_info_t *info)
 {
     if (!sem || !info)
         return -EINVAL;
-    const struct fs_header *h = sem->hdr;
+    /* The settings validated at open (the live header may have been
+     * overwritten since), and the display-only fields. */
+    const struct fs_geometry *g = &sem->geo;
     memset(info, 0, sizeof *info);
-    info->layout_version = h->layout_version;
-    info->max_slots = h->max_slots;
-    info->min_share = h->min_share;
-    info->max_tenants = h->max_tenants;
-    info->max_waiters = h->max_waiters;
-    info->max_procs = h->max_procs;
-    info->flags = h->flags;
-    memcpy(info->rule_name, h->rule_name, sizeof info->rule_name - 1);
-    info->size = h->total_size;
-    info->created_ns = h->created_ns;
+    info->layout_version = FS_LAYOUT_VERSION;
+    info->max_slots = g->max_slots;
+    info->min_share = g->min_share;
+    info->max_tenants = g->max_tenants;
+    info->max_waiters = g->max_waiters;
+    info->max_procs = g->max_procs;
+    info->flags = g->flags;
+    memcpy(info->rule_name, g->rule_name, sizeof info->rule_name - 1);
+    info->size = sem->size;
+    info->created_ns = sem->hdr->created_ns;
     return 0;
 }
 
@@ -39,14 +41,33 @@ int fairsem__record_alive(fairsem_t *sem, uint32_t p)
     return fairsem__lease_held(sem->fd, FS_LEASE_BASE + p) > 0;
 }
 
-/* Copy tenant t's name (empty if the index or entry is not valid). */
-void fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1])
+/* Seqlock-style: the name is copied (word by word, atomically) between
+ * two reads of the entry's state word; entering or leaving INIT, DYING or
+ * FREE always changes that word (its generation), so an equal pair means
+ * no writer touched the name in between.  A few tries, then give up. */
+#define NAME_TRIES 4
+
+uint64_t fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1])
 {
     out[0] = '\0';
     if (t >= sem->geo.max_tenants)
-        return;
-    memcpy(out, sem->tenants[t].name, FAIRSEM_TENANT_ID_MAX);
-    out[FAIRSEM_TENANT_ID_MAX] = '\0';
+        return 0;
+    const struct fs_tenant *e = &sem->tenants[t];
+    for (int k = 0; k < NAME_TRIES; k++) {
+        uint64_t st = atomic_load(&e->state);
+        if ((st & 3) != FS_TENANT_ACTIVE && (st & 3) != FS_TENANT_DYING)
+            return 0;
+        char name[sizeof e->name];
+        fs_name_load(e, name);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load(&e->state) == st) {
+            if (!memchr(name, '\0', sizeof name))
+                return 0; /* malformed: no terminator */
+            memcpy(out, name, FAIRSEM_TENANT_ID_MAX + 1);
+            return st;
+        }
+    }
+    return 0;
 }
 
 static void dump_procs(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)

@@ -42,6 +42,7 @@ struct fs_events {
 struct fs_geometry {
     uint32_t max_slots, min_share, max_tenants, max_waiters, max_procs, flags;
     uint32_t map_words, reg_words;
+    char rule_name[FAIRSEM_RULE_NAME_MAX + 1];
 };
 
 struct fairsem {
@@ -165,6 +166,12 @@ void fairsem__proc_release(fairsem_t *sem);
 bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report);
 /* Free everything record p's tags name.  Caller owns p (lease or self). */
 void fairsem__proc_scrub(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report);
+/* Has incarnation `tag` (record + generation) ended for good: its record is
+ * out of range, free, or claimed again since?  Then its scrub (if it needed
+ * one) is over, and a word still naming it is a leftover nobody else will
+ * touch.  (A LIVE record with a dropped lease is dead but not gone: its
+ * scrubber owns its words.) */
+bool fairsem__tag_gone(const fairsem_t *sem, uint32_t tag);
 
 /* --------------------------------------------------------------- tenant.c */
 
@@ -264,7 +271,10 @@ void fairsem__ticket_wake(fairsem_t *sem, uint32_t c);
 /* ----------------------------------------------------------------- dump.c */
 
 int fairsem__record_alive(fairsem_t *sem, uint32_t p);
-void fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1]);
+/* Copy tenant t's name; returns the entry's state word the copy belongs
+ * to, or 0 (and "") if t is not a live entry, its name is unterminated, or
+ * it kept changing while read. */
+uint64_t fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1]);
 
 /* ----------------------------------------------------------------- wait.c */
 

@@ -88,7 +88,8 @@
  *   tenant.closing    the inserter (not closing, while INIT); anyone who
  *                     changed an opens bit of the tenant, or scrubbed one:
  *                     CAS to match "no opens bit is set" (fs_tenant_closing)
- *   tenant name/hash  the inserter, while the entry is INIT
+ *   tenant name/hash  the inserter, while the entry is INIT (the name a word
+ *                     at a time, atomically: fs_name_store)
  *   slot words        see "slot word" below
  *   cell.owner        claimant (CAS 0->tag); owner or scrubber (tag->0)
  *   cell fields       the owner, before the cell turns WAITING
@@ -99,7 +100,10 @@
  * SLOT WORD (64 bits)
  *
  *   kind:2 | stamp:24 | who:12 | owner:26
- *   FREE      all zero
+ *   FREE      all zero, and only that: every snapshot, claim, check and
+ *             reap treats a word as free only if it is exactly 0 (a
+ *             FREE-kind word with stray bits, or kind 3, is a slot in use
+ *             by nobody, which fairsem_reap resets)
  *   HELD      owner = holder's proc tag, who = tenant index, stamp = a
  *             number unique to that acquisition (fairsem_slot_t carries it)
  *   RESERVED  owner = the granter's proc tag, who = cell index, stamp = low
@@ -136,7 +140,9 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
 #define FS_LAYOUT_VERSION 3u
@@ -214,6 +220,32 @@ struct fs_tenant {
     uint8_t pad[FS_CACHELINE * 2 - 88];
 };
 _Static_assert(sizeof(struct fs_tenant) == 2 * FS_CACHELINE, "tenant size");
+_Static_assert(offsetof(struct fs_tenant, name) % 8 == 0, "tenant name is read a word at a time");
+
+/* A tenant's name is written (by its inserter, while INIT) and read (by
+ * lookups, stats, dump, check) one 8-byte word at a time with atomic
+ * accesses: a reader racing a re-insertion of the entry gets whole words,
+ * never a data race, and tells a mixed copy by re-reading the state word
+ * (fairsem__tenant_name). */
+#define FS_NAME_WORDS (sizeof(((struct fs_tenant *)0)->name) / 8)
+
+static inline void fs_name_store(struct fs_tenant *e, const char *id, size_t len)
+{
+    for (size_t k = 0; k < FS_NAME_WORDS; k++) {
+        uint64_t w = 0;
+        if (k * 8 < len)
+            memcpy(&w, id + k * 8, len - k * 8 < 8 ? len - k * 8 : 8);
+        __atomic_store_n((uint64_t *)(void *)e->name + k, w, __ATOMIC_RELAXED);
+    }
+}
+
+static inline void fs_name_load(const struct fs_tenant *e, char out[sizeof e->name])
+{
+    for (size_t k = 0; k < FS_NAME_WORDS; k++) {
+        uint64_t w = __atomic_load_n((const uint64_t *)(const void *)e->name + k, __ATOMIC_RELAXED);
+        memcpy(out + k * 8, &w, 8);
+    }
+}
 
 static inline uint64_t fs_tenant_state(unsigned kind, uint32_t proc, uint32_t gen, uint32_t hash)
 {

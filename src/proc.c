@@ -194,3 +194,12 @@ void fairsem__proc_scrub(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *repo
     scrub_registrations(sem, p, report);
     fairsem__tenant_scrub(sem, p);
 }
+
+bool fairsem__tag_gone(const fairsem_t *sem, uint32_t tag)
+{
+    uint32_t p = fs_tag_proc(tag);
+    if (p >= sem->geo.max_procs)
+        return true;
+    uint64_t st = atomic_load(&sem->procs[p].state);
+    return state_kind(st) == FS_PROC_FREE || fs_proc_tag(p, state_gen(st)) != tag;
+}

@@ -1,12 +1,110 @@
 /*
- * reap.c - fairsem_reap(): reclaim at once what dead processes left.
- * (Waiters do the same on their own for the records they depend on; see
+ * reap.c - fairsem_reap(): reclaim at once what dead processes left, and
+ * reset words that no process, live or dead, can explain.
+ * (Waiters do the first on their own for the records they depend on; see
  * fairsem__reap_referenced in wait.c.)
+ *
+ * A word is repaired only when nobody can ever act on it: no live process
+ * will release, undo or free it, and no scrubber will.  That is so when the
+ * word has no owner at all (a FREE-kind slot word with stray bits, a word
+ * of no known kind, a cell with state or map bit but no owner), when it
+ * could not have been written by anyone (a reservation for a cell past
+ * max_waiters), or when the incarnation it names is gone for good
+ * (fairsem__tag_gone: record out of range, free, or claimed again since).
+ * Every repair is a CAS from the exact word read, so a word that changed
+ * meanwhile (its owner acted after all) is left alone.  Words naming a live
+ * record are never touched, even when they make no sense (a slot HELD for a
+ * tenant the holder does not register): the record's own scrub frees them
+ * when it detaches or dies, and fairsem_check reports them until then.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <string.h>
+
+#define TAG_MASK ((1ull << FS_TAG_BITS) - 1)
+
+/* Does slot word w (of slot i) belong to nobody who will ever act on it? */
+static bool slot_orphaned(fairsem_t *sem, uint32_t i, uint64_t w)
+{
+    switch (fs_slot_kind(w)) {
+    case FS_SLOT_FREE:
+        return w != 0; /* stray bits: no writer makes such a word */
+    case FS_SLOT_HELD:
+        return fairsem__tag_gone(sem, fs_slot_owner(w));
+    case FS_SLOT_RESERVED: {
+        uint32_t c = fs_slot_who(w);
+        if (c >= sem->geo.max_waiters)
+            return true; /* granters reserve only for cells they scanned */
+        if (!fairsem__tag_gone(sem, fs_slot_owner(w)))
+            return false; /* its granter finishes or undoes it */
+        /* Once its cell says GRANTED with this slot it is the cell
+         * owner's; that cell is repaired (or not) on its own. */
+        uint64_t s = atomic_load(&sem->cells[c].state);
+        return !(fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i &&
+                 fs_seq_stamp(s >> 32) == fs_slot_stamp(w));
+    }
+    default:
+        return true;
+    }
+}
+
+static void repair_slots(fairsem_t *sem, fairsem_reap_report_t *report)
+{
+    for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        if (w && slot_orphaned(sem, i, w) && atomic_compare_exchange_strong(&sem->slots[i], &w, 0)) {
+            report->repaired++;
+            report->slots++;
+        }
+    }
+}
+
+static bool mapped(const fairsem_t *sem, uint32_t c)
+{
+    return (atomic_load(&sem->map[c / 64]) >> (c % 64)) & 1;
+}
+
+/* Does cell c, whose owner word is `owner`, belong to nobody? */
+static bool cell_orphaned(fairsem_t *sem, uint32_t c, uint64_t owner)
+{
+    if (owner)
+        return fairsem__tag_gone(sem, (uint32_t)(owner & TAG_MASK));
+    /* No owner: a cell is claimed (owner) before it is mapped or filled
+     * and disowned last, so a state or a map bit here is a leftover. */
+    return mapped(sem, c) || atomic_load(&sem->cells[c].state) != 0;
+}
+
+/* Take cell c over (CAS of its owner word, as an enqueuer claims one), so
+ * nobody else can claim or free it, then close it to granters, give back
+ * a slot granted to it and free it. */
+static void repair_cell(fairsem_t *sem, uint32_t c, uint64_t owner, fairsem_reap_report_t *report)
+{
+    struct fs_cell *cell = &sem->cells[c];
+    if (!atomic_compare_exchange_strong(&cell->owner, &owner, FS_OWNER_BIT | sem->proc_tag))
+        return;
+    /* (An owner may have claimed and freed it since we looked: then it is
+     * clean, and giving it back repairs nothing.) */
+    bool dirty = owner || atomic_load(&cell->state) != 0 || mapped(sem, c);
+    uint32_t i;
+    if (fairsem__ticket_cancel(sem, c, &i) == 0 && i < sem->geo.max_slots) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        if (fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c &&
+            atomic_compare_exchange_strong(&sem->slots[i], &w, 0))
+            report->slots++;
+    }
+    fairsem__ticket_free(sem, c);
+    report->repaired += dirty;
+}
+
+static void repair_cells(fairsem_t *sem, fairsem_reap_report_t *report)
+{
+    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
+        uint64_t owner = atomic_load(&sem->cells[c].owner);
+        if (cell_orphaned(sem, c, owner))
+            repair_cell(sem, c, owner, report);
+    }
+}
 
 int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report)
 {
@@ -21,6 +119,10 @@ int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report)
         return rc;
     for (uint32_t p = 0; p < sem->geo.max_procs; p++)
         fairsem__proc_reap_if_dead(sem, p, report);
+    /* Cells first: freeing a cell may orphan the reservation it pointed
+     * at, which the slot pass then sees. */
+    repair_cells(sem, report);
+    repair_slots(sem, report);
     for (uint32_t t = 0; t < sem->geo.max_tenants; t++)
         fairsem__tenant_retire(sem, t);
     fairsem__schedule(sem, NULL, NULL);

@@ -113,9 +113,12 @@ static bool registry_remove(fairsem_t *sem)
     return false;
 }
 
+/* "/x": one leading '/', no other, and not "/." or "/..", which name the
+ * directory /dev/shm itself or its parent, never a segment. */
 static int check_name(const char *name)
 {
-    if (!name || name[0] != '/' || name[1] == '\0' || strchr(name + 1, '/'))
+    if (!name || name[0] != '/' || name[1] == '\0' || strchr(name + 1, '/') || strcmp(name, "/.") == 0 ||
+        strcmp(name, "/..") == 0)
         return -EINVAL;
     if (strlen(name) > FAIRSEM_NAME_MAX)
         return -ENAMETOOLONG;
@@ -182,12 +185,20 @@ static int check_options(const fairsem_options_t *o)
     return 0;
 }
 
-/* Point the handle's region pointers into the mapping. */
-static void map_regions(fairsem_t *sem)
+/* Point the handle's region pointers into the mapping, from `h`: the
+ * header as this process wrote or validated it, never the live one (which
+ * anyone with write access can change at any moment). */
+static void map_regions(fairsem_t *sem, const struct fs_header *h)
 {
-    struct fs_header *h = sem->hdr;
-    sem->geo = (struct fs_geometry){h->max_slots,   h->min_share, h->max_tenants, h->max_waiters,
-                                    h->max_procs,   h->flags,     h->map_words,   h->reg_words};
+    sem->geo = (struct fs_geometry){.max_slots = h->max_slots,
+                                    .min_share = h->min_share,
+                                    .max_tenants = h->max_tenants,
+                                    .max_waiters = h->max_waiters,
+                                    .max_procs = h->max_procs,
+                                    .flags = h->flags,
+                                    .map_words = h->map_words,
+                                    .reg_words = h->reg_words};
+    memcpy(sem->geo.rule_name, h->rule_name, sizeof sem->geo.rule_name);
     sem->map = (_Atomic uint64_t *)(sem->base + h->off_map);
     sem->procs = (struct fs_proc *)(sem->base + h->off_procs);
     sem->regs = (_Atomic uint64_t *)(sem->base + h->off_regs);
@@ -286,6 +297,7 @@ static int build(fairsem_t *sem, const fairsem_options_t *o)
     memcpy(sem->hdr, &h, offsetof(struct fs_header, version));
     atomic_store(&sem->hdr->version, 1);
     atomic_store_explicit((_Atomic uint32_t *)&sem->hdr->ready, FS_READY, memory_order_release);
+    map_regions(sem, &h);
     return 0;
 }
 
@@ -305,7 +317,6 @@ static int handle_build(int fd, const char *name, const fairsem_options_t *opts,
         handle_free(sem);
         return rc;
     }
-    map_regions(sem);
     *out = sem;
     return 0;
 }
@@ -343,14 +354,25 @@ static int open_anonymous_locked(const fairsem_options_t *opts, fairsem_t **out)
     return handle_finish(sem, out);
 }
 
-/* Validate a mapped header against the file size, field by field. */
+/* Copy the settings part of a mapped header once: validation and mapping
+ * then use only the copy, so a writer changing the live header between the
+ * two cannot make the handle use what was never validated.  The ready word
+ * is read first (acquire: the creator sets it last, with release). */
+static void header_copy(const struct fs_header *live, struct fs_header *h)
+{
+    uint32_t ready = atomic_load_explicit((_Atomic uint32_t *)&live->ready, memory_order_acquire);
+    memcpy(h, live, offsetof(struct fs_header, version));
+    h->ready = ready;
+}
+
+/* Validate a header copy against the file size, field by field. */
 static int validate(const struct fs_header *h, uint64_t file_size)
 {
     if (h->magic != FS_MAGIC)
         return FAIRSEM_EMAGIC;
     if (h->layout_version != FS_LAYOUT_VERSION || h->layout_hash != FS_LAYOUT_HASH)
         return FAIRSEM_EVERSION;
-    if (atomic_load_explicit((_Atomic uint32_t *)&h->ready, memory_order_acquire) != FS_READY)
+    if (h->ready != FS_READY)
         return FAIRSEM_EINIT;
     if (h->total_size != file_size)
         return FAIRSEM_ECORRUPT;
@@ -378,7 +400,7 @@ static int check_rule(const fairsem_t *sem, const fairsem_options_t *local)
 {
     if (!local || !local->share_fn_name)
         return local && local->share_fn ? -EINVAL : 0;
-    if (strcmp(sem->hdr->rule_name, local->share_fn_name) != 0)
+    if (strcmp(sem->geo.rule_name, local->share_fn_name) != 0)
         return FAIRSEM_ERULE;
     if (local->share_fn)
         for (unsigned d = 1; d <= sem->geo.max_tenants; d++)
@@ -430,9 +452,12 @@ static int open_locked(const char *name, const fairsem_options_t *local, fairsem
     sem->base = base;
     sem->size = (size_t)st.st_size;
     sem->hdr = base;
-    if ((rc = validate(sem->hdr, (uint64_t)st.st_size)) < 0)
+    struct fs_header h;
+    header_copy(sem->hdr, &h);
+    if ((rc = validate(&h, (uint64_t)st.st_size)) < 0)
         goto fail;
-    map_regions(sem);
+    FS_CRASHPOINT("open.validated");
+    map_regions(sem, &h);
     if ((rc = check_rule(sem, local)) < 0)
         goto fail;
     return handle_finish(sem, out);

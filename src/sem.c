@@ -91,6 +91,15 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
     }
 }
 
+/* A grant that names no slot reserved for its cell (only a corrupt word
+ * does that: nobody frees a reservation its GRANTED cell points at) is
+ * dropped, and the cell freed so that it is not lost as well. */
+static int grant_corrupt(fairsem_t *sem, uint32_t c)
+{
+    fairsem__ticket_free(sem, c);
+    return FAIRSEM_ECORRUPT;
+}
+
 int fairsem__claim_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot)
 {
     fairsem_t *sem = t->sem;
@@ -98,13 +107,13 @@ int fairsem__claim_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot)
     uint64_t s = atomic_load(&cell->state);
     uint32_t i = fs_cell_slot(s);
     if (fs_cell_kind(s) != FS_CELL_GRANTED || i >= sem->geo.max_slots)
-        return FAIRSEM_ECORRUPT;
+        return grant_corrupt(sem, c);
     uint64_t w = atomic_load(&sem->slots[i]);
     if (fs_slot_kind(w) != FS_SLOT_RESERVED || fs_slot_who(w) != c || fs_slot_stamp(w) != fs_seq_stamp(s >> 32))
-        return FAIRSEM_ECORRUPT;
+        return grant_corrupt(sem, c);
     uint32_t stamp = new_stamp(sem);
     if (!atomic_compare_exchange_strong(&sem->slots[i], &w, fs_slot_word(FS_SLOT_HELD, stamp, t->idx, sem->proc_tag)))
-        return FAIRSEM_ECORRUPT;
+        return grant_corrupt(sem, c);
     FS_CRASHPOINT("consume.held");
     atomic_store_explicit(&sem->since[i], fairsem__coarse_ns(), memory_order_relaxed);
     fairsem__ticket_free(sem, c);

@@ -105,11 +105,16 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
     for (uint32_t i = 0; i < s->max_slots; i++) {
         uint64_t w = atomic_load(&sem->slots[i]);
         uint32_t t = FS_NO_TENANT;
-        switch (fs_slot_kind(w)) {
-        case FS_SLOT_FREE:
+        /* Free means exactly 0, as every claim expects: a FREE-kind word
+         * with stray bits (or any word of no known kind) is in use by
+         * nobody, so no decision ever picks a slot its claim cannot take.
+         * fairsem_reap resets such words. */
+        if (w == 0) {
             if (s->nfree++ == 0)
                 s->first_free = i;
             continue;
+        }
+        switch (fs_slot_kind(w)) {
         case FS_SLOT_HELD:
             t = fs_slot_who(w);
             break;
@@ -138,6 +143,13 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
     }
 }
 
+/* Could `owner` be a cell owner's word (FS_OWNER_BIT | a record that
+ * exists)?  Whether that record lives is the reaper's question, not ours. */
+static bool owner_plausible(const fairsem_t *sem, uint64_t owner)
+{
+    return (owner & FS_OWNER_BIT) && fs_tag_proc((uint32_t)owner) < sem->geo.max_procs;
+}
+
 static void scan_cells(fairsem_t *sem, struct scratch *sc)
 {
     struct fs_snapshot *s = &sc->snap;
@@ -156,6 +168,11 @@ static void scan_cells(fairsem_t *sem, struct scratch *sc)
             uint64_t seq = atomic_load(&cell->seq);
             if (t >= s->ntenants || (seq & 0xffffffffu) != st >> 32 || fs_cell_slot(st) != 0)
                 continue; /* recycled while we read it (or malformed) */
+            /* Owner read after state: 0 means the cell was freed since (its
+             * owner word is cleared last), or that nobody owns it at all; a
+             * grant to such a cell would reach nobody. */
+            if (!owner_plausible(sem, atomic_load(&cell->owner)))
+                continue;
             s->waiters[s->nwaiters++] = (struct fs_waiter){seq, c, t};
             touch(s, t);
             s->waiting[t]++;

@@ -6,12 +6,6 @@
 #include <errno.h>
 #include <string.h>
 
-static bool tenant_live(const struct fs_tenant *e)
-{
-    unsigned kind = fs_tenant_kind(atomic_load(&e->state));
-    return kind == FS_TENANT_ACTIVE || kind == FS_TENANT_DYING;
-}
-
 /* Records with an open (not unregistered) registration of t. */
 static unsigned registrations_of(const fairsem_t *sem, uint32_t t)
 {
@@ -41,9 +35,11 @@ int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t
         stats->attached_procs += (atomic_load(&sem->procs[p].state) & 1) == FS_PROC_LIVE;
     size_t n = 0;
     for (uint32_t t = 0; t < s->ntenants; t++) {
-        const struct fs_tenant *e = &sem->tenants[t];
+        /* The name is read first, consistently with the entry's state (an
+         * entry retired or re-inserted meanwhile reads as not live). */
+        char id[FAIRSEM_TENANT_ID_MAX + 1];
+        bool live = fairsem__tenant_name(sem, t, id) != 0;
         unsigned regs = registrations_of(sem, t);
-        bool live = tenant_live(e);
         stats->registered_tenants += live && regs > 0;
         /* A closing tenant (every registration unregistered) leaves the
          * list at once; the slots it still holds stay in slots_in_use. */
@@ -51,12 +47,11 @@ int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t
             continue;
         if (n < cap) {
             fairsem_tenant_stats_t *ts = &tenants[n];
-            memcpy(ts->id, e->name, sizeof ts->id);
-            ts->id[FAIRSEM_TENANT_ID_MAX] = '\0';
+            memcpy(ts->id, id, sizeof ts->id);
             ts->held = s->held[t];
             ts->waiting = s->waiting[t];
             ts->share = fairsem__policy_share(s, t, FS_NO_TENANT);
-            ts->weight = atomic_load(&e->weight);
+            ts->weight = atomic_load(&sem->tenants[t].weight);
             ts->registrations = regs;
         }
         n++;

@@ -109,7 +109,9 @@ static bool wait_init(fairsem_t *sem, uint32_t i, uint64_t st)
 
 static bool same_name(const struct fs_tenant *e, const char *id, size_t len)
 {
-    return memcmp(e->name, id, len) == 0 && e->name[len] == '\0';
+    char name[sizeof e->name];
+    fs_name_load(e, name);
+    return memcmp(name, id, len) == 0 && name[len] == '\0';
 }
 
 /* Could entry j (not `mine`) be the same tenant as id?  A live entry is
@@ -175,8 +177,7 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         if (!atomic_compare_exchange_strong(&e->state, &st, init))
             continue;
         FS_CRASHPOINT("tenant.init");
-        memset(e->name, 0, sizeof e->name);
-        memcpy(e->name, id, len);
+        fs_name_store(e, id, len);
         e->hash = hash;
         atomic_store(&e->weight, weight);
         atomic_store(&e->closing, fs_closing_word(fs_tenant_gen(st), false));

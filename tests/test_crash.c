@@ -7,7 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "common.h"
-#include "layout.h"
+#include "internal.h"
 #include "procs.h"
 
 #include <criterion/criterion.h>
@@ -595,6 +595,40 @@ Test(crash, check_linked_after_unlink)
     cr_assert_eq(fairsem_check_linked(NULL), -EINVAL);
 }
 
+/* g_seg mapped raw, as a writer sees it. */
+struct raw {
+    size_t size;
+    unsigned char *base;
+    struct fs_header *h;
+    _Atomic uint64_t *map, *slots;
+    struct fs_proc *procs;
+    struct fs_tenant *tenants;
+    struct fs_cell *cells;
+};
+
+static struct raw raw_map(void)
+{
+    char path[sizeof g_seg + 16];
+    snprintf(path, sizeof path, "/dev/shm%s", g_seg);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    struct raw r = {.size = (size_t)st.st_size};
+    r.base = mmap(NULL, r.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    cr_assert_neq(r.base, MAP_FAILED);
+    r.h = (struct fs_header *)r.base;
+    r.map = (_Atomic uint64_t *)(r.base + r.h->off_map);
+    r.slots = (_Atomic uint64_t *)(r.base + r.h->off_slots);
+    r.procs = (struct fs_proc *)(r.base + r.h->off_procs);
+    r.tenants = (struct fs_tenant *)(r.base + r.h->off_tenants);
+    r.cells = (struct fs_cell *)(r.base + r.h->off_cells);
+    return r;
+}
+
+static void raw_unmap(struct raw *r) { munmap(r->base, r->size); }
+
 /* A dead process's queue cell claims a grant of a slot that does not exist
  * (a corrupted index): reaping it must not touch memory out of range, and
  * afterwards every invariant holds. */
@@ -609,26 +643,16 @@ Test(crash, corrupt_grant_index_in_dead_cell)
     cr_assert(wait_waiters(sem, 1, 3000), "the waiter did not queue");
     worker_kill(&w);
 
-    char path[sizeof g_seg + 16];
-    snprintf(path, sizeof path, "/dev/shm%s", g_seg);
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0);
-    struct stat st;
-    cr_assert_eq(fstat(fd, &st), 0);
-    unsigned char *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    cr_assert_neq(base, MAP_FAILED);
-    struct fs_header *h = (struct fs_header *)base;
-    struct fs_cell *cells = (struct fs_cell *)(base + h->off_cells);
+    struct raw r = raw_map();
     int corrupted = 0;
-    for (uint32_t c = 0; c < h->max_waiters; c++) {
-        if (atomic_load(&cells[c].owner) == 0)
+    for (uint32_t c = 0; c < r.h->max_waiters; c++) {
+        if (atomic_load(&r.cells[c].owner) == 0)
             continue;
-        uint64_t seq = atomic_load(&cells[c].seq);
-        atomic_store(&cells[c].state, fs_cell_word(seq, FS_CELL_GRANTED, 0xfffffffu));
+        uint64_t seq = atomic_load(&r.cells[c].seq);
+        atomic_store(&r.cells[c].state, fs_cell_word(seq, FS_CELL_GRANTED, 0xfffffffu));
         corrupted++;
     }
-    munmap(base, (size_t)st.st_size);
-    close(fd);
+    raw_unmap(&r);
     cr_assert_eq(corrupted, 1, "expected the dead waiter's one cell");
 
     fairsem_reap_report_t rep;
@@ -639,3 +663,373 @@ Test(crash, corrupt_grant_index_in_dead_cell)
     cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
     seg_close_unlink(sem, g_seg);
 }
+
+/* ------------------------------------------------ single corrupt words */
+
+/* These tests write one word the library never writes, as any process with
+ * write access could, then require that: every call returns (deadlines
+ * honoured, nothing spins), fairsem_check reports the word, fairsem_reap
+ * resets it when nobody can ever act on it (and says so), and the slot is
+ * usable again afterwards. */
+
+
+/* The tag of the live record attached by process pid. */
+static uint32_t raw_tag_of(const struct raw *r, pid_t pid)
+{
+    for (uint32_t p = 0; p < r->h->max_procs; p++) {
+        uint64_t st = atomic_load(&r->procs[p].state);
+        if ((st & 1) == FS_PROC_LIVE && r->procs[p].pid == pid)
+            return fs_proc_tag(p, st >> 1);
+    }
+    cr_assert_fail("process %d has no record", (int)pid);
+    return 0;
+}
+
+static uint32_t raw_free_record(const struct raw *r)
+{
+    for (uint32_t p = 0; p < r->h->max_procs; p++)
+        if ((atomic_load(&r->procs[p].state) & 1) == FS_PROC_FREE)
+            return p;
+    cr_assert_fail("no free record");
+    return 0;
+}
+
+static uint32_t raw_tenant(const struct raw *r, const char *id)
+{
+    for (uint32_t t = 0; t < r->h->max_tenants; t++)
+        if ((atomic_load(&r->tenants[t].state) & 3) == FS_TENANT_ACTIVE && strcmp(r->tenants[t].name, id) == 0)
+            return t;
+    cr_assert_fail("no tenant %s", id);
+    return 0;
+}
+
+/* A waiting request in cell c for tenant t, as an enqueuer publishes one,
+ * but with owner word `owner`; returns its seq. */
+static uint64_t raw_queue(struct raw *r, uint32_t c, uint32_t t, uint64_t owner)
+{
+    uint64_t seq = atomic_fetch_add(&r->h->ticket_seq, 1);
+    atomic_store(&r->cells[c].owner, owner);
+    atomic_fetch_or(&r->map[c / 64], 1ull << (c % 64));
+    atomic_store(&r->cells[c].tenant, t);
+    atomic_store(&r->cells[c].seq, seq);
+    atomic_store(&r->cells[c].state, fs_cell_word(seq, FS_CELL_WAITING, 0));
+    atomic_fetch_add(&r->h->version, 1);
+    return seq;
+}
+
+/* fairsem_check's messages, joined. */
+struct findings {
+    char text[2048];
+};
+
+static void collect(void *arg, unsigned kind, const char *msg)
+{
+    struct findings *f = arg;
+    size_t n = strlen(f->text);
+    snprintf(f->text + n, sizeof f->text - n, "[%u] %s\n", kind, msg);
+}
+
+/* fairsem_check must report `kind` with a message containing `words`. */
+static void expect_check(fairsem_t *sem, unsigned kind, const char *words)
+{
+    struct findings f = {{0}};
+    int rc = fairsem_check(sem, collect, &f);
+    cr_assert(rc > 0 && (rc & (int)kind), "check gave %d, want kind %#x; it said:\n%s", rc, kind, f.text);
+    cr_assert(strstr(f.text, words), "check did not say \"%s\"; it said:\n%s", words, f.text);
+}
+
+/* How long a probe may take before we call it hung: far more than any
+ * call needs, even on a loaded machine. */
+#define WATCHDOG_MS 30000
+
+enum { PROBE_OK, PROBE_OPEN, PROBE_REGISTER, PROBE_ACQUIRE };
+
+/* In a child: open g_seg (a new process attaching), register and ask for a
+ * slot with a 50 ms deadline, which must end in -ETIMEDOUT (the corrupt
+ * word holds the pool's only free slot).  The child must end within the
+ * watchdog, with PROBE_OK. */
+static void expect_probe_times_out(void)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        fairsem_t *sem;
+        fairsem_tenant_t *t;
+        fairsem_slot_t s;
+        if (fairsem_open(g_seg, NULL, &sem) != 0)
+            _exit(PROBE_OPEN);
+        if (fairsem_tenant_register(sem, "probe", 1, &t) != 0)
+            _exit(PROBE_REGISTER);
+        int rc = fairsem_acquire_timeout(t, 50000000u, &s);
+        fairsem_close(sem);
+        _exit(rc == -ETIMEDOUT ? PROBE_OK : PROBE_ACQUIRE);
+    }
+    track_pid(pid);
+    int status = wait_exit(pid, WATCHDOG_MS);
+    cr_assert_neq(status, -1, "open or acquire_timeout hung on the corrupt word");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == PROBE_OK, "probe ended with status %#x", status);
+}
+
+/* Reap must reset exactly `repaired` words, giving `slots` slots back. */
+static void expect_reap(fairsem_t *sem, unsigned repaired, unsigned slots)
+{
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.repaired, repaired, "reap repaired %u words, want %u", rep.repaired, repaired);
+    cr_assert_eq(rep.slots, slots, "reap gave back %u slots, want %u", rep.slots, slots);
+}
+
+/* Every slot of the pool can be taken and given back. */
+static void expect_all_slots(fairsem_tenant_t *t, unsigned n)
+{
+    fairsem_slot_t s[8];
+    for (unsigned i = 0; i < n; i++)
+        cr_assert_eq(fairsem_try_acquire(t, &s[i]), 0, "slot %u of %u is lost", i + 1, n);
+    for (unsigned i = 0; i < n; i++)
+        cr_assert_eq(fairsem_release(t, s[i]), 0);
+}
+
+/* What every test ends with: check reports `kind` saying `words`, reap
+ * resets `repaired` words giving `slots` slots back, all `n` slots of the
+ * pool are usable again and check finds nothing. */
+static void expect_repaired(fairsem_t *sem, fairsem_tenant_t *t, unsigned kind, const char *words,
+                            unsigned repaired, unsigned slots, unsigned n)
+{
+    expect_check(sem, kind, words);
+    expect_reap(sem, repaired, slots);
+    expect_all_slots(t, n);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+    seg_close_unlink(sem, g_seg);
+}
+
+/* A 1-slot pool with tenant A registered, whose slot word is then set to
+ * what `make` returns from the raw segment: a newcomer's acquire must time
+ * out (not hang), check must report `kind` saying `words`, and reap must
+ * reset the one word and give the slot back. */
+static void expect_slot_word_repaired(const char *what, uint64_t (*make)(struct raw *), unsigned kind,
+                                      const char *words)
+{
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, what, 1);
+    fairsem_tenant_t *t = tenant_reg(sem, "A");
+    struct raw r = raw_map();
+    atomic_store(&r.slots[0], make(&r));
+    raw_unmap(&r);
+    expect_probe_times_out();
+    expect_repaired(sem, t, kind, words, 1, 1, 1);
+}
+
+/* The review's case: the snapshot counted this word free, the claim wanted
+ * exactly 0, and the scheduler retried forever (acquire_timeout, a new
+ * open scrubbing a dead record, and reap all spun). */
+Test(crash, corrupt_free_word_with_stray_bits)
+{
+    fairsem_options_t o = {.max_slots = 1, .max_procs = 2};
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "cr-stray", &o);
+    fairsem_tenant_t *t = tenant_reg(sem, "A");
+    /* A dead record, so the probe's open must scrub it (and schedule). */
+    struct worker w;
+    cr_assert(spawn_ctl(&w, g_seg, "k", "dead"));
+    worker_kill(&w);
+    struct raw r = raw_map();
+    atomic_store(&r.slots[0], 0x1234u); /* kind FREE, stray bits */
+    raw_unmap(&r);
+
+    expect_probe_times_out();
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire_timeout(t, 20000000u, &s), -ETIMEDOUT);
+    expect_repaired(sem, t, FAIRSEM_CHECK_SLOTS, "stray bits", 1, 1, 1);
+}
+
+/* A word of no known kind (3) holds the slot for nobody. */
+static uint64_t unknown_kind(struct raw *r)
+{
+    (void)r;
+    return 3ull << 62 | 77;
+}
+
+Test(crash, corrupt_slot_word_of_unknown_kind)
+{
+    expect_slot_word_repaired("cr-kind3", unknown_kind, FAIRSEM_CHECK_SLOTS, "malformed word");
+}
+
+/* A reservation for cell 4000 (past max_waiters) naming a live granter (this
+ * process): no granter reserves for a cell it never scanned, so it is
+ * nobody's, whoever it names. */
+static uint64_t reserved_for_cell_4000(struct raw *r)
+{
+    return fs_slot_word(FS_SLOT_RESERVED, 7, 4000, raw_tag_of(r, getpid()));
+}
+
+Test(crash, corrupt_reservation_for_missing_cell)
+{
+    expect_slot_word_repaired("cr-res4000", reserved_for_cell_4000, FAIRSEM_CHECK_SLOTS, "out of range");
+}
+
+/* HELD words naming a record past max_procs, and a record that is free:
+ * no process can ever release them, and no scrubber looks at them. */
+Test(crash, corrupt_held_by_absent_record)
+{
+    fairsem_options_t o = {.max_slots = 2, .max_procs = 4};
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "cr-absent", &o);
+    fairsem_tenant_t *t = tenant_reg(sem, "A");
+    struct raw r = raw_map();
+    uint32_t a = raw_tenant(&r, "A");
+    atomic_store(&r.slots[0], fs_slot_word(FS_SLOT_HELD, 5, a, fs_proc_tag(4000, 3)));
+    atomic_store(&r.slots[1], fs_slot_word(FS_SLOT_HELD, 6, a, fs_proc_tag(raw_free_record(&r), 9)));
+    raw_unmap(&r);
+    fairsem_slot_t s;
+    cr_assert_eq(fairsem_acquire_timeout(t, 20000000u, &s), -ETIMEDOUT);
+    expect_repaired(sem, t, FAIRSEM_CHECK_DEAD, "dead or gone", 2, 2, 2);
+}
+
+/* A 1-slot pool whose only slot tenant A holds when a waiting request of
+ * A is written into cell c with owner word `owner`.  The release must not
+ * grant it (a grant to it would reach nobody and keep the slot for good):
+ * A takes the slot again. */
+static fairsem_t *pool_with_cell(const char *what, uint32_t c, uint64_t owner, fairsem_tenant_t **t)
+{
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, what, 1);
+    fairsem_slot_t s;
+    *t = tenant_reg_acquire(sem, "A", &s);
+    struct raw r = raw_map();
+    raw_queue(&r, c, raw_tenant(&r, "A"), owner);
+    raw_unmap(&r);
+    cr_assert_eq(fairsem_release(*t, s), 0);
+    cr_assert_eq(fairsem_try_acquire(*t, &s), 0, "the slot went to a cell nobody owns");
+    cr_assert_eq(fairsem_release(*t, s), 0);
+    return sem;
+}
+
+/* A WAITING cell with no owner: the scheduler ignores it; reap frees it. */
+Test(crash, corrupt_ownerless_waiting_cell)
+{
+    fairsem_tenant_t *t;
+    fairsem_t *sem = pool_with_cell("cr-ghost", 5, 0, &t);
+    expect_repaired(sem, t, FAIRSEM_CHECK_QUEUE, "cell 5: no owner", 1, 0, 1);
+}
+
+/* A queued cell owned by a record past max_procs is nobody's either. */
+Test(crash, corrupt_cell_owned_by_absent_record)
+{
+    fairsem_tenant_t *t;
+    fairsem_t *sem = pool_with_cell("cr-cellabs", 3, FS_OWNER_BIT | fs_proc_tag(4000, 1), &t);
+    expect_repaired(sem, t, FAIRSEM_CHECK_DEAD, "cell 3: owned by record 4000", 1, 0, 1);
+}
+
+/* The ownerless cell was granted the slot already (a reservation by a live
+ * granter, this process): reap takes the cell over and gives the slot back. */
+static uint64_t granted_to_ghost(struct raw *r)
+{
+    uint64_t seq = raw_queue(r, 9, raw_tenant(r, "A"), 0);
+    atomic_store(&r->cells[9].state, fs_cell_word(seq, FS_CELL_GRANTED, 0));
+    return fs_slot_word(FS_SLOT_RESERVED, fs_seq_stamp(seq), 9, raw_tag_of(r, getpid()));
+}
+
+Test(crash, corrupt_ownerless_granted_cell)
+{
+    expect_slot_word_repaired("cr-ghostgr", granted_to_ghost, FAIRSEM_CHECK_QUEUE, "cell 9: no owner");
+}
+
+/* A HELD word naming a live process, for a tenant that process does not
+ * register: check reports it; reap leaves it (a live record's words are its
+ * own: it may really hold the slot under a damaged tenant index); the
+ * record's scrub frees it when that process dies. */
+Test(crash, corrupt_phantom_held_by_live_record)
+{
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-phantom", 2);
+    fairsem_tenant_t *t = tenant_reg(sem, "A");
+    struct worker w;
+    cr_assert(spawn_ctl(&w, g_seg, "k", "live"));
+    struct raw r = raw_map();
+    atomic_store(&r.slots[1], fs_slot_word(FS_SLOT_HELD, 99, raw_tenant(&r, "A"), raw_tag_of(&r, w.pid)));
+    raw_unmap(&r);
+    expect_check(sem, FAIRSEM_CHECK_SLOTS, "which it does not register");
+    expect_reap(sem, 0, 0);
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 1u);
+    worker_kill(&w);
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.procs, 1u);
+    cr_assert_eq(rep.slots, 1u);
+    expect_all_slots(t, 2);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+    seg_close_unlink(sem, g_seg);
+}
+
+/* ------------------------------------------ the header, read only once */
+
+/* An opener stopped right after validating the header while a writer sets
+ * max_slots to a value the file cannot hold: the handle must keep using
+ * what it validated (before the fix, the header was read again to map the
+ * regions, and the opener used 9 slots of a 3-slot file). */
+Test(crash, header_changed_after_validation_is_not_used)
+{
+    char path[300];
+    uint64_t size;
+    fresh_segment("cr-reread", path, sizeof path, &size);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        fairsem__crash_arm(1, SIGSTOP, -1); /* "open.validated" */
+        fairsem_t *sem;
+        if (fairsem_open(g_seg, NULL, &sem) != 0)
+            _exit(1);
+        fairsem_info_t info;
+        fairsem_stats_t st;
+        if (fairsem_info(sem, &info) != 0 || info.max_slots != 3)
+            _exit(2);
+        if (fairsem_stats(sem, &st, NULL, 0, NULL) != 0 || st.max_slots != 3 || st.slots_available != 3)
+            _exit(3);
+        fairsem_tenant_t *t;
+        fairsem_slot_t s[4];
+        if (fairsem_tenant_register(sem, "A", 1, &t) != 0)
+            _exit(4);
+        for (int i = 0; i < 3; i++)
+            if (fairsem_try_acquire(t, &s[i]) != 0)
+                _exit(5);
+        if (fairsem_try_acquire(t, &s[3]) != -EAGAIN)
+            _exit(6);
+        fairsem_close(sem);
+        _exit(0);
+    }
+    track_pid(pid);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(status), "the opener did not stop after validating (status %#x)", status);
+    uint32_t nine = 9;
+    poke(path, offsetof(struct fs_header, max_slots), &nine, sizeof nine);
+    cr_assert_eq(kill(pid, SIGCONT), 0);
+    status = wait_exit(pid, WATCHDOG_MS);
+    cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the opener used the header as changed after validation (status %#x)", status);
+    expect_open(FAIRSEM_ECORRUPT, "max_slots 9 in a 3-slot file");
+}
+
+/* ------------------------------------------------------ special names */
+
+/* "/." and "/.." name /dev/shm itself and its parent: refused as bad names
+ * on create, open and unlink alike, not -EEXIST or whatever the OS says. */
+Test(crash, dot_names_refused_everywhere)
+{
+    const char *names[] = {"/.", "/.."};
+    fairsem_options_t o = {.max_slots = 1};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        fairsem_t *sem = NULL;
+        cr_assert_eq(fairsem_create(names[i], &o, &sem), -EINVAL, "create %s", names[i]);
+        cr_assert_eq(fairsem_open(names[i], NULL, &sem), -EINVAL, "open %s", names[i]);
+        fairsem_options_t ro = {.flags = FAIRSEM_READONLY};
+        cr_assert_eq(fairsem_open(names[i], &ro, &sem), -EINVAL, "open %s read-only", names[i]);
+        cr_assert_eq(fairsem_unlink(names[i], 0), -EINVAL, "unlink %s", names[i]);
+    }
+    /* Names that merely start with dots are ordinary names. */
+    fairsem_t *sem;
+    test_name(g_seg, sizeof g_seg, "cr-dots");
+    char name[sizeof g_seg];
+    snprintf(name, sizeof name, "/...%s", g_seg + 1);
+    snprintf(g_seg, sizeof g_seg, "%s", name);
+    cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
+    seg_close_unlink(sem, g_seg);
+}
+

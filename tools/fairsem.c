@@ -304,8 +304,8 @@ static int cmd_reap(int argc, char **argv)
 {
     static const char *help =
         "usage: fairsem reap NAME [--dry-run]\n"
-        "Reclaim the slots, queued requests and registrations of dead processes.\n"
-        "Live processes are never touched.  --dry-run only says what it would do.\n";
+        "Reclaim the slots, queued requests and registrations of dead processes,\n"
+        "and reset corrupt words that nobody owns.  Live processes are never touched.  --dry-run only says what it would do.\n";
     bool dry = false;
     struct flag_opt flags[] = {{"--dry-run", &dry}, {NULL, NULL}};
     const char *name;
@@ -329,8 +329,11 @@ static int cmd_reap(int argc, char **argv)
     fairsem_close(sem);
     if (rc < 0)
         return cli_fail(name, rc);
-    printf("%s: reaped %u dead processes, %u slots, %u queued requests, %u registrations\n", name, r.procs,
+    printf("%s: reaped %u dead processes, %u slots, %u queued requests, %u registrations", name, r.procs,
            r.slots, r.tickets, r.registrations);
+    if (r.repaired)
+        printf(", %u corrupt words repaired", r.repaired);
+    printf("\n");
     return EXIT_OK;
 }
 

@@ -97,6 +97,8 @@ export interface ReapReport {
   slots: number;
   requests: number;
   registrations: number;
+  /** corrupt words reset (slots among them also count in `slots`) */
+  repaired: number;
 }
 
 export interface UnlinkOptions {

@@ -708,6 +708,7 @@ static napi_value js_reap(napi_env env, napi_callback_info info)
     set_u32(env, o, "slots", rep.slots);
     set_u32(env, o, "requests", rep.tickets);
     set_u32(env, o, "registrations", rep.registrations);
+    set_u32(env, o, "repaired", rep.repaired);
     return o;
 }
 

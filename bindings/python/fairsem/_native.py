@@ -84,6 +84,7 @@ class ReapReport(ctypes.Structure):
         ("slots", ctypes.c_uint),
         ("tickets", ctypes.c_uint),
         ("registrations", ctypes.c_uint),
+        ("repaired", ctypes.c_uint),
     ]
 
 

@@ -83,6 +83,7 @@ class ReapReport:
     slots: int
     requests: int
     registrations: int
+    repaired: int = 0  # corrupt words reset (slots among them count in `slots`)
 
 
 def _raise_for(code: int, what: str) -> None:
@@ -769,7 +770,7 @@ class FairShareSemaphore:
             rc = lib.fairsem_reap(self._live_handle(), ctypes.byref(report))
         if rc < 0:
             _raise_for(rc, "fairsem_reap")
-        return ReapReport(report.procs, report.slots, report.tickets, report.registrations)
+        return ReapReport(report.procs, report.slots, report.tickets, report.registrations, report.repaired)
 
 
 def _reopen(
