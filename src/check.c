@@ -139,7 +139,7 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
             continue; /* being filled or emptied */
         if (!mapped)
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: queued but missing from the queue map", c);
-        if (fs_cell_kind(s) > FS_CELL_CANCELLED)
+        if (fs_cell_kind(s) > FS_CELL_CANCELLED || (fs_cell_kind(s) != FS_CELL_GRANTED && fs_cell_slot(s) != 0))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed state %#llx", c, (unsigned long long)s);
         if (atomic_load(&cell->seq) >= next_seq || (atomic_load(&cell->seq) & 0xffffffffu) != s >> 32)
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: ticket number out of step", c);
@@ -152,6 +152,9 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
                 note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: granted slot %u, which is not reserved for it", c, i);
         }
     }
+    /* Bits past the last cell in the map's last word (scanners skip them). */
+    if (h->max_waiters % 64 && atomic_load(&sem->map[h->map_words - 1]) >> (h->max_waiters % 64))
+        note(ps, FAIRSEM_CHECK_QUEUE, "queue map: bits set past cell %u, the last", h->max_waiters - 1);
 }
 
 static void check_tenants(fairsem_t *sem, struct pass *ps)

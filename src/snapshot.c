@@ -143,11 +143,13 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
     }
 }
 
-/* Could `owner` be a cell owner's word (FS_OWNER_BIT | a record that
- * exists)?  Whether that record lives is the reaper's question, not ours. */
+/* Could `owner` be a cell owner's word (FS_OWNER_BIT | the tag of a record
+ * that exists, no other bit)?  Whether that record lives is the reaper's
+ * question, not ours. */
 static bool owner_plausible(const fairsem_t *sem, uint64_t owner)
 {
-    return (owner & FS_OWNER_BIT) && fs_tag_proc((uint32_t)owner) < sem->geo.max_procs;
+    return (owner & ~((1ull << FS_TAG_BITS) - 1)) == FS_OWNER_BIT &&
+           fs_tag_proc((uint32_t)owner) < sem->geo.max_procs;
 }
 
 static void scan_cells(fairsem_t *sem, struct scratch *sc)

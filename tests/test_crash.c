@@ -958,6 +958,28 @@ Test(crash, corrupt_phantom_held_by_live_record)
     seg_close_unlink(sem, g_seg);
 }
 
+/* Words nothing acts on, but nothing explains either: check lists them
+ * (a map bit past the last cell, an owner word with stray high bits naming
+ * this live process, a waiting cell whose state carries a slot index). */
+Test(crash, check_reports_words_it_cannot_explain)
+{
+    fairsem_options_t o = {.max_slots = 1, .max_waiters = 10};
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "cr-unexpl", &o);
+    fairsem_tenant_t *t = tenant_reg(sem, "A");
+    struct raw r = raw_map();
+    uint32_t me = raw_tag_of(&r, getpid());
+    atomic_fetch_or(&r.map[0], 1ull << 20);
+    raw_queue(&r, 2, raw_tenant(&r, "A"), FS_OWNER_BIT | 1ull << 40 | me);
+    uint64_t seq = raw_queue(&r, 4, raw_tenant(&r, "A"), FS_OWNER_BIT | me);
+    atomic_store(&r.cells[4].state, fs_cell_word(seq, FS_CELL_WAITING, 1));
+    raw_unmap(&r);
+    expect_check(sem, FAIRSEM_CHECK_QUEUE, "bits set past cell 9");
+    expect_check(sem, FAIRSEM_CHECK_QUEUE, "cell 2: malformed owner word");
+    expect_check(sem, FAIRSEM_CHECK_QUEUE, "cell 4: malformed state");
+    expect_all_slots(t, 1); /* neither cell is granted the slot */
+    seg_close_unlink(sem, g_seg);
+}
+
 /* ------------------------------------------ the header, read only once */
 
 /* An opener stopped right after validating the header while a writer sets
