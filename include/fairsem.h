@@ -177,9 +177,10 @@ typedef struct fairsem_reap_report {
     unsigned slots;         /**< slots returned to the pool */
     unsigned tickets;       /**< queued requests dropped */
     unsigned registrations; /**< tenant registrations dropped */
-    unsigned repaired;      /**< corrupt words reset: slot words and queue cells
-                                 that no live or dead process can explain
-                                 (their slots also count in `slots`) */
+    unsigned repaired;      /**< corrupt words reset: slot words, queue cells
+                                 and tenant entries that no live or dead
+                                 process will ever act on (slots among them
+                                 also count in `slots`) */
 } fairsem_reap_report_t;
 
 /* ---------------------------------------------------------------- segments */
@@ -454,11 +455,13 @@ FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats,
  * Then reset the words that nobody will ever act on (counted in
  * report->repaired): a slot word of kind FREE with stray bits or of no known
  * kind, a reservation for a cell past max_waiters, a slot or cell naming a
- * process record that is out of range, free, or claimed again since, and a
- * queue cell with a state or queue-map bit but no owner.  A word naming a
- * live record is left to that record even when it makes no sense (e.g. a
- * slot held for a tenant the holder does not register): fairsem_check()
- * reports it, and the record's own scrub frees it when it detaches or dies.
+ * process record that is out of range, free, or claimed again since, a
+ * queue cell with a state or queue-map bit but no owner, and a tenant entry
+ * left half-inserted or half-retired by a record past max_procs.  A word
+ * naming a live record is left to that record even when it makes no sense
+ * (e.g. a slot held for a tenant the holder does not register):
+ * fairsem_check() reports it, and the record's own scrub frees it when it
+ * detaches or dies.
  * @param report  may be NULL.
  * @return 0; -EINVAL.
  */

@@ -106,6 +106,25 @@ static void repair_cells(fairsem_t *sem, fairsem_reap_report_t *report)
     }
 }
 
+/* A tenant entry left INIT or DYING names its inserter or retirer in 12
+ * bits (tenant state word, layout.h), which can say a record past
+ * max_procs: nobody can be that record, so its work is finished here as its
+ * scrubber would finish it (back to FREE, or ACTIVE if still registered).
+ * An entry naming a record that exists is that record's (or its
+ * scrubber's) to finish. */
+static void repair_tenants(fairsem_t *sem, fairsem_reap_report_t *report)
+{
+    for (uint32_t t = 0; t < sem->geo.max_tenants; t++) {
+        uint64_t st = atomic_load(&sem->tenants[t].state);
+        unsigned kind = st & 3;
+        uint32_t worker = (uint32_t)(st >> 2) & 0xfff;
+        if ((kind == FS_TENANT_INIT || kind == FS_TENANT_DYING) && worker >= sem->geo.max_procs) {
+            fairsem__tenant_scrub(sem, worker);
+            report->repaired += atomic_load(&sem->tenants[t].state) != st;
+        }
+    }
+}
+
 int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report)
 {
     if (!sem)
@@ -123,6 +142,7 @@ int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report)
      * at, which the slot pass then sees. */
     repair_cells(sem, report);
     repair_slots(sem, report);
+    repair_tenants(sem, report);
     for (uint32_t t = 0; t < sem->geo.max_tenants; t++)
         fairsem__tenant_retire(sem, t);
     fairsem__schedule(sem, NULL, NULL);

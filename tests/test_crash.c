@@ -958,6 +958,28 @@ Test(crash, corrupt_phantom_held_by_live_record)
     seg_close_unlink(sem, g_seg);
 }
 
+/* A tenant entry left half-inserted by record 4000 (past max_procs) with
+ * the hash of "X": registering "X" waits for that inserter and gives up
+ * with -EBUSY, until reap finishes the entry (nobody can be record 4000). */
+Test(crash, corrupt_tenant_entry_of_absent_inserter)
+{
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-tinit", 1);
+    struct raw r = raw_map();
+    uint64_t hash = fs_hash("X", 1);
+    atomic_store(&r.tenants[5].state, hash << 32 | 4000u << 2 | FS_TENANT_INIT);
+    raw_unmap(&r);
+    fairsem_tenant_t *t;
+    cr_assert_eq(fairsem_tenant_register(sem, "X", 1, &t), -EBUSY);
+    expect_check(sem, FAIRSEM_CHECK_DEAD, "half-inserted by record 4000");
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.repaired, 1u);
+    t = tenant_reg(sem, "X");
+    expect_all_slots(t, 1);
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+    seg_close_unlink(sem, g_seg);
+}
+
 /* Words nothing acts on, but nothing explains either: check lists them
  * (a map bit past the last cell, an owner word with stray high bits naming
  * this live process, a waiting cell whose state carries a slot index). */
