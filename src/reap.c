@@ -68,8 +68,15 @@ static bool mapped(const fairsem_t *sem, uint32_t c)
 /* Does cell c, whose owner word is `owner`, belong to nobody? */
 static bool cell_orphaned(fairsem_t *sem, uint32_t c, uint64_t owner)
 {
-    if (owner)
-        return fairsem__tag_gone(sem, (uint32_t)(owner & TAG_MASK));
+    /* A cell naming a gone incarnation of a record whose lease is held now
+     * is left to that holder: a scrubber of the record frees every cell
+     * with the record's index (plain stores, which a repair racing it
+     * could let land on a cell claimed again in between), and so does the
+     * record's owner when it detaches. */
+    if (owner) {
+        uint32_t tag = (uint32_t)(owner & TAG_MASK);
+        return fairsem__tag_gone(sem, tag) && !fairsem__record_alive(sem, fs_tag_proc(tag));
+    }
     /* No owner: a cell is claimed (owner) before it is mapped or filled
      * and disowned last, so a state or a map bit here is a leftover. */
     return mapped(sem, c) || atomic_load(&sem->cells[c].state) != 0;
