@@ -57,7 +57,7 @@ static bool tenant_valid(const fairsem_t *sem, uint32_t t)
 {
     if (t >= sem->geo.max_tenants)
         return false;
-    unsigned kind = atomic_load(&sem->tenants[t].state) & 3;
+    unsigned kind = fs_tenant_kind(atomic_load(&sem->tenants[t].state));
     return kind == FS_TENANT_ACTIVE || kind == FS_TENANT_DYING;
 }
 
@@ -162,8 +162,8 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
     const struct fs_geometry *h = &sem->geo;
     for (uint32_t t = 0; t < h->max_tenants; t++) {
         uint64_t st = atomic_load(&sem->tenants[t].state);
-        unsigned kind = st & 3;
-        uint32_t worker = (uint32_t)(st >> 2) & 0xfff; /* inserter (INIT) or retirer (DYING) */
+        unsigned kind = fs_tenant_kind(st);
+        uint32_t worker = fs_tenant_proc(st); /* inserter (INIT) or retirer (DYING) */
         if ((kind == FS_TENANT_INIT || kind == FS_TENANT_DYING) &&
             (worker >= h->max_procs || !fairsem__record_alive(sem, worker)))
             note(ps, FAIRSEM_CHECK_DEAD, "tenant %u: left %s by record %u, which is dead", t,

@@ -55,7 +55,7 @@ uint64_t fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM
     const struct fs_tenant *e = &sem->tenants[t];
     for (int k = 0; k < NAME_TRIES; k++) {
         uint64_t st = atomic_load(&e->state);
-        if ((st & 3) != FS_TENANT_ACTIVE && (st & 3) != FS_TENANT_DYING)
+        if (fs_tenant_kind(st) != FS_TENANT_ACTIVE && fs_tenant_kind(st) != FS_TENANT_DYING)
             return 0;
         char name[sizeof e->name];
         fs_name_load(e, name);

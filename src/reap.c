@@ -114,17 +114,17 @@ static void repair_cells(fairsem_t *sem, fairsem_reap_report_t *report)
 }
 
 /* A tenant entry left INIT or DYING names its inserter or retirer in 12
- * bits (tenant state word, layout.h), which can say a record past
- * max_procs: nobody can be that record, so its work is finished here as its
- * scrubber would finish it (back to FREE, or ACTIVE if still registered).
+ * bits (fs_tenant_proc), which can say a record past max_procs: nobody can
+ * be that record, so its work is finished here as its scrubber would finish
+ * it (back to FREE, or ACTIVE if still registered).
  * An entry naming a record that exists is that record's (or its
  * scrubber's) to finish. */
 static void repair_tenants(fairsem_t *sem, fairsem_reap_report_t *report)
 {
     for (uint32_t t = 0; t < sem->geo.max_tenants; t++) {
         uint64_t st = atomic_load(&sem->tenants[t].state);
-        unsigned kind = st & 3;
-        uint32_t worker = (uint32_t)(st >> 2) & 0xfff;
+        unsigned kind = fs_tenant_kind(st);
+        uint32_t worker = fs_tenant_proc(st);
         if ((kind == FS_TENANT_INIT || kind == FS_TENANT_DYING) && worker >= sem->geo.max_procs) {
             fairsem__tenant_scrub(sem, worker);
             report->repaired += atomic_load(&sem->tenants[t].state) != st;

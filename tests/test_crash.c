@@ -697,7 +697,7 @@ static uint32_t raw_free_record(const struct raw *r)
 static uint32_t raw_tenant(const struct raw *r, const char *id)
 {
     for (uint32_t t = 0; t < r->h->max_tenants; t++)
-        if ((atomic_load(&r->tenants[t].state) & 3) == FS_TENANT_ACTIVE && strcmp(r->tenants[t].name, id) == 0)
+        if (fs_tenant_kind(atomic_load(&r->tenants[t].state)) == FS_TENANT_ACTIVE && strcmp(r->tenants[t].name, id) == 0)
             return t;
     cr_assert_fail("no tenant %s", id);
     return 0;
@@ -965,8 +965,8 @@ Test(crash, corrupt_tenant_entry_of_absent_inserter)
 {
     fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-tinit", 1);
     struct raw r = raw_map();
-    uint64_t hash = fs_hash("X", 1);
-    atomic_store(&r.tenants[5].state, hash << 32 | 4000u << 2 | FS_TENANT_INIT);
+    uint32_t hash = fs_hash("X", 1);
+    atomic_store(&r.tenants[5].state, fs_tenant_state(FS_TENANT_INIT, 4000, 0, hash));
     raw_unmap(&r);
     fairsem_tenant_t *t;
     cr_assert_eq(fairsem_tenant_register(sem, "X", 1, &t), -EBUSY);
