@@ -89,8 +89,9 @@ static void check_slots(fairsem_t *sem, struct pass *ps)
                 note(ps, FAIRSEM_CHECK_DEAD, "slot %u: held by record %u, which is dead or gone", i,
                      fs_tag_proc(fs_slot_owner(w)));
             if (valid && live && !registers(sem, fs_tag_proc(fs_slot_owner(w)), fs_slot_who(w)))
-                note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: held by record %u for tenant %u, which it does not register",
-                     i, fs_tag_proc(fs_slot_owner(w)), fs_slot_who(w));
+                note(ps, FAIRSEM_CHECK_SLOTS,
+                     "slot %u: held by record %u for tenant %u, which it does not register", i,
+                     fs_tag_proc(fs_slot_owner(w)), fs_slot_who(w));
             break;
         }
         case FS_SLOT_RESERVED: {
@@ -131,7 +132,8 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
             continue;
         }
         if (owner & ~(FS_OWNER_BIT | ((1ull << FS_TAG_BITS) - 1)))
-            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed owner word %#llx", c, (unsigned long long)owner);
+            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed owner word %#llx", c,
+                 (unsigned long long)owner);
         else if (!(owner & FS_OWNER_BIT) || !tag_live(sem, (uint32_t)owner))
             note(ps, FAIRSEM_CHECK_DEAD, "cell %u: owned by record %u, which is dead or gone", c,
                  fs_tag_proc((uint32_t)owner));
@@ -139,7 +141,8 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
             continue; /* being filled or emptied */
         if (!mapped)
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: queued but missing from the queue map", c);
-        if (fs_cell_kind(s) > FS_CELL_CANCELLED || (fs_cell_kind(s) != FS_CELL_GRANTED && fs_cell_slot(s) != 0))
+        if (fs_cell_kind(s) > FS_CELL_CANCELLED ||
+            (fs_cell_kind(s) != FS_CELL_GRANTED && fs_cell_slot(s) != 0))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed state %#llx", c, (unsigned long long)s);
         if (atomic_load(&cell->seq) >= next_seq || (atomic_load(&cell->seq) & 0xffffffffu) != s >> 32)
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: ticket number out of step", c);

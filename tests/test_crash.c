@@ -672,7 +672,6 @@ Test(crash, corrupt_grant_index_in_dead_cell)
  * resets it when nobody can ever act on it (and says so), and the slot is
  * usable again afterwards. */
 
-
 /* The tag of the live record attached by process pid. */
 static uint32_t raw_tag_of(const struct raw *r, pid_t pid)
 {
@@ -697,7 +696,8 @@ static uint32_t raw_free_record(const struct raw *r)
 static uint32_t raw_tenant(const struct raw *r, const char *id)
 {
     for (uint32_t t = 0; t < r->h->max_tenants; t++)
-        if (fs_tenant_kind(atomic_load(&r->tenants[t].state)) == FS_TENANT_ACTIVE && strcmp(r->tenants[t].name, id) == 0)
+        if (fs_tenant_kind(atomic_load(&r->tenants[t].state)) == FS_TENANT_ACTIVE &&
+            strcmp(r->tenants[t].name, id) == 0)
             return t;
     cr_assert_fail("no tenant %s", id);
     return 0;
@@ -1076,4 +1076,3 @@ Test(crash, dot_names_refused_everywhere)
     cr_assert_eq(fairsem_create(g_seg, &o, &sem), 0);
     seg_close_unlink(sem, g_seg);
 }
-
