@@ -536,7 +536,9 @@ FAIRSEM_EXTERN int fairsem_dump(fairsem_t *sem, const fairsem_dump_ops_t *ops, v
 #define FAIRSEM_CHECK_SLOTS 0x1u   /**< a slot word is malformed or names nothing valid */
 #define FAIRSEM_CHECK_DEAD 0x2u    /**< a tag or registration names a dead or free record */
 #define FAIRSEM_CHECK_QUEUE 0x4u   /**< queue map, cells and grants disagree */
-#define FAIRSEM_CHECK_TENANTS 0x8u /**< tenant table malformed or duplicated */
+#define FAIRSEM_CHECK_TENANTS 0x8u /**< tenant table malformed or duplicated, or
+                                        a tenant's closing mark disagrees with
+                                        its open registrations */
 
 typedef void (*fairsem_violation_fn)(void *arg, unsigned kind, const char *message);
 
@@ -545,7 +547,9 @@ typedef void (*fairsem_violation_fn)(void *arg, unsigned kind, const char *messa
  * (or a queued request it was granted to) of a live tenant, so slots in use
  * plus free slots make max_slots and each tenant's count is exactly what its
  * tags say; no tag or registration names a dead record; queue map, cells and
- * grants agree; tenant names are well formed and unique.  Transient states
+ * grants agree; tenant names are well formed and unique; a record has a
+ * tenant open only if it registers it, and a tenant is marked closing
+ * exactly when no registration of it is open.  Transient states
  * of running processes are filtered by re-reading: a violation is reported
  * only if it persists over several passes.  `report` (may be NULL) is
  * called once per violation found in the last pass.

@@ -69,6 +69,11 @@ static bool registers(const fairsem_t *sem, uint32_t p, uint32_t t)
     return (atomic_load(&sem->regs[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
 }
 
+static bool opens(const fairsem_t *sem, uint32_t p, uint32_t t)
+{
+    return (atomic_load(&sem->opens[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
+}
+
 static void check_slots(fairsem_t *sem, struct pass *ps)
 {
     const struct fs_geometry *h = &sem->geo;
@@ -183,6 +188,14 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
         for (uint32_t u = t + 1; u < h->max_tenants; u++)
             if (tenant_valid(sem, u) && fairsem__tenant_name(sem, u, other) && strcmp(name, other) == 0)
                 note(ps, FAIRSEM_CHECK_TENANTS, "tenants %u and %u: both named \"%s\"", t, u, name);
+        if (fs_tenant_kind(st) == FS_TENANT_ACTIVE) {
+            bool open = false;
+            for (uint32_t p = 0; p < h->max_procs && !open; p++)
+                open = opens(sem, p, t);
+            if (fs_tenant_closing(st, atomic_load(&sem->tenants[t].closing)) == open)
+                note(ps, FAIRSEM_CHECK_TENANTS, "tenant %u: marked %s, but %s", t, open ? "closing" : "open",
+                     open ? "a registration of it is open" : "every registration of it is unregistered");
+        }
     }
     for (uint32_t p = 0; p < h->max_procs; p++) {
         uint64_t st = atomic_load(&sem->procs[p].state);
@@ -196,6 +209,12 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
                 if (!tenant_valid(sem, t))
                     note(ps, FAIRSEM_CHECK_TENANTS, "record %u: registers tenant index %u, which is free", p, t);
             }
+            uint64_t open = atomic_load(&sem->opens[(size_t)p * h->reg_words + k]);
+            if (open && !live)
+                note(ps, FAIRSEM_CHECK_DEAD, "record %u: dead or free, still has tenants open", p);
+            for (open &= ~atomic_load(&sem->regs[(size_t)p * h->reg_words + k]); open; open &= open - 1)
+                note(ps, FAIRSEM_CHECK_TENANTS, "record %u: has tenant index %u open without registering it", p,
+                     k * 64 + (uint32_t)__builtin_ctzll(open));
         }
     }
 }

@@ -1002,6 +1002,42 @@ Test(crash, check_reports_words_it_cannot_explain)
     seg_close_unlink(sem, g_seg);
 }
 
+/* The opens bits and the closing word must agree with each other and
+ * with the registrations: check names each disagreement. */
+Test(crash, check_reports_closing_words_and_opens_bits)
+{
+    fairsem_options_t o = {.max_slots = 2};
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "cr-opens", &o);
+    fairsem_tenant_t *a = tenant_reg(sem, "A");
+    fairsem_tenant_t *b = tenant_reg(sem, "B");
+    cr_assert_eq(fairsem_check(sem, NULL, NULL), 0);
+    struct raw r = raw_map();
+    uint32_t p = fs_tag_proc(raw_tag_of(&r, getpid()));
+    uint32_t ta = raw_tenant(&r, "A"), tb = raw_tenant(&r, "B");
+    _Atomic uint64_t *opens = (_Atomic uint64_t *)(r.base + r.h->off_opens);
+    _Atomic uint64_t *regs = (_Atomic uint64_t *)(r.base + r.h->off_regs);
+    uint32_t words = r.h->reg_words;
+    /* A is open but marked closing. */
+    uint64_t st = atomic_load(&r.tenants[ta].state);
+    atomic_store(&r.tenants[ta].closing, fs_closing_word(fs_tenant_gen(st), true));
+    /* B is registered, its open bit gone: unregistered but marked open. */
+    atomic_fetch_and(&opens[(size_t)p * words + tb / 64], ~(1ull << (tb % 64)));
+    /* An open bit for an index the record does not register. */
+    uint32_t stray = ta == 5 || tb == 5 ? 6 : 5;
+    atomic_fetch_and(&regs[(size_t)p * words + stray / 64], ~(1ull << (stray % 64)));
+    atomic_fetch_or(&opens[(size_t)p * words + stray / 64], 1ull << (stray % 64));
+    raw_unmap(&r);
+    char want[80];
+    snprintf(want, sizeof want, "tenant %u: marked closing", ta);
+    expect_check(sem, FAIRSEM_CHECK_TENANTS, want);
+    snprintf(want, sizeof want, "tenant %u: marked open", tb);
+    expect_check(sem, FAIRSEM_CHECK_TENANTS, want);
+    snprintf(want, sizeof want, "has tenant index %u open without registering it", stray);
+    expect_check(sem, FAIRSEM_CHECK_TENANTS, want);
+    (void)a, (void)b;
+    seg_close_unlink(sem, g_seg);
+}
+
 /* ------------------------------------------ the header, read only once */
 
 /* An opener stopped right after validating the header while a writer sets
