@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
 # Install dependencies, build warning-free (-Werror) with clang, gcc -O0 and
-# gcc -O2 (library, tools, examples, benchmarks), and
-# run every test.  Long torture runs carry the ctest label "long"; set
-# FAIRSEM_TEST_LABEL=fast to run only the everyday suite.
+# gcc -O2 (library, tools, examples, benchmarks), and run every test:
+#   build-test   gcc: the whole suite (Criterion, Python, Node + Playwright,
+#                examples, install check)
+#   build-asan   clang, AddressSanitizer + UndefinedBehaviorSanitizer: the
+#                Criterion suite (crash-point copy included), the Python
+#                suite and examples (ASan runtime preloaded), and libFuzzer
+#                on segment images (60 s; 20 min under "long")
+#   build-tsan   clang, ThreadSanitizer: the threaded harness (tests/tsan)
+# Long runs carry the ctest label "long"; set FAIRSEM_TEST_LABEL=fast to run
+# only the everyday suite (the TSan harness always runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh --test
 jobs=$(nproc)
 
-CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug \
-  -DCMAKE_C_FLAGS="-Werror" -DCMAKE_CXX_FLAGS="-Werror" >/dev/null
-cmake --build build-clang -j"$jobs" >/dev/null
+configure() { # build dir, C compiler, C++ compiler, cmake arguments...
+  local dir=$1 cc=$2 cxx=$3
+  shift 3
+  CC=$cc CXX=$cxx cmake -S . -B "$dir" -DCMAKE_C_FLAGS="-Werror" -DCMAKE_CXX_FLAGS="-Werror" "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs" >/dev/null
+}
 
+configure build-clang clang clang++ -DCMAKE_BUILD_TYPE=Debug
 # Optimised builds warn about things -O0 does not see.
-CC=gcc CXX=g++ cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DFAIRSEM_BUILD_TESTS=OFF \
-  -DCMAKE_C_FLAGS="-Werror" -DCMAKE_CXX_FLAGS="-Werror" >/dev/null
-cmake --build build-release -j"$jobs" >/dev/null
+configure build-release gcc g++ -DCMAKE_BUILD_TYPE=Release -DFAIRSEM_BUILD_TESTS=OFF
+configure build-test gcc g++ -DCMAKE_BUILD_TYPE=Debug
+configure build-asan clang clang++ -DCMAKE_BUILD_TYPE=Debug -DFAIRSEM_SANITIZE=address,undefined \
+  -DFAIRSEM_BUILD_EXAMPLES=OFF
+configure build-tsan clang clang++ -DCMAKE_BUILD_TYPE=Debug -DFAIRSEM_SANITIZE=thread -DFAIRSEM_BUILD_EXAMPLES=OFF
 
-CC=gcc CXX=g++ cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug \
-  -DCMAKE_C_FLAGS="-Werror" -DCMAKE_CXX_FLAGS="-Werror" >/dev/null
-cmake --build build-test -j"$jobs" >/dev/null
-
-cd build-test
 label=()
 [ -n "${FAIRSEM_TEST_LABEL:-}" ] && label=(-L "$FAIRSEM_TEST_LABEL")
-ctest --output-on-failure "${label[@]}"
+# Every stage runs even when one fails; the script fails if any did.
+status=0
+for dir in build-test build-asan; do
+  printf '\n=== ctest in %s\n' "$dir"
+  (cd "$dir" && ctest --output-on-failure "${label[@]}") || status=1
+done
+printf '\n=== ctest in build-tsan\n'
+(cd build-tsan && ctest --output-on-failure -L tsan) || status=1
+exit $status
