@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -39,7 +40,13 @@ struct world {
     bool releasing;
     fairsem_tenant_t *closing;  /* CLOSING: unregistered, holding closing_slot */
     fairsem_slot_t closing_slot;
+    int victim_blocking;    /* read end: the victim is about to block */
 };
+
+/* Write end of the world's victim_blocking pipe while a victim is to be
+ * forked (the test process closes it right after the fork, so the releaser
+ * sees end-of-file if the victim dies before it writes). */
+static int victim_blocking_fd = -1;
 
 /* ------------------------------------------------------------ scenarios */
 
@@ -71,8 +78,9 @@ static int victim_idle(const char *name)
     return 0;
 }
 
-/* Victim body while the test holds every slot and releases one after
- * 30 ms (the releaser thread of the test process). */
+/* Victim body while the test holds every slot; the test's releaser thread
+ * frees one once the victim's last acquire is queued (told by a byte on
+ * victim_blocking_fd, then seen in the stats). */
 static int victim_waiting(const char *name)
 {
     fairsem_t *sem;
@@ -88,6 +96,9 @@ static int victim_waiting(const char *name)
     if (fairsem_request_start(t, NULL, &req) || fairsem_request_cancel(req))
         return 4;
     fairsem_request_free(req);
+    char c = 0;
+    if (write(victim_blocking_fd, &c, 1) != 1)
+        return 6;
     if (fairsem_acquire(t, &s) || fairsem_release(t, s))
         return 5;
     fairsem_close(sem);
@@ -165,12 +176,36 @@ static void take_one(struct world *w)
     w->nheld++;
 }
 
+/* Free one slot once the victim waits for it in its last acquire; give up
+ * (releasing nothing) if the victim dies first. */
 static void *release_later(void *arg)
 {
     struct world *w = arg;
-    test_sleep_ms(30);
+    char c;
+    if (read(w->victim_blocking, &c, 1) != 1)
+        return NULL;
+    for (;;) {
+        fairsem_stats_t st;
+        if (fairsem_stats(w->sem, &st, NULL, 0, NULL) == 0 && st.waiters == 1)
+            break;
+        struct pollfd p = {w->victim_blocking, POLLIN, 0};
+        if (poll(&p, 1, 1) == 1) /* end-of-file: the victim died */
+            return NULL;
+    }
     fairsem_release(w->owner, w->held[--w->nheld]);
     return NULL;
+}
+
+/* Wait (up to a minute: a busy machine is slow, not wrong) until sem shows
+ * n queued requests. */
+static bool wait_queued(fairsem_t *sem, unsigned n)
+{
+    for (uint64_t end = test_now_ns() + 60000000000ull; test_now_ns() < end; test_sleep_ms(1)) {
+        fairsem_stats_t st;
+        if (fairsem_stats(sem, &st, NULL, 0, NULL) == 0 && st.waiters == n)
+            return true;
+    }
+    return false;
 }
 
 /* Queue capacity of the worlds a test builds (0: the default). */
@@ -186,6 +221,10 @@ static void world_setup(struct world *w, enum scenario sc)
     if (sc == WAITING) {
         for (; w->nheld < SLOTS; w->nheld++)
             cr_assert_eq(fairsem_acquire(w->owner, &w->held[w->nheld]), 0);
+        int fds[2];
+        cr_assert_eq(pipe(fds), 0);
+        w->victim_blocking = fds[0];
+        victim_blocking_fd = fds[1];
         w->releasing = true;
         pthread_create(&w->releaser, NULL, release_later, w);
     } else if (sc == REAPING) {
@@ -201,8 +240,10 @@ static void world_setup(struct world *w, enum scenario sc)
  * every slot. */
 static void world_verify(struct world *w, const char *where)
 {
-    if (w->releasing)
+    if (w->releasing) {
         pthread_join(w->releaser, NULL);
+        close(w->victim_blocking);
+    }
     while (w->nheld)
         cr_assert_eq(fairsem_release(w->owner, w->held[--w->nheld]), 0, "%s", where);
     cr_assert_eq(fairsem_reap(w->sem, NULL), 0);
@@ -257,6 +298,10 @@ static int victim(enum scenario sc, const char *name, long n, int trace_fd)
     if (pid == 0) {
         fairsem__crash_arm(n, SIGKILL, trace_fd);
         _exit(run_victim(sc, name));
+    }
+    if (victim_blocking_fd >= 0) {
+        close(victim_blocking_fd);
+        victim_blocking_fd = -1;
     }
     int status;
     waitpid(pid, &status, 0);
@@ -365,7 +410,7 @@ Test(torture, stopped_anywhere, .timeout = 120)
              * waiting for the victim. */
             for (int round = 0; round < 5; round++) {
                 fairsem_slot_t s;
-                int rc = fairsem_acquire_timeout(w.owner, 500000000, &s);
+                int rc = fairsem_acquire_timeout(w.owner, 5000000000ull, &s);
                 cr_assert_eq(rc, 0, "no slot (%s) while a process is stopped at %s", fairsem_strerror(rc),
                              names[k - 1]);
                 cr_assert_eq(fairsem_release(w.owner, s), 0);
@@ -446,17 +491,18 @@ static void stopped_granter(long point, const char *what, bool resume)
     world_setup(&w, IDLE);
     take_one(&w);
     take_one(&w); /* the owner holds 2 of 3 */
-    int ready[2];
+    int ready[2], go[2];
     cr_assert_eq(pipe(ready), 0);
+    cr_assert_eq(pipe(go), 0);
     pid_t granter = fork();
     if (granter == 0) {
         fairsem_t *sem;
         fairsem_tenant_t *t;
         fairsem_slot_t s;
         char c = 0;
-        if (open_as(w.name, "granter", &sem, &t) || fairsem_acquire(t, &s) || write(ready[1], &c, 1) != 1)
+        if (open_as(w.name, "granter", &sem, &t) || fairsem_acquire(t, &s) || write(ready[1], &c, 1) != 1 ||
+            read(go[0], &c, 1) != 1) /* the waiter has queued */
             _exit(1);
-        test_sleep_ms(100); /* the waiter queues meanwhile */
         fairsem__crash_arm(point, SIGSTOP, -1);
         fairsem_release(t, s);
         _exit(0);
@@ -470,14 +516,19 @@ static void stopped_granter(long point, const char *what, bool resume)
         fairsem_slot_t s;
         if (open_as(w.name, "waiter", &sem, &t))
             _exit(1);
-        _exit(fairsem_acquire_timeout(t, 3000000000ull, &s) == 0 ? 0 : 2);
+        /* Long enough that only a waiter nobody serves times out. */
+        _exit(fairsem_acquire_timeout(t, 20000000000ull, &s) == 0 ? 0 : 2);
     }
+    cr_assert(wait_queued(w.sem, 1), "the waiter did not queue");
+    cr_assert_eq(write(go[1], &c, 1), 1);
     int status;
     waitpid(granter, &status, WUNTRACED);
     cr_assert(WIFSTOPPED(status), "the granter did not stop at %s", what);
     cr_assert_eq(fairsem_release(w.owner, w.held[--w.nheld]), 0);
     if (resume) {
-        test_sleep_ms(100); /* several polls: the waiter cannot move, and must not give up */
+        /* Several of the waiter's polls: it cannot move, and must not give
+         * up (nor be served) while the granter is stopped. */
+        test_sleep_ms(100);
         cr_assert_eq(waitpid(waiter, &status, WNOHANG), 0, "the waiter gave up while the granter was stopped");
         kill(granter, SIGCONT);
     }
@@ -489,20 +540,24 @@ static void stopped_granter(long point, const char *what, bool resume)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "the waiter was not served while the granter was stopped at %s", what);
     cr_log_info("granter stopped at %s: waiter served %.1f ms after another slot freed", what, ms);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
     world_verify(&w, what);
 }
 
-Test(torture, stopped_granter_after_reserving, .timeout = 30)
+Test(torture, stopped_granter_after_reserving, .timeout = 60)
 {
     stopped_granter(2, "grant.reserved", false);
 }
 
-Test(torture, stopped_granter_after_committing, .timeout = 30)
+Test(torture, stopped_granter_after_committing, .timeout = 60)
 {
     stopped_granter(3, "grant.committed", false);
 }
 
-Test(torture, stopped_granter_with_no_free_cell, .timeout = 30)
+Test(torture, stopped_granter_with_no_free_cell, .timeout = 60)
 {
     world_max_waiters = 1;
     stopped_granter(3, "grant.committed", true);

@@ -10,7 +10,7 @@ async function assertIdle(sem, maxSlots) {
   await until(() => {
     const st = sem.stats();
     return st.slotsInUse === 0 && st.waiters === 0;
-  }, { what: 'an idle pool', timeoutMs: 2000 });
+  }, { what: 'an idle pool' });
   const st = sem.stats();
   assert.equal(st.slotsAvailable, maxSlots);
   assert.equal(sem.waiting, 0);

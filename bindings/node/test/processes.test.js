@@ -109,7 +109,7 @@ test('a process killed while holding a slot loses it to a waiter', async (t) => 
   await worker.request({ cmd: 'open', name: sem.name, tenant: 'doomed' });
   await worker.request({ cmd: 'hold' });
   const me = sem.tenant('survivor');
-  const waiting = me.acquire({ timeoutMs: 5000 });
+  const waiting = me.acquire({ timeoutMs: PATIENCE_MS });
   await until(() => sem.stats().waiters === 1);
   const started = performance.now();
   worker.child.kill('SIGKILL');

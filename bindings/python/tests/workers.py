@@ -14,16 +14,20 @@ def priority_calculator(max_slots: int, demanding: int) -> int:
 
 
 def hold_slots(semaphore: FairShareSemaphore, tenant_id: str, acquisitions: int, hold_seconds: float,
-               results) -> None:
-    """Acquire `acquisitions` times (async, all at once); report what was seen."""
+               results, until=None) -> None:
+    """Acquire `acquisitions` times (async, all at once); report what was seen.
+    With `until` (an Event), each of them acquires again and again until it
+    is set, so the tenant stays demanding however long the test needs."""
 
     async def main() -> None:
         async with semaphore.tenant(tenant_id):
             async def one() -> int:
-                async with semaphore.acquire() as slot:
-                    seen = (await semaphore.stats()).total_active_slots
-                    await asyncio.sleep(hold_seconds)
-                    return slot.index, seen
+                while True:
+                    async with semaphore.acquire() as slot:
+                        seen = (await semaphore.stats()).total_active_slots
+                        await asyncio.sleep(hold_seconds)
+                    if until is None or until.is_set():
+                        return slot.index, seen
 
             outcomes = await asyncio.gather(*[one() for _ in range(acquisitions)])
         results.put((os.getpid(), tenant_id, outcomes))
