@@ -181,7 +181,7 @@ static inline bool spawn_ctl_shared(struct worker *w, const char *seg, const cha
     snprintf(w->tag, sizeof w->tag, "%s", tag);
     char line[128], want[64];
     snprintf(want, sizeof want, "%s READY", tag);
-    return read_line(w->out, line, sizeof line, 5000) > 0 && strncmp(line, want, strlen(want)) == 0;
+    return read_line(w->out, line, sizeof line, TEST_PATIENCE_MS) > 0 && strncmp(line, want, strlen(want)) == 0;
 }
 
 /* Start a ctl worker with a reply pipe of its own. */
@@ -285,12 +285,12 @@ static inline fairsem_tenant_t *tenant_reg_acquire(fairsem_t *sem, const char *i
 
 /* ---------------------------------------------------- driving ctl workers */
 
-/* Send c to w and expect a reply of kind `want` within 3 s; its number. */
+/* Send c to w and expect a reply of kind `want`; its number. */
 static inline int worker_expect(struct worker *w, char c, char want)
 {
     int num = 0;
     send_cmd(w, c);
-    char k = reply_of(w, &num, 3000);
+    char k = reply_of(w, &num, TEST_PATIENCE_MS);
     cr_assert_eq(k, want, "%s: '%c' got reply '%c', want '%c'", w->tag, c, k ? k : '-', want);
     return num;
 }
@@ -299,7 +299,7 @@ static inline int worker_expect(struct worker *w, char c, char want)
 static inline void worker_queue(struct worker *w, fairsem_t *sem, unsigned waiters)
 {
     send_cmd(w, 'a');
-    cr_assert(wait_waiters(sem, waiters, 3000), "%s did not queue", w->tag);
+    cr_assert(wait_waiters(sem, waiters, TEST_PATIENCE_MS), "%s did not queue", w->tag);
 }
 
 /* SIGKILL w, collect it and close the test's ends of its pipes. */

@@ -179,8 +179,9 @@ static int run_loop(char **argv)
     uint64_t end = now_ns() + max_ns;
     while (!atomic_load(&ev->stop) && now_ns() < end) {
         fairsem_slot_t s;
-        /* Bounded, so a lost wake-up shows as an error instead of a hang. */
-        rc = fairsem_acquire_timeout(t, 5000000000ull, &s);
+        /* Bounded, so a lost wake-up shows as an error instead of a hang
+         * (a minute: a busy machine is slow, not wrong). */
+        rc = fairsem_acquire_timeout(t, 60000000000ull, &s);
         if (rc < 0) {
             fprintf(stderr, "prog_worker %s: acquire: %s\n", tenant, fairsem_strerror(rc));
             atomic_fetch_add(&ev->errors, 1);

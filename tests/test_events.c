@@ -78,14 +78,14 @@ Test(events, grant_from_other_process_wakes_event_fd)
     cr_assert_eq(fairsem_request_start(t, &marker, &req), 0);
     cr_assert_eq(fairsem_request_user(req), &marker);
     cr_assert_eq(fairsem_request_result(req, &s), -EAGAIN);
-    cr_assert(wait_waiters(sem, 1, 1000));
+    cr_assert(wait_waiters(sem, 1, TEST_PATIENCE_MS));
     cr_assert_not(readable_within(efd, 30), "readable before any grant");
     fairsem_request_t *done[4];
     cr_assert_eq(fairsem_events(sem, done, 4), 0u);
 
     uint64_t t0 = test_now_ns();
     worker_expect(&w, 'r', 'R');
-    cr_assert(readable_within(efd, 2000), "the grant never made the descriptor readable");
+    cr_assert(readable_within(efd, TEST_PATIENCE_MS), "the grant never made the descriptor readable");
     cr_log_info("event fd readable %.2f ms after the other process's release",
                 (double)(test_now_ns() - t0) / 1e6);
     cr_assert_eq(fairsem_events(sem, done, 4), 1u);
@@ -126,7 +126,7 @@ Test(events, cancel_from_other_thread_while_queued)
     fairsem_slot_t s;
     cr_assert_eq(fairsem_request_start(t, NULL, &req), 0);
     cr_assert_eq(fairsem_request_result(req, &s), -EAGAIN);
-    cr_assert(wait_waiters(sem, 1, 1000));
+    cr_assert(wait_waiters(sem, 1, TEST_PATIENCE_MS));
 
     pthread_t th;
     void *ret;
@@ -135,11 +135,11 @@ Test(events, cancel_from_other_thread_while_queued)
     cr_assert_eq((int)(intptr_t)ret, 0);
     cr_assert_eq(fairsem_request_result(req, &s), -ECANCELED);
     cr_assert_eq(fairsem_request_cancel(req), 0, "a second cancel is harmless");
-    cr_assert(readable_within(efd, 2000), "the cancel was not reported");
+    cr_assert(readable_within(efd, TEST_PATIENCE_MS), "the cancel was not reported");
     fairsem_request_t *done[4];
     cr_assert_eq(fairsem_events(sem, done, 4), 1u);
     cr_assert_eq(done[0], req);
-    cr_assert(wait_waiters(sem, 0, 1000), "the cancelled request is still queued");
+    cr_assert(wait_waiters(sem, 0, TEST_PATIENCE_MS), "the cancelled request is still queued");
 
     /* The holder's release must find nobody to give the slot to. */
     worker_expect(&w, 'r', 'R');
@@ -194,7 +194,7 @@ Test(events, cancel_racing_grants)
         uint32_t rnd = (uint32_t)getpid();
         while (!atomic_load(&ch->stop)) {
             fairsem_slot_t s;
-            if (fairsem_acquire_timeout(c, 5000000000ull, &s) != 0)
+            if (fairsem_acquire_timeout(c, TEST_PATIENCE_NS, &s) != 0)
                 _exit(11);
             spin_us(xorshift(&rnd) % 50);
             if (fairsem_release(c, s) != 0)
@@ -290,7 +290,7 @@ Test(events, granted_at_once)
     cr_assert_eq(fairsem_request_start(t, NULL, &r3), 0);
     cr_assert_eq(fairsem_request_result(r3, &s3), -EAGAIN);
     cr_assert_eq(fairsem_release(t, s1), 0);
-    cr_assert(readable_within(efd, 2000));
+    cr_assert(readable_within(efd, TEST_PATIENCE_MS));
     fairsem_request_t *done[4];
     size_t n = 0;
     for (int k = 0; k < 10 && n == 0; k++)

@@ -90,7 +90,7 @@ static void spawn_loops(pid_t *pids, int n, struct pw_evidence *ev, const char *
         pids[i] = spawn_loop(g_seg, tenants[i % ntenants], g_ev, i % ntenants, share, hold_us);
         cr_assert_gt(pids[i], 0);
     }
-    uint64_t end = test_now_ns() + 5000000000ull;
+    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
     while (atomic_load(&ev->ready) < n && atomic_load(&ev->errors) == 0 && test_now_ns() < end)
         test_sleep_ms(1);
     cr_assert_eq(atomic_load(&ev->ready), n, "workers did not all start");
@@ -101,7 +101,7 @@ static void stop_loops(const pid_t *pids, int n, struct pw_evidence *ev)
 {
     atomic_store(&ev->stop, 1);
     for (int i = 0; i < n; i++) {
-        int status = wait_exit(pids[i], 10000);
+        int status = wait_exit(pids[i], TEST_PATIENCE_MS);
         cr_assert(status >= 0 && WIFEXITED(status), "worker %d did not end", i);
         cr_assert_eq(WEXITSTATUS(status), 0, "worker %d exit status %d", i, WEXITSTATUS(status));
     }
@@ -131,9 +131,13 @@ Test(multiproc, holders_never_exceed_max_slots)
     /* share limit 3: with work conservation a tenant may take them all */
     spawn_loops(pids, 9, ev, tenants, 3, 3, 300);
 
+    /* Sample until every tenant has been served a few times and two
+     * workers overlapped (not for a time: a busy machine runs them slowly). */
     unsigned max_in_use = 0, samples = 0;
-    uint64_t end = test_now_ns() + 800000000ull;
-    while (test_now_ns() < end) {
+    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
+    while (test_now_ns() < end &&
+           (atomic_load(&ev->max_total) < 2 || atomic_load(&ev->acquisitions[0]) <= 10 ||
+            atomic_load(&ev->acquisitions[1]) <= 10 || atomic_load(&ev->acquisitions[2]) <= 10)) {
         fairsem_stats_t st;
         cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
         cr_assert_leq(st.slots_in_use, 3u);
@@ -174,22 +178,27 @@ Test(multiproc, tenant_held_to_share_while_other_waits)
     pid_t pids[8];
     spawn_loops(pids, 8, ev, tenants, 2, 2, 1000);
 
-    /* Steady state: both tenants demanding; let any excess taken before the
-     * second tenant arrived drain (holds are 1 ms). */
+    /* Steady state: both tenants waiting, and any excess taken before the
+     * second tenant arrived drained (seen in the tags, not waited for). */
     fairsem_stats_t st;
     fairsem_tenant_stats_t ts[8];
     size_t n;
-    uint64_t end = test_now_ns() + 5000000000ull;
-    do {
+    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
+    for (;;) {
         cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
-    } while (st.demanding_tenants < 2 && test_now_ns() < end);
-    cr_assert_eq(st.demanding_tenants, 2u);
-    test_sleep_ms(50);
+        const fairsem_tenant_stats_t *a = find_tenant(ts, n, "A"), *b = find_tenant(ts, n, "B");
+        if (a && b && a->waiting > 0 && b->waiting > 0 && a->held <= 2 && b->held <= 2)
+            break;
+        cr_assert_lt(test_now_ns(), end, "never saw both tenants waiting at their shares");
+        test_sleep_ms(1);
+    }
     atomic_store(&ev->check_share, 1);
 
+    /* Sample until enough was seen (not for a time). */
     unsigned samples = 0, checked = 0, violations = 0, max_seen[2] = {0, 0};
-    end = test_now_ns() + 1000000000ull;
-    while (test_now_ns() < end) {
+    end = test_now_ns() + TEST_PATIENCE_NS;
+    while (test_now_ns() < end &&
+           (checked <= 50 || atomic_load(&ev->acquisitions[0]) + atomic_load(&ev->acquisitions[1]) <= 200)) {
         cr_assert_eq(fairsem_stats(sem, &st, ts, 8, &n), 0);
         cr_assert_leq(st.slots_in_use, 4u);
         samples++;
@@ -247,7 +256,7 @@ Test(multiproc, fifo_across_processes)
     close(order[1]);
     for (int i = 0; i < 3; i++) {
         send_cmd(&w[i], 'a');
-        cr_assert(wait_waiters(sem, (unsigned)i + 1, 3000), "%s did not queue", names[i]);
+        cr_assert(wait_waiters(sem, (unsigned)i + 1, TEST_PATIENCE_MS), "%s did not queue", names[i]);
         test_sleep_ms(20);
     }
     cr_assert_not(readable_within(order[0], 0), "a waiter was served while the slot was held");
@@ -257,7 +266,7 @@ Test(multiproc, fifo_across_processes)
     for (int k = 0; k < 3;) {
         char line[128], tag[16], kind;
         int num;
-        cr_assert_geq(read_line(order[0], line, sizeof line, 3000), 0, "waiter %d never served", k);
+        cr_assert_geq(read_line(order[0], line, sizeof line, TEST_PATIENCE_MS), 0, "waiter %d never served", k);
         cr_assert_eq(sscanf(line, "%15s %c %d", tag, &kind, &num), 3, "bad line '%s'", line);
         if (kind == 'R')
             continue; /* the previous holder's acknowledgement */
@@ -296,7 +305,7 @@ Test(multiproc, problem_scenario_across_processes)
     int num;
     for (int i = 0; i < 10; i++) {
         send_cmd(&a, 'a');
-        cr_assert_eq(reply_of(&a, &num, 3000), 'A', "A's acquire %d", i);
+        cr_assert_eq(reply_of(&a, &num, TEST_PATIENCE_MS), 'A', "A's acquire %d", i);
     }
     cr_assert_eq(held_of(sem, "A"), 10u);
     worker_queue(&a2, sem, 1);
@@ -318,7 +327,7 @@ Test(multiproc, problem_scenario_across_processes)
 
     /* The next release goes to B, though A's requests are older. */
     worker_expect(&a, 'r', 'R');
-    cr_assert_eq(reply_of(&b, &num, 3000), 'A', "B was not served by the first release");
+    cr_assert_eq(reply_of(&b, &num, TEST_PATIENCE_MS), 'A', "B was not served by the first release");
     cr_assert_not(readable_within(a2.out, 50), "A's waiter was served over B");
     cr_assert_not(readable_within(a3.out, 0), "A's waiter was served over B");
     cr_assert_eq(held_of(sem, "A"), 9u);
@@ -339,7 +348,7 @@ Test(multiproc, problem_scenario_across_processes)
 
     /* Below 5: the oldest A waiter gets one, and A is back at exactly 5. */
     worker_expect(&a, 'r', 'R');
-    cr_assert_eq(reply_of(&a2, &num, 3000), 'A', "A's oldest waiter not served under share");
+    cr_assert_eq(reply_of(&a2, &num, TEST_PATIENCE_MS), 'A', "A's oldest waiter not served under share");
     cr_assert_not(readable_within(a3.out, 50), "A's second waiter served above share");
     cr_assert_eq(held_of(sem, "A"), 5u);
     cr_assert_eq(held_of(sem, "B"), 1u);
@@ -350,7 +359,7 @@ Test(multiproc, problem_scenario_across_processes)
 
 /* Exit codes of the fork children below. */
 enum { CHILD_OK = 0, CHILD_STATS = 10, CHILD_SEES, CHILD_RELEASE, CHILD_STILL, CHILD_ACQUIRE,
-       CHILD_SLOW, CHILD_REGS, CHILD_OWN_RELEASE, CHILD_AGAIN };
+       CHILD_REGS, CHILD_OWN_RELEASE, CHILD_AGAIN };
 
 static void child_setup(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
@@ -358,7 +367,7 @@ static void child_setup(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
 static void child_wait_ok(pid_t pid)
 {
     track_pid(pid);
-    int status = wait_exit(pid, 5000);
+    int status = wait_exit(pid, TEST_PATIENCE_MS);
     cr_assert(status >= 0 && WIFEXITED(status));
     cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child failed at step %d", WEXITSTATUS(status));
 }
@@ -414,12 +423,9 @@ Test(multiproc, fork_child_uses_inherited_tenant_at_once)
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         child_setup();
-        uint64_t t0 = test_now_ns();
         fairsem_slot_t cs, extra;
-        if (fairsem_try_acquire(t, &cs) != 0)
+        if (fairsem_try_acquire(t, &cs) != 0) /* a try: it cannot wait */
             _exit(CHILD_ACQUIRE);
-        if (test_now_ns() - t0 > 500000000u)
-            _exit(CHILD_SLOW);
         fairsem_stats_t st;
         fairsem_tenant_stats_t ts[4];
         size_t n;
@@ -487,7 +493,7 @@ Test(multiproc, fork_child_leaves_parent_requests_alone)
     cr_assert_eq(st.waiters, 1u, "the child's calls dropped the parent's request");
     cr_assert_eq(fairsem_release(holder, s), 0);
     int rc = -EAGAIN;
-    for (int i = 0; i < 200 && rc == -EAGAIN; i++) {
+    for (uint64_t end = test_now_ns() + TEST_PATIENCE_NS; rc == -EAGAIN && test_now_ns() < end;) {
         rc = fairsem_request_result(req, &got);
         if (rc == -EAGAIN)
             test_sleep_ms(5);
@@ -539,7 +545,7 @@ Test(multiproc, anonymous_segment_shared_with_children)
             atomic_fetch_add(&ev->started, 1);
             for (int k = 0; k < 150; k++) {
                 fairsem_slot_t cs;
-                if (fairsem_acquire_timeout(mine, 3000000000ull, &cs) != 0)
+                if (fairsem_acquire_timeout(mine, TEST_PATIENCE_NS, &cs) != 0)
                     _exit(CHILD_ACQUIRE);
                 int v = atomic_fetch_add(&ev->total, 1) + 1;
                 int m = atomic_load(&ev->max_total);
@@ -558,7 +564,7 @@ Test(multiproc, anonymous_segment_shared_with_children)
         track_pid(pids[i]);
     }
     /* Let them start against the parent's slot, then hand it back. */
-    uint64_t end = test_now_ns() + 3000000000ull;
+    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
     while (atomic_load(&ev->started) < 4 && test_now_ns() < end)
         test_sleep_ms(1);
     atomic_fetch_add(&ev->total, 1); /* the parent counts as a holder too */
@@ -566,7 +572,7 @@ Test(multiproc, anonymous_segment_shared_with_children)
     atomic_fetch_sub(&ev->total, 1);
     cr_assert_eq(fairsem_release(t, s), 0);
     for (int i = 0; i < 4; i++) {
-        int status = wait_exit(pids[i], 20000);
+        int status = wait_exit(pids[i], TEST_PATIENCE_MS);
         cr_assert(status >= 0 && WIFEXITED(status), "child %d did not end", i);
         cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child %d failed at step %d", i,
                      WEXITSTATUS(status));

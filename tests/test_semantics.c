@@ -128,7 +128,7 @@ static void take_both(fairsem_tenant_t *a, fairsem_slot_t *sa, unsigned *na, fai
 /* Wait (bounded) until the segment shows `waiters` queued requests. */
 static void wait_waiters(fairsem_t *sem, unsigned waiters)
 {
-    uint64_t end = test_now_ns() + 5000000000ull;
+    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
     while (stats_of(sem).waiters != waiters) {
         cr_assert_lt(test_now_ns(), end, "timed out waiting for %u waiters (have %u)", waiters,
                      stats_of(sem).waiters);
@@ -151,7 +151,7 @@ static void seg_finish(struct seg *g)
     seg_destroy(g);
 }
 
-/* A client thread that acquires, records when it was served, and either
+/* A client thread that acquires, records in which order it was served, and either
  * releases at once or holds until told to release. */
 static _Atomic int serve_counter;
 
@@ -164,7 +164,6 @@ struct client {
     int release_rc;
     fairsem_slot_t slot;
     int order;
-    uint64_t waited_ns;
     _Atomic int done;
     _Atomic int release;
 };
@@ -172,14 +171,12 @@ struct client {
 static void *client_main(void *arg)
 {
     struct client *c = arg;
-    uint64_t t0 = test_now_ns();
     c->rc = c->timeout_ns ? fairsem_acquire_timeout(c->t, c->timeout_ns, &c->slot) : fairsem_acquire(c->t, &c->slot);
-    c->waited_ns = test_now_ns() - t0;
     c->order = atomic_fetch_add(&serve_counter, 1);
     atomic_store(&c->done, 1);
     if (c->rc == 0) {
         if (c->hold) {
-            uint64_t end = test_now_ns() + 20000000000ull;
+            uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
             while (!atomic_load(&c->release) && test_now_ns() < end)
                 test_sleep_ms(1);
         }
@@ -209,7 +206,7 @@ static void client_queue(fairsem_t *sem, struct client *c, fairsem_tenant_t *t, 
 
 static void client_wait_done(struct client *c)
 {
-    uint64_t end = test_now_ns() + 5000000000ull;
+    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
     while (!atomic_load(&c->done)) {
         cr_assert_lt(test_now_ns(), end, "client never served");
         test_sleep_ms(1);
@@ -506,15 +503,14 @@ Test(semantics, try_and_timeout)
     seg_create_ab(&g, "timeout", 2, 0, &a, &b);
     fairsem_slot_t sa[2], x;
     cr_assert_eq(take_all(a, sa, 2, NULL), 2);
-    uint64_t t0 = test_now_ns();
+    /* (A try that waited would wait for ever here: nothing frees a slot.) */
     cr_assert_eq(fairsem_try_acquire(b, &x), -EAGAIN);
-    cr_assert_lt(test_now_ns() - t0, 50000000ull, "try_acquire waited");
-    t0 = test_now_ns();
+    uint64_t t0 = test_now_ns();
     int rc = fairsem_acquire_timeout(b, 100000000ull, &x);
     uint64_t took = test_now_ns() - t0;
     cr_assert_eq(rc, -ETIMEDOUT, "%s", fairsem_err_name(rc));
-    cr_assert_geq(took, 100000000ull, "timed out after %llu ns", (unsigned long long)took);
-    cr_assert_lt(took, 1000000000ull, "timed out after %llu ns", (unsigned long long)took);
+    cr_assert_geq(took, 100000000ull, "timed out early, after %llu ns", (unsigned long long)took);
+    cr_log_info("a 100 ms acquire_timeout returned after %.1f ms", took / 1e6);
     fairsem_stats_t st = stats_of(g.sem);
     cr_assert_eq(st.waiters, 0);
     cr_assert_eq(st.slots_in_use, 2);
@@ -538,12 +534,11 @@ Test(semantics, timeout_then_grant)
     fairsem_slot_t s;
     cr_assert_eq(fairsem_acquire(a, &s), 0);
     struct client cb;
-    client_start(&cb, b, false, 2000000000ull);
+    client_start(&cb, b, false, TEST_PATIENCE_NS);
     wait_waiters(g.sem, 1);
     cr_assert_eq(fairsem_release(a, s), 0);
     client_join(&cb);
-    cr_assert_eq(cb.rc, 0);
-    cr_assert_lt(cb.waited_ns, 1500000000ull);
+    cr_assert_eq(cb.rc, 0, "a timed acquire granted before its timeout failed: %s", fairsem_err_name(cb.rc));
     cr_assert_eq(cb.release_rc, 0);
     seg_finish(&g);
 }
@@ -645,7 +640,7 @@ static void *stress_main(void *arg)
     return NULL;
 }
 
-Test(semantics, stress_timeouts_and_cancels, .timeout = 30)
+Test(semantics, stress_timeouts_and_cancels, .timeout = 90)
 {
     struct seg g;
     seg_create_slots(&g, "stress", 3, 0);
@@ -660,13 +655,17 @@ Test(semantics, stress_timeouts_and_cancels, .timeout = 30)
         args[k] = (struct stress_arg){&s, k};
         cr_assert_eq(pthread_create(&th[k], NULL, stress_main, &args[k]), 0);
     }
-    test_sleep_ms(800);
+    /* Until enough of both happened (not for a time: a busy machine may
+     * run the threads little). */
+    for (uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
+         (atomic_load(&s.grants) < 500 || atomic_load(&s.cancels) < 50) && test_now_ns() < end;)
+        test_sleep_ms(10);
     atomic_store(&s.stop, 1);
     for (unsigned k = 0; k < N; k++)
         pthread_join(th[k], NULL);
     cr_assert_eq(atomic_load(&s.errors), 0, "%u errors, first: %s", atomic_load(&s.errors), s.what);
-    cr_assert_gt(atomic_load(&s.grants), 0);
-    cr_assert_gt(atomic_load(&s.cancels), 0);
+    cr_assert_geq(atomic_load(&s.grants), 500);
+    cr_assert_geq(atomic_load(&s.cancels), 50);
     assert_all_free(g.sem);
     fairsem_stats_t st = stats_of(g.sem);
     cr_assert_eq(st.demanding_tenants, 0);
@@ -699,7 +698,7 @@ Test(semantics, event_loop_request)
     cr_assert_eq(stats_of(g.sem).waiters, 1);
     cr_assert_eq(fairsem_release(a, s), 0);
     struct pollfd p = {efd, POLLIN, 0};
-    cr_assert_eq(poll(&p, 1, 2000), 1, "event fd never became readable");
+    cr_assert_eq(poll(&p, 1, TEST_PATIENCE_MS), 1, "event fd never became readable");
     fairsem_request_t *done[4];
     cr_assert_eq(fairsem_events(g.sem, done, 4), 1);
     cr_assert_eq(done[0], req);
@@ -1384,7 +1383,12 @@ static void conserving(unsigned flags)
 
     /* A, at its share, queues one more request; then B frees a slot */
     struct client ca;
-    client_start(&ca, a, true, flags ? 5000000000ull : 150000000ull);
+    fairsem_request_t *queued = NULL;
+    fairsem_slot_t unused;
+    if (flags)
+        client_start(&ca, a, true, 0);
+    else
+        cr_assert_eq(fairsem_request_start(a, NULL, &queued), 0);
     wait_waiters(g.sem, 1);
     cr_assert_eq(fairsem_release(b, sb[--nb]), 0);
     if (flags) {
@@ -1395,12 +1399,14 @@ static void conserving(unsigned flags)
         cr_assert_eq(stats_of(g.sem).slots_available, 0);
         cr_assert_eq(stats_of(g.sem).waiters, 0);
     } else {
+        /* The release decided at once; a little later nothing has changed. */
+        cr_assert_eq(fairsem_request_result(queued, &unused), -EAGAIN, "at-share waiter served at once");
         test_sleep_ms(20);
-        cr_assert_eq(atomic_load(&ca.done), 0, "at-share waiter served without work conserving");
+        cr_assert_eq(fairsem_request_result(queued, &unused), -EAGAIN,
+                     "at-share waiter served without work conserving");
         cr_assert_eq(stats_of(g.sem).slots_available, 1);
         cr_assert_eq(stats_of(g.sem).waiters, 1);
-        client_wait_done(&ca);
-        cr_assert_eq(ca.rc, -ETIMEDOUT, "%s", fairsem_err_name(ca.rc));
+        fairsem_request_free(queued);
         cr_assert_eq(stats_of(g.sem).slots_available, 1);
         cr_assert_eq(stats_of(g.sem).waiters, 0);
     }
@@ -1431,9 +1437,10 @@ static void conserving(unsigned flags)
         nb++;
         cr_assert_eq(fairsem_try_acquire(b, &sb[nb]), -EAGAIN);
     }
-    client_join(&ca);
-    if (flags)
+    if (flags) {
+        client_join(&ca);
         cr_assert_eq(ca.release_rc, 0);
+    }
     release_all(a, sa, na);
     release_all(b, sb, nb);
     seg_finish(&g);

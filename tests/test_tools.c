@@ -110,12 +110,12 @@ struct result {
 };
 
 /* Read c's stdout and stderr to EOF, then collect it (killing its group
- * after 10 s). */
+ * after TEST_PATIENCE_MS). */
 static void cmd_finish(struct cmd *c, struct result *r, uint64_t t0)
 {
     size_t no = 0, ne = 0;
     int fds[2] = {c->out, c->err};
-    uint64_t end = test_now_ns() + 10000000000ull;
+    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
     while ((fds[0] >= 0 || fds[1] >= 0) && test_now_ns() < end) {
         struct pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
         int n = poll(p, 2, 100);
@@ -143,7 +143,7 @@ static void cmd_finish(struct cmd *c, struct result *r, uint64_t t0)
             close(fds[k]);
     r->out[no] = '\0';
     r->err[ne] = '\0';
-    int status = wait_exit(c->pid, 1000);
+    int status = wait_exit(c->pid, TEST_PATIENCE_MS);
     if (status < 0) {
         kill(-c->pid, SIGKILL);
         kill_wait(c->pid);
@@ -467,7 +467,7 @@ static void scene_start(struct scene *sc, const char *what)
         cr_assert_eq(fairsem_try_acquire(sc->alpha, &sc->held[i]), 0);
     cr_assert(spawn_ctl(&sc->w, g_seg, "beta", "b"));
     send_cmd(&sc->w, 'a');
-    cr_assert(wait_waiters(sc->sem, 1, 3000), "beta did not queue");
+    cr_assert(wait_waiters(sc->sem, 1, TEST_PATIENCE_MS), "beta did not queue");
     fairsem_tenant_stats_t ts[4];
     size_t n;
     fairsem_stats_t st;
@@ -731,7 +731,7 @@ Test(tools, dump_watch_json_lines_until_sigint)
     static char lines[LINES][4096];
     char all[LINES * 4096 + 1] = "";
     for (int i = 0; i < LINES; i++) {
-        int n = read_line(c.out, lines[i], sizeof lines[i], 3000);
+        int n = read_line(c.out, lines[i], sizeof lines[i], TEST_PATIENCE_MS);
         cr_assert_gt(n, 0, "line %d never came", i);
         cr_assert_eq(lines[i][0], '{');
         cr_assert_eq(lines[i][n - 1], '}');
@@ -744,12 +744,11 @@ Test(tools, dump_watch_json_lines_until_sigint)
     }
     double secs = (double)(test_now_ns() - t0) / 1e9;
     cr_log_info("%d lines in %.2f s", LINES, secs);
-    cr_assert_geq(secs, 0.55, "%d refreshes in %.2f s: not every 0.2 s", LINES, secs);
-    cr_assert_lt(secs, 5.0);
+    cr_assert_geq(secs, 0.55, "%d refreshes in %.2f s: faster than every 0.2 s", LINES, secs);
     cr_assert_eq(stats_of(sem).attached_procs, procs_before);
 
     cr_assert_eq(kill(c.pid, SIGINT), 0);
-    int status = wait_exit(c.pid, 3000);
+    int status = wait_exit(c.pid, TEST_PATIENCE_MS);
     cr_assert_neq(status, -1, "dump --watch did not stop on SIGINT");
     cr_assert(WIFEXITED(status), "killed by signal %d instead of stopping", WTERMSIG(status));
     cr_assert_eq(WEXITSTATUS(status), 0);
@@ -1139,7 +1138,7 @@ Test(tools, run_holds_the_slot_and_forwards_sigterm)
     tool_start(&c, "run", g_seg, "--tenant", "worker", "--", "/bin/sh", "-c", "echo \"$FAIRSEM_SLOT\"; exec sleep 30",
                NULL);
     char line[64];
-    cr_assert_gt(read_line(c.out, line, sizeof line, 5000), 0, "CMD never started");
+    cr_assert_gt(read_line(c.out, line, sizeof line, TEST_PATIENCE_MS), 0, "CMD never started");
     cr_assert_str_eq(line, "0");
 
     fairsem_stats_t st;
@@ -1157,7 +1156,7 @@ Test(tools, run_holds_the_slot_and_forwards_sigterm)
 
     uint64_t t0 = test_now_ns();
     cr_assert_eq(kill(c.pid, SIGTERM), 0);
-    int status = wait_exit(c.pid, 5000);
+    int status = wait_exit(c.pid, TEST_PATIENCE_MS);
     cr_assert_neq(status, -1, "the wrapper did not end after SIGTERM");
     cr_assert(WIFEXITED(status), "the wrapper died of signal %d instead of forwarding it", WTERMSIG(status));
     cr_assert_eq(WEXITSTATUS(status), 143, "CMD was not ended by the forwarded SIGTERM");
@@ -1180,14 +1179,14 @@ Test(tools, run_killed_wrapper_gives_the_slot_back)
     struct cmd c;
     tool_start(&c, "run", g_seg, "--tenant", "worker", "--", "/bin/sh", "-c", "echo up; exec sleep 30", NULL);
     char line[64];
-    cr_assert_gt(read_line(c.out, line, sizeof line, 5000), 0, "CMD never started");
+    cr_assert_gt(read_line(c.out, line, sizeof line, TEST_PATIENCE_MS), 0, "CMD never started");
     cr_assert(kill_wait(c.pid));
     cr_assert_eq(kill(-c.pid, 0), 0, "CMD died with the wrapper (nothing to prove)");
     struct result r;
     cr_assert_eq(tool(&r, "check", g_seg, NULL), 18, "%s", r.out);
     fairsem_slot_t s;
     int rc = -EAGAIN;
-    uint64_t end = test_now_ns() + 1000000000u;
+    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
     while (rc == -EAGAIN && test_now_ns() < end) {
         rc = fairsem_try_acquire(t, &s);
         if (rc == -EAGAIN)
