@@ -28,8 +28,10 @@
 #define _GNU_SOURCE
 #include <fairsem.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,7 +88,7 @@ static const struct image *template_image(unsigned which)
         return im;
     const fairsem_options_t *o = &settings[which & 3];
     char name[64];
-    snprintf(name, sizeof name, "/fairsem-fuzz-template-%d", (int)getpid());
+    snprintf(name, sizeof name, "/fairsem-fuzz-%d-template", (int)getpid());
     fairsem_t *sem;
     int rc = fairsem_create(name, o, &sem);
     if (rc)
@@ -199,6 +201,26 @@ static void use(fairsem_t *sem)
     }
     fairsem_reap(sem, NULL);
     observe(sem);
+}
+
+/* A run that ended on a finding (a hang is killed) leaves its last image
+ * behind: remove the images of processes that are gone. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    DIR *dir = opendir("/dev/shm");
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        int pid;
+        if (sscanf(e->d_name, "fairsem-fuzz-%d-", &pid) == 1 && kill(pid, 0) < 0 && errno == ESRCH) {
+            char path[300];
+            snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+            unlink(path);
+        }
+    }
+    if (dir)
+        closedir(dir);
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)

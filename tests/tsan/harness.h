@@ -14,6 +14,7 @@
 
 #define _GNU_SOURCE
 #include <fairsem.h>
+#include <sanitizer/common_interface_defs.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -64,10 +65,23 @@ static inline void harness_nap(void)
     nanosleep(&ts, NULL);
 }
 
+/* TSan ends the program on its first report (halt_on_error): remove the
+ * segment on the way out. */
+static inline void harness_unlink_segment(void)
+{
+    if (harness_segment[0])
+        fairsem_unlink(harness_segment);
+}
+
 /* Create this program's segment (named after the program and its pid). */
 static inline fairsem_t *harness_create(const char *what, const fairsem_options_t *o)
 {
     snprintf(harness_segment, sizeof harness_segment, "/fstsan-%s-%d", what, (int)getpid());
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    __sanitizer_set_death_callback(harness_unlink_segment);
+#endif
+#endif
     fairsem_t *sem;
     expect(fairsem_create(harness_segment, o, &sem), 0, "fairsem_create");
     return sem;

@@ -7,7 +7,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { FairShareSemaphore, FairsemError } = require('..');
-const { freshPool, until } = require('./helpers');
+const { freshPool, until, PATIENCE_MS } = require('./helpers');
 
 const WORKER = path.join(__dirname, 'fixtures', 'worker.js');
 
