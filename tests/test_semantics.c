@@ -1039,7 +1039,7 @@ static void *forced_race_acquirer(void *arg)
     struct forced_race *fr = arg;
     fairsem_slot_t s;
     atomic_store(&fr->entering, 1);
-    fr->rc = fairsem_acquire_timeout(fr->t, 10ull * 1000 * 1000 * 1000, &s);
+    fr->rc = fairsem_acquire_timeout(fr->t, TEST_PATIENCE_NS, &s);
     if (fr->rc == 0)
         fairsem_release(fr->t, s);
     return NULL;

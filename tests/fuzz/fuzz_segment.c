@@ -198,6 +198,7 @@ static void use(fairsem_t *sem)
         if (fairsem_acquire_timeout(t, 1000000, &s) == 0)
             fairsem_release(t, s);
         fairsem_tenant_unregister(t, FAIRSEM_FORCE);
+        fairsem_tenant_free(t);
     }
     fairsem_reap(sem, NULL);
     observe(sem);

@@ -27,7 +27,7 @@
 #include <poll.h>
 
 #define STARTERS 3
-#define PER_STARTER 2000
+#define PER_STARTER 5000
 #define MAX_OUTSTANDING 4 /* unreported queued requests per starter */
 #define MAX_COLLECTORS 4
 

@@ -6,9 +6,10 @@
  *    slot or try to, give it back and unregister (plain, forced, if-idle);
  *  - two steady threads acquire and release through a handle that stays;
  *  - one thread reads fairsem_stats() with the tenant list throughout;
- *  - the main thread, 100 rounds: registers a handle, starts two threads
+ *  - the main thread, 300 rounds: registers a handle, starts two threads
  *    that acquire and release through it, and unregisters it once both have
- *    used it; they go on until they see FAIRSEM_ENOTREG.
+ *    used it; they go on until they see FAIRSEM_ENOTREG; then a second
+ *    unregister gets FAIRSEM_ENOTREG and the handle is freed.
  *
  * Checked: every call returns one of its documented results; after each
  * round the tenant of the unregistered handle has only the main thread's
@@ -18,9 +19,9 @@
 #include "harness.h"
 
 #define SLOTS 4
-#define CHURN_ROUNDS 300
-#define STEADY_ROUNDS 1500
-#define MAIN_ROUNDS 100
+#define CHURN_ROUNDS 2000
+#define STEADY_ROUNDS 10000
+#define MAIN_ROUNDS 300
 
 static fairsem_t *sem;
 static _Atomic int busy_threads; /* churn + steady threads still running */
@@ -40,6 +41,7 @@ static void *churn(void *arg)
         else if (rc != -EAGAIN && rc != -ETIMEDOUT)
             fail("churn acquire returned %s", fairsem_err_name(rc));
         expect(fairsem_tenant_unregister(t, flags[k % 3]), 0, "fairsem_tenant_unregister (churn)");
+        expect(fairsem_tenant_free(t), 0, "fairsem_tenant_free (churn)");
     }
     atomic_fetch_sub(&busy_threads, 1);
     return NULL;
@@ -125,6 +127,8 @@ int main(void)
         expect(fairsem_tenant_unregister(d.t, 0), 0, "fairsem_tenant_unregister (doomed)");
         pthread_join(users[0], NULL);
         pthread_join(users[1], NULL);
+        expect(fairsem_tenant_unregister(d.t, 0), FAIRSEM_ENOTREG, "a second fairsem_tenant_unregister");
+        expect(fairsem_tenant_free(d.t), 0, "fairsem_tenant_free (doomed)");
         fairsem_tenant_stats_t ts[16];
         fairsem_stats_t st;
         size_t n;

@@ -12,7 +12,7 @@
 
 #define SLOTS 3
 #define SHARED_THREADS 4
-#define ROUNDS 1500
+#define ROUNDS 10000
 
 static fairsem_t *sem;
 static fairsem_tenant_t *shared, *other;
