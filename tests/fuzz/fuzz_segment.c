@@ -16,8 +16,10 @@
  *               20 ms before it believes a violation, so the fuzzer
  *               chooses when to pay for it)
  *   then        patches of 6 bytes: u16 where, u32 value (little-endian).
- *               where < 0x8000: 32-bit word (where % 80) of the 320-byte
- *               header; 0x8000..0xfffe: word (where - 0x8000) of the image;
+ *               where = region << 12 | word: 32-bit word (word % its words)
+ *               of region (region % REGIONS) of src/layout.h (the header,
+ *               then each region named by a header offset), so a recipe
+ *               keeps its meaning when another region changes size;
  *               0xffff: truncate the image to value % size bytes.
  *
  * Each input becomes /dev/shm/fairsem-fuzz-<pid>-<n>, is opened read-only
@@ -27,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include <fairsem.h>
+#include "layout.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,7 +43,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HEADER_WORDS 80 /* sizeof(struct fs_header) / 4 */
+/* The regions a patch can address: the header, then every region the
+ * header names by its offset. */
+static const size_t region_offset_field[] = {
+    0, offsetof(struct fs_header, off_map), offsetof(struct fs_header, off_procs),
+    offsetof(struct fs_header, off_regs), offsetof(struct fs_header, off_opens),
+    offsetof(struct fs_header, off_tenants), offsetof(struct fs_header, off_slots),
+    offsetof(struct fs_header, off_since), offsetof(struct fs_header, off_cells),
+};
+#define REGIONS (sizeof region_offset_field / sizeof region_offset_field[0])
 
 static const fairsem_options_t settings[4] = {
     {.max_slots = 1, .max_tenants = 2, .max_waiters = 2, .max_procs = 2},
@@ -116,6 +127,28 @@ static const struct image *template_image(unsigned which)
     return im;
 }
 
+/* Where region r of template t starts (the header, region 0, at 0). */
+static uint64_t region_start(const struct image *t, unsigned r)
+{
+    uint64_t off = 0;
+    if (r > 0)
+        memcpy(&off, t->bytes + region_offset_field[r], sizeof off);
+    return off;
+}
+
+/* Region r of template t: from its start to the next region's. */
+static void region_of(const struct image *t, unsigned r, size_t *first, size_t *end)
+{
+    const struct fs_header *h = (const struct fs_header *)t->bytes;
+    *first = region_start(t, r);
+    *end = r == 0 ? sizeof *h : h->total_size;
+    for (unsigned k = 1; k < REGIONS; k++) {
+        uint64_t next = region_start(t, k);
+        if (next > *first && next < *end)
+            *end = next;
+    }
+}
+
 static uint32_t le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t le32(const uint8_t *p) { return le16(p) | le16(p + 2) << 16; }
 
@@ -128,15 +161,16 @@ static bool write_image(const uint8_t *data, size_t len, const char *name)
     const struct image *t = template_image(data[0] & 7);
     unsigned char *bytes = malloc(t->size);
     memcpy(bytes, t->bytes, t->size);
-    size_t size = t->size, words = t->size / 4;
+    size_t size = t->size;
     for (size_t k = 1; k + 6 <= len; k += 6) {
         uint32_t where = le16(data + k), value = le32(data + k + 2);
-        if (where == 0xffff)
+        if (where == 0xffff) {
             size = value % t->size;
-        else if (where < 0x8000)
-            memcpy(bytes + (where % HEADER_WORDS) * 4, &value, 4);
-        else
-            memcpy(bytes + ((where - 0x8000) % words) * 4, &value, 4);
+            continue;
+        }
+        size_t first, end;
+        region_of(t, (where >> 12) % REGIONS, &first, &end);
+        memcpy(bytes + first + (where & 0xfff) % ((end - first) / 4) * 4, &value, 4);
     }
     char path[128];
     snprintf(path, sizeof path, "/dev/shm%s", name);
