@@ -25,7 +25,7 @@
  * Each input becomes /dev/shm/fairsem-fuzz-<pid>-<n>, is opened read-only
  * (info, stats, dump, check, reap), then read-write (the same, plus a
  * tenant registration, try_acquire/release and a 1 ms acquire_timeout),
- * closed and unlinked.
+ * closed and unlinked (fairsem_unlink, forced if it refuses).
  */
 #define _GNU_SOURCE
 #include <fairsem.h>
@@ -123,7 +123,9 @@ static const struct image *template_image(unsigned which)
         *im = read_segment(name);
     }
     fairsem_close(sem);
-    fairsem_unlink(name);
+    rc = fairsem_unlink(name, 0);
+    if (rc)
+        die("unlinking the template", rc);
     return im;
 }
 
@@ -278,6 +280,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         use(sem);
         fairsem_close(sem);
     }
-    fairsem_unlink(name);
+    /* Unlinking reads the image too; whatever it says, the name goes. */
+    if (fairsem_unlink(name, 0) != 0)
+        fairsem_unlink(name, FAIRSEM_UNLINK_FORCE);
     return 0;
 }

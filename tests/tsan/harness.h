@@ -40,7 +40,7 @@ static inline void fail(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     if (harness_segment[0])
-        fairsem_unlink(harness_segment);
+        fairsem_unlink(harness_segment, FAIRSEM_UNLINK_FORCE);
     _exit(1);
 }
 
@@ -70,7 +70,7 @@ static inline void harness_nap(void)
 static inline void harness_unlink_segment(void)
 {
     if (harness_segment[0])
-        fairsem_unlink(harness_segment);
+        fairsem_unlink(harness_segment, FAIRSEM_UNLINK_FORCE);
 }
 
 /* Create this program's segment (named after the program and its pid). */
@@ -119,7 +119,7 @@ static inline void harness_finish(fairsem_t *sem)
     if (bad != 0)
         fail("fairsem_check found violations %#x", bad);
     fairsem_close(sem);
-    expect(fairsem_unlink(harness_segment), 0, "fairsem_unlink");
+    expect(fairsem_unlink(harness_segment, 0), 0, "fairsem_unlink");
 }
 
 #endif
