@@ -320,6 +320,8 @@ struct collector {
     int efd;
     _Atomic unsigned *collected, *outstanding;
     _Atomic int *stop;
+    pthread_mutex_t *starting; /* held by the starter until it is done with a
+                                  new request (a collector may free it) */
     unsigned twice; /* requests reported a second time */
 };
 
@@ -332,6 +334,7 @@ static void *collector_main(void *arg)
             continue;
         fairsem_request_t *done[8];
         size_t n = fairsem_events(c->sem, done, 8);
+        pthread_mutex_lock(c->starting);
         for (size_t k = 0; k < n; k++) {
             _Atomic int *seen = fairsem_request_user(done[k]);
             if (atomic_fetch_add(seen, 1) != 0)
@@ -343,6 +346,7 @@ static void *collector_main(void *arg)
             atomic_fetch_add(c->collected, 1);
             atomic_fetch_sub(c->outstanding, 1);
         }
+        pthread_mutex_unlock(c->starting);
     }
     return NULL;
 }
@@ -355,10 +359,11 @@ Test(events, two_collectors_lose_nothing, .timeout = 120)
     static _Atomic int seen[REQUESTS];
     _Atomic unsigned collected = 0, outstanding = 0;
     _Atomic int stop = 0;
+    pthread_mutex_t starting = PTHREAD_MUTEX_INITIALIZER;
     struct collector c[2];
     pthread_t th[2];
     for (int k = 0; k < 2; k++) {
-        c[k] = (struct collector){sem, t, event_fd_of(sem), &collected, &outstanding, &stop, 0};
+        c[k] = (struct collector){sem, t, event_fd_of(sem), &collected, &outstanding, &stop, &starting, 0};
         cr_assert_eq(pthread_create(&th[k], NULL, collector_main, &c[k]), 0);
     }
     unsigned queued = 0, nheld = 0;
@@ -372,14 +377,18 @@ Test(events, two_collectors_lose_nothing, .timeout = 120)
                      atomic_load(&collected), queued);
         fairsem_request_t *req;
         fairsem_slot_t s;
-        cr_assert_eq(fairsem_request_start(t, (void *)&seen[i], &req), 0);
-        if (fairsem_request_result(req, &s) == 0) { /* granted at once: never reported */
+        pthread_mutex_lock(&starting);
+        int rc = fairsem_request_start(t, (void *)&seen[i], &req);
+        bool at_once = rc == 0 && fairsem_request_result(req, &s) == 0;
+        if (at_once) { /* granted at once: never reported */
             held[nheld++] = s;
             fairsem_request_free(req);
-        } else {
+        } else if (rc == 0) {
             queued++;
             atomic_fetch_add(&outstanding, 1);
         }
+        pthread_mutex_unlock(&starting);
+        cr_assert_eq(rc, 0);
         if (atomic_load(&outstanding) >= IN_FLIGHT / 2) /* let the queue move */
             while (nheld)
                 cr_assert_eq(fairsem_release(t, held[--nheld]), 0);

@@ -291,7 +291,14 @@ def _forget_parent_state_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_parent_state_in_child)
 
 
-def _close_handle(handle: int) -> None:
+def _close_handle(handle: int, pending: dict[int, tuple[int, Any]]) -> None:
+    # Requests still queued (an object collected, or the interpreter exiting,
+    # while acquisitions wait) are freed first: after fairsem_close their
+    # tenant handles are gone, and a task cleaning up later must find
+    # nothing left to free.
+    for request, _ in pending.values():
+        lib.fairsem_request_free(request)
+    pending.clear()
     lib.fairsem_close(handle)
 
 
@@ -354,7 +361,7 @@ class FairShareSemaphore:
             self._handle: int | None = handle.value
         else:
             self._handle = self._create_or_open(name, options)
-        self._finalizer = weakref.finalize(self, _close_handle, self._handle)
+        self._finalizer = weakref.finalize(self, _close_handle, self._handle, self._pending)
         _open_semaphores.add(self)
 
     # ------------------------------------------------------------ opening
@@ -467,7 +474,7 @@ class FairShareSemaphore:
         # and the library gives it a new event descriptor.  A thread that held
         # the lock at fork time does not exist here.
         self._lock = threading.Lock()
-        self._pending = {}
+        self._pending.clear()
         self._watched_loop = None
         self._event_fd = -1
         for registration in self._tenants.values():
