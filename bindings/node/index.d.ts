@@ -193,6 +193,9 @@ export class FairShareSemaphore implements Disposable, AsyncDisposable {
   readonly closed: boolean;
   /** Acquires of this object waiting now. */
   readonly waiting: number;
+  /** A registration of `id` (at most 63 bytes of UTF-8) of its own: several
+   * for one id are counted, and the tenant stays registered until the last
+   * one is closed. */
   tenant(id: string, options?: TenantOptions): Tenant;
   stats(): SemaphoreStats;
   info(): SemaphoreInfo;

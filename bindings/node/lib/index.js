@@ -10,6 +10,7 @@
 
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
+const { errno: osErrno } = require('node:os').constants;
 
 const native = loadAddon();
 
@@ -439,10 +440,19 @@ class FairShareSemaphore {
   /** Register `id` (a non-empty string of at most 63 bytes) through this
    * handle.  weight (default 1) sets its share under the built-in rule for
    * every process: share = max(minShare, maxSlots * weight / sum of the
-   * demanding tenants' weights). */
+   * demanding tenants' weights).  Registrations are counted: every call is
+   * a registration of its own (the library counts them per process), so
+   * concurrent users of one id never end each other's; the tenant stays
+   * registered until the last of them is closed. */
   tenant(id, { weight = 1 } = {}) {
     if (this.#closed) throw closedError();
     if (typeof id !== 'string' || id === '') throw invalid('tenant id must be a non-empty string');
+    const bytes = Buffer.byteLength(id, 'utf8');
+    if (bytes > native.TENANT_ID_MAX) {
+      throw new FairsemError(
+        `tenant id ${JSON.stringify(id)} is ${bytes} bytes (UTF-8); the limit is ${native.TENANT_ID_MAX}`,
+        'ENAMETOOLONG', -osErrno.ENAMETOOLONG);
+    }
     checkInt(weight, 'weight', 1, 0xffffffff, false);
     const handle = call(native.register, this.#handle, id, weight);
     return new Tenant(this, handle, id, weight);

@@ -233,35 +233,54 @@ class _SyncAcquisition:
         self._slot.release()
 
 
+class _BlockUsers:
+    """How many tenant()/tenant_sync() blocks of this process are inside one
+    tenant id's registration.  A block that leaves unregisters only when it
+    is the last one, and only if the registration it joined is still the
+    current one (an explicit unregister_tenant() detaches the count, so the
+    blocks it ended never end a later registration)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class TenantContext:
     """Registers a tenant for a block and makes it the current tenant.
 
     `async with sem.tenant(id):` or, from threads and pre-fork workers,
-    `with sem.tenant_sync(id):`.  On exit the tenant is unregistered
-    (deferred while it still holds slots) and the previous current tenant
-    restored.
+    `with sem.tenant_sync(id):`.  Blocks for one id are counted: concurrent
+    blocks (threads, tasks) share one registration, which ends (deferred
+    while it still holds slots) when the last of them leaves.  On exit the
+    previous current tenant is restored.
     """
 
-    __slots__ = ("_semaphore", "_tenant_id", "_weight", "_token")
+    __slots__ = ("_semaphore", "_tenant_id", "_weight", "_token", "_users")
 
     def __init__(self, semaphore: FairShareSemaphore, tenant_id: str, weight: int = 1) -> None:
         self._semaphore = semaphore
         self._tenant_id = tenant_id
         self._weight = weight
         self._token: Any = None
+        self._users: _BlockUsers | None = None
 
     @property
     def tenant_id(self) -> str:
         return self._tenant_id
 
     def __enter__(self) -> TenantContext:
-        self._semaphore.register_tenant_sync(self._tenant_id, self._weight)
+        if self._users is not None:
+            raise RuntimeError(f"this tenant({self._tenant_id!r}) block is already entered")
+        self._users = self._semaphore._enter_tenant_block(self._tenant_id, self._weight)
         self._token = _tenant_id_var.set(self._tenant_id)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        users, self._users = self._users, None
+        assert users is not None
         try:
-            self._semaphore.unregister_tenant_sync(self._tenant_id)
+            self._semaphore._leave_tenant_block(self._tenant_id, users)
         finally:
             _tenant_id_var.reset(self._token)
 
@@ -343,6 +362,7 @@ class FairShareSemaphore:
 
         self._lock = threading.Lock()
         self._tenants: dict[str, _Registration] = {}
+        self._block_users: dict[str, _BlockUsers] = {}
         self._share_fn = _share_fn(share_calculator) if share_calculator is not None else None
         self._rule_name = share_rule_name(share_calculator) if share_calculator is not None else None
 
@@ -465,6 +485,7 @@ class FairShareSemaphore:
                 loop.remove_reader(self._event_fd)
             self._watched_loop = None
             self._tenants.clear()
+            self._block_users.clear()
             self._handle = None
             self._finalizer()
         _open_semaphores.discard(self)
@@ -540,27 +561,55 @@ class FairShareSemaphore:
         self.unregister_tenant_sync(tenant_id, force, strict=strict)
 
     def register_tenant_sync(self, tenant_id: str, weight: int = 1) -> None:
+        with self._lock:
+            self._register_locked(tenant_id, weight)
+
+    def _register_locked(self, tenant_id: str, weight: int) -> None:
         if not isinstance(tenant_id, str) or not tenant_id:
             raise ValueError("tenant_id must be a non-empty str")
         if weight < 1:
             raise ValueError("weight must be at least 1")
         encoded = tenant_id.encode()
         if len(encoded) > N.TENANT_ID_MAX:
-            raise ValueError(f"tenant_id is longer than {N.TENANT_ID_MAX} bytes")
+            raise ValueError(
+                f"tenant_id {tenant_id!r} is {len(encoded)} bytes (UTF-8); the limit is {N.TENANT_ID_MAX}"
+            )
+        handle = self._live_handle()
+        current = self._tenants.get(tenant_id)
+        if current is not None and current.weight == weight:
+            return
+        registered = ctypes.c_void_p()
+        rc = lib.fairsem_tenant_register(handle, encoded, weight, ctypes.byref(registered))
+        if rc < 0:
+            _raise_for(rc, f"registering tenant {tenant_id!r}")
+        self._tenants[tenant_id] = _Registration(registered.value, tenant_id, weight)
+        if current is not None:
+            # The new registration carries the new weight; the old one
+            # ends once its slots are back.
+            self._end_registration(current, 0)
+
+    def _enter_tenant_block(self, tenant_id: str, weight: int) -> _BlockUsers:
+        """A tenant() block starts: register (or join the registration)."""
         with self._lock:
-            handle = self._live_handle()
-            current = self._tenants.get(tenant_id)
-            if current is not None and current.weight == weight:
+            self._register_locked(tenant_id, weight)
+            users = self._block_users.setdefault(tenant_id, _BlockUsers())
+            users.count += 1
+            return users
+
+    def _leave_tenant_block(self, tenant_id: str, users: _BlockUsers) -> None:
+        """A tenant() block ends: the last one out unregisters (deferred)."""
+        with self._lock:
+            users.count -= 1
+            if users.count > 0 or self._block_users.get(tenant_id) is not users:
                 return
-            registered = ctypes.c_void_p()
-            rc = lib.fairsem_tenant_register(handle, encoded, weight, ctypes.byref(registered))
-            if rc < 0:
-                _raise_for(rc, f"registering tenant {tenant_id!r}")
-            self._tenants[tenant_id] = _Registration(registered.value, tenant_id, weight)
-            if current is not None:
-                # The new registration carries the new weight; the old one
-                # ends once its slots are back.
-                self._end_registration(current, 0)
+            del self._block_users[tenant_id]
+            if self._handle is None:
+                return
+            registration = self._tenants.pop(tenant_id, None)
+            if registration is not None:
+                rc = self._end_registration(registration, 0)
+                if rc < 0 and rc != N.ENOTREG:
+                    _raise_for(rc, f"unregistering tenant {tenant_id!r}")
 
     def unregister_tenant_sync(self, tenant_id: str, force: bool = False, *, strict: bool = False) -> None:
         if force and strict:
@@ -578,6 +627,8 @@ class FairShareSemaphore:
             if rc == N.EBUSY:
                 raise TenantHasActiveSlotsError(f"tenant {tenant_id!r} holds or waits for slots")
             del self._tenants[tenant_id]
+            # The tenant() blocks still inside it lost their registration too.
+            self._block_users.pop(tenant_id, None)
             if rc < 0 and rc != N.ENOTREG:
                 _raise_for(rc, f"unregistering tenant {tenant_id!r}")
 
