@@ -279,6 +279,20 @@ FAIRSEM_EXTERN int fairsem_unlink(const char *name, unsigned flags);
  */
 FAIRSEM_EXTERN int fairsem_check_linked(fairsem_t *sem);
 
+/**
+ * A new descriptor (close-on-exec) on the open file description that carries
+ * this handle's liveness lease (the handle attaches first if it has not).
+ * While any process holds a descriptor on that description, this handle's
+ * process record counts as alive, so what it holds is never reaped, even
+ * after the process that opened the handle died.  For wrappers that hand
+ * their slot to the command they start, as flock(1) hands its lock: clear
+ * FD_CLOEXEC in the child before exec.  Detaching (fairsem_close) ends the
+ * lease whoever else holds the descriptor.  The caller closes it.
+ * @return the descriptor (>= 3); -EINVAL (NULL); -EPERM (FAIRSEM_READONLY);
+ *         FAIRSEM_EPROCS; a negative errno from fcntl.
+ */
+FAIRSEM_EXTERN int fairsem_lease_dup(fairsem_t *sem);
+
 /* ----------------------------------------------------------------- tenants */
 
 /**

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 static uint64_t proc_state(uint64_t gen, unsigned kind) { return gen << 1 | kind; }
@@ -74,6 +75,18 @@ void fairsem__proc_release(fairsem_t *sem)
     atomic_store(&rec->state, proc_state(state_gen(st), FS_PROC_FREE));
     FS_CRASHPOINT("detach.freed");
     fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
+}
+
+int fairsem_lease_dup(fairsem_t *sem)
+{
+    if (!sem)
+        return -EINVAL;
+    int rc = fairsem__attach(sem);
+    if (rc < 0)
+        return rc;
+    /* Same open file description, hence the same OFD lock. */
+    int fd = fcntl(sem->fd, F_DUPFD_CLOEXEC, 3);
+    return fd < 0 ? -errno : fd;
 }
 
 bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -427,13 +428,29 @@ Test(tools, list_shows_the_segment)
     cr_assert_eq(tool(&r, "list", NULL), 0, "%s", r.err);
     cr_assert_eq(strncmp(r.out, "NAME", 4), 0, "no header: %s", r.out);
     cr_assert(strstr(r.out, "SLOTS") && strstr(r.out, "INUSE") && strstr(r.out, "FREE") &&
-              strstr(r.out, "WAITERS") && strstr(r.out, "PROCS") && strstr(r.out, "STATUS"));
-    char line[512], name[300], status[64];
+              strstr(r.out, "WAITERS") && strstr(r.out, "PROCS") && strstr(r.out, "AGE") &&
+              strstr(r.out, "OWNER") && strstr(r.out, "MODE") && strstr(r.out, "STATUS"));
+    char line[512], name[300], age[16], owner[32], mode[16], status[64];
     cr_assert(line_of(r.out, g_seg, line, sizeof line), "%s not listed:\n%s", g_seg, r.out);
     unsigned slots, inuse, avail, waiters, procs;
-    cr_assert_eq(sscanf(line, "%299s %u %u %u %u %u %63s", name, &slots, &inuse, &avail, &waiters,
-                        &procs, status),
-                 7, "'%s'", line);
+    cr_assert_eq(sscanf(line, "%299s %u %u %u %u %u %15s %31s %15s %63s", name, &slots, &inuse, &avail,
+                        &waiters, &procs, age, owner, mode, status),
+                 10, "'%s'", line);
+    unsigned age_s;
+    char unit;
+    cr_assert_eq(sscanf(age, "%u%c", &age_s, &unit), 2, "age '%s'", age);
+    cr_assert(unit == 's' && age_s < 120, "a segment just created is %s old", age);
+    struct passwd *me = getpwuid(getuid());
+    cr_assert_not_null(me);
+    char want_owner[32];
+    snprintf(want_owner, sizeof want_owner, "%.10s", me->pw_name);
+    cr_assert_str_eq(owner, want_owner);
+    struct stat file;
+    char path[FAIRSEM_NAME_MAX + 16], want_mode[16];
+    shm_path(path, sizeof path, g_seg);
+    cr_assert_eq(stat(path, &file), 0);
+    snprintf(want_mode, sizeof want_mode, "%04o", (unsigned)(file.st_mode & 07777));
+    cr_assert_str_eq(mode, want_mode);
     cr_assert_eq(slots, 5u);
     cr_assert_eq(inuse, 2u);
     cr_assert_eq(avail, 3u);
@@ -715,6 +732,83 @@ Test(tools, dump_json_non_utf8_tenant_ids)
     remove_segment(sem, t, s);
 }
 
+/* Display columns of one line of UTF-8 (continuation bytes take none). */
+static size_t columns(const char *line, size_t len)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < len; k++)
+        n += ((unsigned char)line[k] & 0xc0) != 0x80;
+    return n;
+}
+
+/* --watch tables show the time and fit 80x24: long tables end "... N more". */
+Test(tools, dump_watch_fits_80x24_and_shows_the_time)
+{
+    enum { TENANTS = 7 };
+    fairsem_tenant_t *t[TENANTS];
+    fairsem_slot_t s[TENANTS];
+    fairsem_t *sem = new_segment("tl-watch80", TENANTS, 0, NULL, NULL, NULL);
+    for (int i = 0; i < TENANTS; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "tenant-with-a-rather-long-name-of-forty-%d", i);
+        cr_assert_eq(fairsem_tenant_register(sem, id, 1, &t[i]), 0);
+        cr_assert_eq(fairsem_try_acquire(t[i], &s[i]), 0);
+    }
+    struct cmd c;
+    tool_start(&c, "dump", g_seg, "--watch=0.1", NULL);
+    static const char clear[] = "\033[H\033[2J";
+    static char out[65536];
+    size_t len = 0;
+    int frames = 0;
+    uint64_t end = test_now_ns() + 10000000000ull;
+    /* Three screen clears: the frame between the 2nd and 3rd is whole. */
+    while (frames < 3 && test_now_ns() < end && len < sizeof out - 4096) {
+        struct pollfd p = {c.out, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t got = read(c.out, out + len, 4096);
+        cr_assert_gt(got, 0, "dump --watch ended");
+        len += (size_t)got;
+        out[len] = '\0';
+        frames = 0;
+        for (const char *q = out; (q = strstr(q, clear)); q += sizeof clear - 1)
+            frames++;
+    }
+    cr_assert_eq(frames, 3, "not three frames in 10 s:\n%s", out);
+    cr_assert_eq(kill(c.pid, SIGINT), 0);
+    cr_assert_neq(wait_exit(c.pid, 3000), -1);
+    close(c.out);
+    close(c.err);
+    char *frame = strstr(out, clear) + sizeof clear - 1;
+    frame = strstr(frame, clear) + sizeof clear - 1;
+    *strstr(frame, clear) = '\0';
+    cr_log_info("one --watch frame:\n%s", frame);
+    int lines = 0;
+    for (char *line = frame; *line;) {
+        char *eol = strchr(line, '\n');
+        cr_assert_not_null(eol, "last line unterminated");
+        cr_assert_leq(columns(line, (size_t)(eol - line)), 80, "line %d is wider than 80: '%.*s'", lines,
+                      (int)(eol - line), line);
+        lines++;
+        line = eol + 1;
+    }
+    cr_assert_leq(lines, 23, "%d lines do not fit 24 rows with the cursor below", lines);
+    unsigned y, mo, d, h, mi, sec;
+    char *stamp = strchr(frame, ' ');
+    cr_assert_not_null(stamp);
+    cr_assert_eq(sscanf(stamp, " %4u-%2u-%2u %2u:%2u:%2u", &y, &mo, &d, &h, &mi, &sec), 6, "no time: %s", frame);
+    cr_assert_eq(strncmp(frame, g_seg, strlen(g_seg)), 0, "%s", frame);
+    char rows[8][256];
+    cr_assert_eq(section(frame, "TENANT ", rows, 8), 4, "%s", frame);
+    cr_assert_str_eq(rows[3], "\u2026 4 more");
+    cr_assert(strstr(rows[0], "tenant-with-a-rather-lon ") == rows[0], "id not cut to 24: '%s'", rows[0]);
+    cr_assert_eq(section(frame, "SLOT ", rows, 8), 4, "%s", frame);
+    cr_assert_str_eq(rows[3], "\u2026 4 more");
+    for (int i = 0; i < TENANTS; i++)
+        cr_assert_eq(fairsem_release(t[i], s[i]), 0);
+    remove_segment(sem, NULL, (fairsem_slot_t){0});
+}
+
 /* --watch=0.2 --json: one object per line, about every 0.2 s, until
  * SIGINT (then exit 0).  The dump holds no process record meanwhile. */
 Test(tools, dump_watch_json_lines_until_sigint)
@@ -842,11 +936,16 @@ Test(tools, check_reports_dead_holder_until_reaped)
     pid_t dead = w.pid;
     worker_kill(&w);
 
-    /* Nobody has reaped: check sees the dead holder, every time. */
+    /* Nobody has reaped: check sees the dead holder, every time, and tells
+     * it apart from a violated invariant: a warning, exit 0 (18 --strict). */
     for (int i = 0; i < 2; i++) {
-        cr_assert_eq(tool(&r, "check", g_seg, NULL), 16 + 2, "check after SIGKILL: %s", r.out);
-        cr_assert(strstr(r.out, "violation [dead]: "), "no dead line: %s", r.out);
-        cr_assert_eq(strncmp(r.out, "violation [", 11), 0, "%s", r.out);
+        cr_assert_eq(tool(&r, "check", g_seg, NULL), 0, "check after SIGKILL: %s", r.out);
+        cr_assert(strstr(r.out, "warning [dead]: "), "no dead line: %s", r.out);
+        cr_assert_null(strstr(r.out, "violation"), "%s", r.out);
+        snprintf(want, sizeof want, "%s: 1 dead processes not yet reaped", g_seg);
+        cr_assert(strstr(r.out, want), "%s", r.out);
+        cr_assert_eq(tool(&r, "check", g_seg, "--strict", NULL), 16 + 2, "--strict after SIGKILL: %s", r.out);
+        cr_assert(strstr(r.out, "warning [dead]: "), "%s", r.out);
     }
     cr_assert(tool(&r, "dump", g_seg, NULL) == 0);
     char rows[8][256];
@@ -864,7 +963,7 @@ Test(tools, check_reports_dead_holder_until_reaped)
     snprintf(line, sizeof line, "%s: would reap 1 dead processes, 1 slots, 0 queued requests\n", g_seg);
     cr_assert(strstr(r.out, line), "%s", r.out);
     cr_assert_eq(stats_of(sem).slots_in_use, 1u, "--dry-run reclaimed the slot");
-    cr_assert_eq(tool(&r, "check", g_seg, NULL), 18, "after --dry-run: %s", r.out);
+    cr_assert_eq(tool(&r, "check", g_seg, "--strict", NULL), 18, "after --dry-run: %s", r.out);
 
     /* The real thing. */
     cr_assert_eq(tool(&r, "reap", g_seg, NULL), 0, "%s", r.err);
@@ -1102,8 +1201,11 @@ Test(tools, run_nonblocking_and_timeout_conflicts)
     fairsem_slot_t s;
     cr_assert_eq(fairsem_try_acquire(t, &s), 0);
     struct result r;
+    /* Quiet, as flock -n: exit 1 and nothing on stderr (unless -v). */
     cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "late", "-n", "--", "/bin/echo", "ran", NULL), 1);
     cr_assert_str_eq(r.out, "", "CMD ran without a slot");
+    cr_assert_str_eq(r.err, "");
+    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "late", "-n", "-v", "--", "/bin/echo", "ran", NULL), 1);
     cr_assert(strstr(r.err, g_seg) && strstr(r.err, "late"), "%s", r.err);
     cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "late", "-n", "-E", "9", "--", "/bin/echo", "ran", NULL), 9);
     cr_assert_str_eq(r.out, "");
@@ -1113,6 +1215,7 @@ Test(tools, run_nonblocking_and_timeout_conflicts)
     cr_assert_geq(r.secs, 0.19, "gave up after %.3f s", r.secs);
     cr_assert_lt(r.secs, 3.0, "gave up after %.3f s", r.secs);
     cr_assert_str_eq(r.out, "");
+    cr_assert_str_eq(r.err, "");
     cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "late", "-w", "0.2", "-E", "75", "--", "/bin/echo", "ran",
                       NULL),
                  75);
@@ -1170,35 +1273,41 @@ Test(tools, run_holds_the_slot_and_forwards_sigterm)
     end_run_segment(sem);
 }
 
-/* SIGKILL the wrapper: its slot comes back although CMD lives on (CMD
- * holds no lease). */
-Test(tools, run_killed_wrapper_gives_the_slot_back)
+/* SIGKILL the wrapper: as with flock(1), the slot stays held while CMD
+ * lives (CMD inherited the lease), and comes back when CMD ends. */
+Test(tools, run_killed_wrapper_keeps_the_slot_until_the_command_ends)
 {
     fairsem_tenant_t *t;
     fairsem_t *sem = run_segment("tl-kill", 1, &t);
     struct cmd c;
-    tool_start(&c, "run", g_seg, "--tenant", "worker", "--", "/bin/sh", "-c", "echo up; exec sleep 30", NULL);
+    tool_start(&c, "run", g_seg, "--tenant", "worker", "-c", "echo up; exec sleep 30", NULL);
     char line[64];
     cr_assert_gt(read_line(c.out, line, sizeof line, TEST_PATIENCE_MS), 0, "CMD never started");
     cr_assert(kill_wait(c.pid));
     cr_assert_eq(kill(-c.pid, 0), 0, "CMD died with the wrapper (nothing to prove)");
-    struct result r;
-    cr_assert_eq(tool(&r, "check", g_seg, NULL), 18, "%s", r.out);
+
+    /* The wrapper is dead and CMD runs: nothing is reapable, the slot is held. */
+    fairsem_reap_report_t rep;
+    cr_assert_eq(fairsem_reap(sem, &rep), 0);
+    cr_assert_eq(rep.procs, 0u, "the running command's record was reaped");
     fairsem_slot_t s;
-    int rc = -EAGAIN;
-    uint64_t end = test_now_ns() + TEST_PATIENCE_NS;
-    while (rc == -EAGAIN && test_now_ns() < end) {
-        rc = fairsem_try_acquire(t, &s);
-        if (rc == -EAGAIN)
-            test_sleep_ms(2);
-    }
-    cr_assert_eq(rc, 0, "the killed wrapper's slot did not come back while CMD lives: %s",
-                 fairsem_strerror(rc));
-    cr_assert_eq(kill(-c.pid, SIGKILL), 0);
+    cr_assert_eq(fairsem_acquire_timeout(t, 100000000u, &s), -ETIMEDOUT,
+                 "the slot came back while the command still runs");
+    struct result r;
+    cr_assert_eq(tool(&r, "check", g_seg, "--strict", NULL), 0, "%s", r.out);
+    cr_assert_eq(stats_of(sem).slots_in_use, 1u);
+
+    /* CMD ends: the last holder of the lease is gone, the slot comes back
+     * (a blocked acquire finds the dead holder within its poll). */
+    cr_assert_eq(kill(-c.pid, SIGTERM), 0);
+    uint64_t t0 = test_now_ns();
+    cr_assert_eq(fairsem_acquire_timeout(t, TEST_PATIENCE_NS, &s), 0, "the slot did not come back after CMD ended");
+    cr_log_info("slot back %.1f ms after SIGTERM to CMD", (double)(test_now_ns() - t0) / 1e6);
     close(c.out);
     close(c.err);
     cr_assert_eq(fairsem_release(t, s), 0);
-    cr_assert_eq(tool(&r, "check", g_seg, NULL), 0, "%s", r.out);
+    cr_assert_eq(fairsem_reap(sem, NULL), 0);
+    cr_assert_eq(tool(&r, "check", g_seg, "--strict", NULL), 0, "%s", r.out);
     end_run_segment(sem);
 }
 
@@ -1234,4 +1343,92 @@ Test(tools, custom_rule_pool_is_operable)
     cr_assert_eq(tool(&r, "reap", g_seg, NULL), 0, "%s%s", r.out, r.err);
     cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "--", "/bin/true", NULL), 0, "%s", r.err);
     remove_segment(sem, t, s);
+}
+
+/* -c runs COMMAND through /bin/sh -c, like flock -c. */
+Test(tools, run_dash_c_runs_a_shell_command)
+{
+    fairsem_tenant_t *t;
+    fairsem_t *sem = run_segment("tl-dashc", 1, &t);
+    struct result r;
+    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "-c", "echo \"$FAIRSEM_SLOT\" | tr 0 z; exit 5", NULL),
+                 5, "%s", r.err);
+    cr_assert_str_eq(r.out, "z\n");
+    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "-c", "true", "--", "/bin/true", NULL), 2);
+    cr_assert(strstr(r.err, "-c 'COMMAND' and CMD exclude each other"), "%s", r.err);
+    end_run_segment(sem);
+}
+
+/* Operator-facing messages name the argument and its limit, come without
+ * the pool name for option errors, and show the subcommand's own usage. */
+Test(tools, messages_name_the_argument_and_its_limit)
+{
+    test_name(g_seg, sizeof g_seg, "tl-msg");
+    struct result r;
+    char long_id[71];
+    memset(long_id, 'x', 70);
+    long_id[70] = '\0';
+    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", long_id, "--", "/bin/true", NULL), 2);
+    cr_assert(strstr(r.err, "is 70 bytes; the limit is 63"), "%s", r.err);
+    cr_assert(strstr(r.err, "usage: fairsem run "), "%s", r.err);
+    cr_assert_null(strstr(r.err, "File name too long"), "%s", r.err);
+    const struct {
+        const char *args[4];
+        const char *says;
+    } cases[] = {
+        {{"--slots", "0"}, "--slots '0' is out of range: 1 to 65535"},
+        {{"--slots", "70000"}, "--slots '70000' is out of range: 1 to 65535"},
+        {{"--slots", "4", "--min-share", "9"}, "--min-share 9 is out of range: 1 to --slots (4)"},
+        {{"--slots", "4", "--max-tenants", "5000"}, "--max-tenants '5000' is out of range: 1 to 4095"},
+        {{"--slots", "x"}, "--slots 'x' is out of range"},
+        {{"--slots", "4", "--mode", "999"}, "--mode '999' is not octal"},
+        {{"--slots", "4", "--bogus"}, "unknown option '--bogus'"},
+        {{"--slots"}, "option '--slots' needs a value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int code = tool(&r, "create", g_seg, cases[i].args[0], cases[i].args[1], cases[i].args[2], cases[i].args[3],
+                        NULL);
+        cr_assert_eq(code, 2, "case %zu: exit %d", i, code);
+        char want[200];
+        snprintf(want, sizeof want, "fairsem create: %s", cases[i].says);
+        cr_assert_eq(strncmp(r.err, want, strlen(want)), 0, "case %zu: '%s'", i, r.err);
+        cr_assert(strstr(r.err, "usage: fairsem create "), "case %zu: %s", i, r.err);
+        cr_assert_null(strstr(r.err, g_seg), "case %zu: option error prefixed with the pool name: %s", i, r.err);
+    }
+    const char *sub[][3] = {{"dump", "--bogus"}, {"check", "--bogus"}, {"reap", "--bogus"},
+                            {"rm", "--bogus"},   {"list", "extra"},    {"run", "-Q"}};
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        cr_assert_eq(tool(&r, sub[i][0], g_seg, sub[i][1], NULL), 2);
+        char want[64];
+        snprintf(want, sizeof want, "usage: fairsem %s", sub[i][0]);
+        cr_assert(strstr(r.err, want), "%s: %s", sub[i][0], r.err);
+        cr_assert_null(strstr(r.err, "usage: fairsem COMMAND"), "%s: %s", sub[i][0], r.err);
+    }
+    cr_assert_eq(tool(&r, "dump", "no-slash", NULL), 2);
+    cr_assert(strstr(r.err, "NAME must be one '/'"), "%s", r.err);
+    cr_assert_not(exists(g_seg));
+    g_seg[0] = '\0';
+}
+
+/* A violated invariant is a violation even when no process is dead. */
+Test(tools, check_tells_a_violation_from_an_unreaped_holder)
+{
+    fairsem_t *sem = new_segment("tl-viol", 2, 0, NULL, NULL, NULL);
+    char path[FAIRSEM_NAME_MAX + 16];
+    shm_path(path, sizeof path, g_seg);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    struct fs_header h;
+    cr_assert_eq(pread(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    uint64_t malformed = 3ull << 62, free_word = 0;
+    off_t at = (off_t)(h.off_slots + sizeof(uint64_t));
+    cr_assert_eq(pwrite(fd, &malformed, sizeof malformed, at), (ssize_t)sizeof malformed);
+    struct result r;
+    cr_assert_eq(tool(&r, "check", g_seg, NULL), 16 + 1, "%s", r.out);
+    cr_assert(strstr(r.out, "violation [slots]: slot 1"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "warning"), "%s", r.out);
+    cr_assert_eq(pwrite(fd, &free_word, sizeof free_word, at), (ssize_t)sizeof free_word);
+    close(fd);
+    cr_assert_eq(tool(&r, "check", g_seg, NULL), 0, "%s", r.out);
+    remove_segment(sem, NULL, (fairsem_slot_t){0});
 }

@@ -30,6 +30,14 @@ int cli_open(const char *name, bool readonly, fairsem_t **out);
 bool cli_parse_unsigned(const char *s, unsigned *out);
 bool cli_parse_seconds(const char *s, double *out);
 
+/* "fairsem CMD: <message>" and CMD's usage on stderr; returns EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *help, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* What is wrong with a segment name (as its limit says), or NULL. */
+const char *cli_name_problem(const char *name);
+/* What getopt_long (optstring starting "+:" or ":") found wrong, naming the
+ * option: c is what it returned. */
+const char *cli_option_problem(int c, char **argv);
+
 int cmd_dump(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 

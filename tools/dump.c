@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +72,55 @@ static const char *state_name(int state)
     }
 }
 
+/* --watch fits an 80x24 terminal: each table shows at most this many rows,
+ * its last row saying "... N more" when there are more. */
+#define WATCH_WIDTH 80
+#define WATCH_TENANT_ROWS 4
+#define WATCH_HOLDER_ROWS 4
+#define WATCH_WAITER_ROWS 4
+#define WATCH_PROC_ROWS 2
+
 struct printer {
     FILE *out;
     bool json;
     bool first;
+    unsigned limit;  /* table rows to show (0: all) */
+    unsigned total;  /* table rows seen */
+    char kept[WATCH_TENANT_ROWS][WATCH_WIDTH + 1]; /* the largest of the WATCH_*_ROWS */
 };
+
+/* One table row: printed at once, or kept until end_table() when limited. */
+static void table_row(struct printer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void table_row(struct printer *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (!p->limit) {
+        vfprintf(p->out, fmt, ap);
+    } else if (p->total < p->limit) {
+        vsnprintf(p->kept[p->total], sizeof p->kept[0], fmt, ap);
+        p->kept[p->total][strcspn(p->kept[p->total], "\n")] = '\0';
+    }
+    va_end(ap);
+    p->total++;
+}
+
+static void start_table(struct printer *p, unsigned limit)
+{
+    p->limit = limit;
+    p->total = 0;
+}
+
+static void end_table(struct printer *p)
+{
+    if (!p->limit)
+        return;
+    unsigned shown = p->total <= p->limit ? p->total : p->limit - 1;
+    for (unsigned k = 0; k < shown; k++)
+        fprintf(p->out, "%s\n", p->kept[k]);
+    if (shown < p->total)
+        fprintf(p->out, "\u2026 %u more\n", p->total - shown);
+}
 
 static void sep(struct printer *p)
 {
@@ -84,6 +129,9 @@ static void sep(struct printer *p)
     p->first = false;
 }
 
+/* Tenant ids are cut to their column under --watch. */
+static int id_width(const struct printer *p) { return p->limit ? 24 : FAIRSEM_TENANT_ID_MAX; }
+
 static void print_proc(void *arg, const fairsem_proc_info_t *i)
 {
     struct printer *p = arg;
@@ -91,7 +139,7 @@ static void print_proc(void *arg, const fairsem_proc_info_t *i)
         sep(p);
         fprintf(p->out, "{\"record\":%u,\"pid\":%d,\"alive\":%s}", i->record, i->pid, i->alive ? "true" : "false");
     } else {
-        fprintf(p->out, "%-7u %-8d %s\n", i->record, i->pid, i->alive ? "yes" : "NO (reapable)");
+        table_row(p, "%-7u %-8d %s\n", i->record, i->pid, i->alive ? "yes" : "NO (reapable)");
     }
 }
 
@@ -106,7 +154,7 @@ static void print_holder(void *arg, const fairsem_holder_info_t *i)
                 (unsigned long long)(i->held_ns / 1000000), i->alive ? "true" : "false",
                 i->granted ? "true" : "false");
     } else {
-        fprintf(p->out, "%-5u %-24s %-8d %8.1fs %s%s\n", i->slot, i->tenant, i->pid, i->held_ns / 1e9,
+        table_row(p, "%-5u %-24.*s %-8d %8.1fs %s%s\n", i->slot, id_width(p), i->tenant, i->pid, i->held_ns / 1e9,
                 i->alive ? "yes" : "NO", i->granted ? " (granted, not yet taken)" : "");
     }
 }
@@ -121,12 +169,12 @@ static void print_waiter(void *arg, const fairsem_waiter_info_t *i)
         fprintf(p->out, ",\"pid\":%d,\"age_ms\":%llu,\"state\":\"%s\",\"alive\":%s}", i->pid,
                 (unsigned long long)(i->age_ns / 1000000), state_name(i->state), i->alive ? "true" : "false");
     } else {
-        fprintf(p->out, "%-8llu %-24s %-8d %8.1fs %s%s\n", (unsigned long long)i->ticket, i->tenant, i->pid,
+        table_row(p, "%-8llu %-24.*s %-8d %8.1fs %s%s\n", (unsigned long long)i->ticket, id_width(p), i->tenant, i->pid,
                 i->age_ns / 1e9, state_name(i->state), i->alive ? "" : " (dead)");
     }
 }
 
-static int dump_once(const char *name, fairsem_t *sem, bool json, FILE *out)
+static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FILE *out)
 {
     fairsem_info_t info;
     fairsem_stats_t st;
@@ -138,7 +186,7 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, FILE *out)
     fairsem_stats(sem, &st, tenants, info.max_tenants, &count);
     if (count > info.max_tenants)
         count = info.max_tenants;
-    struct printer p = {out, json, true};
+    struct printer p = {.out = out, .json = json, .first = true};
     fairsem_dump_ops_t procs = {.proc = print_proc}, holders = {.holder = print_holder},
                        waiters = {.waiter = print_waiter};
     struct timespec now;
@@ -173,23 +221,39 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, FILE *out)
         fairsem_dump(sem, &waiters, &p);
         fputs("]}\n", out);
     } else {
-        fprintf(out, "%s  layout %u  slots %u  in use %u  free %u  waiters %u  demanding tenants %u\n", name,
-                info.layout_version, info.max_slots, st.slots_in_use, st.slots_available, st.waiters,
-                st.demanding_tenants);
-        fprintf(out, "min share %u  rule %s  work-conserving %s  processes %u\n\n", info.min_share,
-                info.rule_name[0] ? info.rule_name : "built-in",
-                (info.flags & FAIRSEM_WORK_CONSERVING) ? "yes" : "no", st.attached_procs);
+        if (watch) {
+            char when[32];
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&now.tv_sec, &(struct tm){0}));
+            fprintf(out, "%.58s  %s\n", name, when);
+            fprintf(out, "slots %u  in use %u  free %u  waiters %u  demanding %u  procs %u\n", info.max_slots,
+                    st.slots_in_use, st.slots_available, st.waiters, st.demanding_tenants, st.attached_procs);
+        } else {
+            fprintf(out, "%s  layout %u  slots %u  in use %u  free %u  waiters %u  demanding tenants %u\n", name,
+                    info.layout_version, info.max_slots, st.slots_in_use, st.slots_available, st.waiters,
+                    st.demanding_tenants);
+            fprintf(out, "min share %u  rule %s  work-conserving %s  processes %u\n\n", info.min_share,
+                    info.rule_name[0] ? info.rule_name : "built-in",
+                    (info.flags & FAIRSEM_WORK_CONSERVING) ? "yes" : "no", st.attached_procs);
+        }
         fprintf(out, "%-24s %6s %6s %6s %8s\n", "TENANT", "WEIGHT", "SHARE", "HELD", "WAITING");
+        start_table(&p, watch ? WATCH_TENANT_ROWS : 0);
         for (size_t k = 0; k < count; k++)
-            fprintf(out, "%-24s %6u %6u %6u %8u%s\n", tenants[k].id, tenants[k].weight, tenants[k].share,
-                    tenants[k].held, tenants[k].waiting,
-                    tenants[k].held >= tenants[k].share && tenants[k].share ? "  at share" : "");
+            table_row(&p, "%-24.*s %6u %6u %6u %8u%s\n", id_width(&p), tenants[k].id, tenants[k].weight,
+                      tenants[k].share, tenants[k].held, tenants[k].waiting,
+                      tenants[k].held >= tenants[k].share && tenants[k].share ? "  at share" : "");
+        end_table(&p);
         fprintf(out, "\n%-5s %-24s %-8s %9s %s\n", "SLOT", "TENANT", "PID", "SINCE", "ALIVE");
+        start_table(&p, watch ? WATCH_HOLDER_ROWS : 0);
         fairsem_dump(sem, &holders, &p);
+        end_table(&p);
         fprintf(out, "\n%-8s %-24s %-8s %9s %s\n", "TICKET", "TENANT", "PID", "AGE", "STATE");
+        start_table(&p, watch ? WATCH_WAITER_ROWS : 0);
         fairsem_dump(sem, &waiters, &p);
+        end_table(&p);
         fprintf(out, "\n%-7s %-8s %s\n", "RECORD", "PID", "ALIVE");
+        start_table(&p, watch ? WATCH_PROC_ROWS : 0);
         fairsem_dump(sem, &procs, &p);
+        end_table(&p);
     }
     free(tenants);
     return EXIT_OK;
@@ -203,7 +267,9 @@ int cmd_dump(int argc, char **argv)
         "(SLOT TENANT PID SINCE ALIVE), waiters (TICKET TENANT PID AGE STATE) and\n"
         "processes.  Needs only read permission.  --json prints one object (schema\n"
         "\"fairsem-dump\" version 1, see fairsem(1)); --watch refreshes every SECONDS\n"
-        "(default 1) until interrupted, one JSON object per line with --json.\n";
+        "(default 1) until interrupted, one JSON object per line with --json; the\n"
+        "tables then show the time and fit an 80x24 terminal (long ones end with\n"
+        "\"... N more\", tenant ids are cut to 24 bytes).\n";
     bool json = false, watch = false;
     double interval = 1.0;
     const char *name = NULL;
@@ -217,27 +283,27 @@ int cmd_dump(int argc, char **argv)
             watch = true;
         } else if (!strncmp(argv[i], "--watch=", 8)) {
             watch = true;
-            if (!cli_parse_seconds(argv[i] + 8, &interval) || interval <= 0) {
-                fprintf(stderr, "fairsem dump: bad --watch interval '%s'\n", argv[i] + 8);
-                return EXIT_USAGE;
-            }
-        } else if (argv[i][0] != '-' && !name) {
-            name = argv[i];
+            if (!cli_parse_seconds(argv[i] + 8, &interval) || interval <= 0)
+                return cli_usage("dump", help, "--watch='%s' is not a number of seconds above 0", argv[i] + 8);
+        } else if (argv[i][0] == '-') {
+            return cli_usage("dump", help, "unknown option '%s'", argv[i]);
+        } else if (name) {
+            return cli_usage("dump", help, "one NAME only ('%s' is a second one)", argv[i]);
         } else {
-            fprintf(stderr, "fairsem dump: unexpected argument '%s'\n%s", argv[i], help);
-            return EXIT_USAGE;
+            name = argv[i];
         }
     }
-    if (!name) {
-        fprintf(stderr, "fairsem dump: missing NAME\n%s", help);
-        return EXIT_USAGE;
-    }
+    if (!name)
+        return cli_usage("dump", help, "missing NAME");
+    const char *problem = cli_name_problem(name);
+    if (problem)
+        return cli_usage("dump", help, "%s", problem);
     fairsem_t *sem;
     int rc = cli_open(name, true, &sem);
     if (rc < 0)
         return cli_fail(name, rc);
     if (!watch) {
-        rc = dump_once(name, sem, json, stdout);
+        rc = dump_once(name, sem, json, false, stdout);
         fairsem_close(sem);
         return rc;
     }
@@ -246,7 +312,7 @@ int cmd_dump(int argc, char **argv)
     while (!stop_watch) {
         if (!json)
             fputs("\033[H\033[2J", stdout);
-        dump_once(name, sem, json, stdout);
+        dump_once(name, sem, json, true, stdout);
         fflush(stdout);
         struct timespec nap = {(time_t)interval, (long)((interval - (time_t)interval) * 1e9)};
         nanosleep(&nap, NULL);

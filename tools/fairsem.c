@@ -5,10 +5,11 @@
  *                  [--mode OCTAL] [--max-tenants N] [--max-waiters N] [--max-procs N]
  *   fairsem list
  *   fairsem dump NAME [--json] [--watch[=SECONDS]]
- *   fairsem check NAME
+ *   fairsem check NAME [--strict]
  *   fairsem reap NAME [--dry-run]
  *   fairsem rm NAME [--force]
- *   fairsem run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] -- CMD ARGS...
+ *   fairsem run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]
+ *               (-c 'COMMAND' | [--] CMD ARGS...)
  *
  * Built on the public API only (include/fairsem.h).  Exit statuses and
  * output formats are documented in docs/fairsem.1.
@@ -19,9 +20,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 int cli_exit_status(int err)
 {
@@ -83,6 +88,40 @@ bool cli_parse_seconds(const char *s, double *out)
     return true;
 }
 
+int cli_usage(const char *cmd, const char *help, const char *fmt, ...)
+{
+    fprintf(stderr, "fairsem %s: ", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", help);
+    return EXIT_USAGE;
+}
+
+const char *cli_name_problem(const char *name)
+{
+    static char text[128];
+    size_t len = strlen(name);
+    if (name[0] != '/' || name[1] == '\0' || strchr(name + 1, '/'))
+        return "NAME must be one '/' followed by a name without '/', e.g. /tabs";
+    if (len > FAIRSEM_NAME_MAX) {
+        snprintf(text, sizeof text, "NAME is %zu bytes; the limit is %d", len, FAIRSEM_NAME_MAX);
+        return text;
+    }
+    return NULL;
+}
+
+const char *cli_option_problem(int c, char **argv)
+{
+    static char text[320];
+    const char *arg = argv[optind - 1];
+    char letter[3] = {'-', (char)optopt, '\0'};
+    const char *opt = optopt > 0 && optopt < 128 && arg[0] == '-' && arg[1] != '-' ? letter : arg;
+    snprintf(text, sizeof text, c == ':' ? "option '%s' needs a value" : "unknown option '%s'", opt);
+    return text;
+}
+
 static const char *usage_text =
     "usage: fairsem COMMAND [ARGS]\n"
     "\n"
@@ -90,10 +129,11 @@ static const char *usage_text =
     "              [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
     "  list                        every fairsem segment on this machine\n"
     "  dump NAME [--json] [--watch[=SECONDS]]\n"
-    "  check NAME                  verify every invariant\n"
+    "  check NAME [--strict]       verify every invariant\n"
     "  reap NAME [--dry-run]       reclaim what dead processes held or queued\n"
     "  rm NAME [--force]           remove the segment\n"
-    "  run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] -- CMD [ARGS...]\n"
+    "  run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]\n"
+    "           (-c 'COMMAND' | [--] CMD [ARGS...])   hold a slot while it runs\n"
     "\n"
     "'fairsem COMMAND --help' describes one command; see also fairsem(1).\n";
 
@@ -123,25 +163,32 @@ static int parse_flags(int argc, char **argv, const char *help, struct flag_opt 
                 matched = *f->value = true;
         if (matched)
             continue;
-        if (argv[i][0] == '-' || *name) {
-            fprintf(stderr, "fairsem %s: unexpected argument '%s'\n%s", argv[0], argv[i], help);
-            return EXIT_USAGE;
-        }
+        if (argv[i][0] == '-')
+            return cli_usage(argv[0], help, "unknown option '%s'", argv[i]);
+        if (*name)
+            return cli_usage(argv[0], help, "one NAME only ('%s' is a second one)", argv[i]);
         *name = argv[i];
     }
-    if (!*name) {
-        fprintf(stderr, "fairsem %s: missing NAME\n%s", argv[0], help);
-        return EXIT_USAGE;
-    }
-    return 0;
+    if (!*name)
+        return cli_usage(argv[0], help, "missing NAME");
+    const char *problem = cli_name_problem(*name);
+    return problem ? cli_usage(argv[0], help, "%s", problem) : 0;
 }
+
+/* A capacity option of create: its value must lie in lo..hi. */
+struct capacity_opt {
+    const char *option;
+    unsigned *value;
+    unsigned lo, hi;
+};
 
 static int cmd_create(int argc, char **argv)
 {
     static const char *help =
         "usage: fairsem create NAME --slots N [--min-share K] [--work-conserving] [--mode OCTAL]\n"
         "                      [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
-        "Create the segment NAME (\"/something\") with N slots.  Fails if it exists.\n";
+        "Create the segment NAME (\"/something\") with N slots (1 to 65535).  Fails if it\n"
+        "exists.  K: 1 to N (default 1); capacities: 1 to 4095 (defaults 64, 256, 128).\n";
     static const struct option longopts[] = {
         {"slots", required_argument, NULL, 's'},      {"min-share", required_argument, NULL, 'm'},
         {"work-conserving", no_argument, NULL, 'c'},  {"mode", required_argument, NULL, 'o'},
@@ -150,42 +197,54 @@ static int cmd_create(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     fairsem_options_t o = {0};
+    bool min_share_given = false;
+    struct capacity_opt caps[] = {
+        {"--slots", &o.max_slots, 1, FAIRSEM_MAX_SLOTS_LIMIT},
+        {"--min-share", &o.min_share, 1, FAIRSEM_MAX_SLOTS_LIMIT},
+        {"--max-tenants", &o.max_tenants, 1, FAIRSEM_MAX_TENANTS_LIMIT},
+        {"--max-waiters", &o.max_waiters, 1, FAIRSEM_MAX_WAITERS_LIMIT},
+        {"--max-procs", &o.max_procs, 1, FAIRSEM_MAX_PROCS_LIMIT},
+    };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        unsigned *target = NULL;
+    opterr = 0; /* our own messages, with create's usage */
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        struct capacity_opt *cap = NULL;
         switch (c) {
-        case 's': target = &o.max_slots; break;
-        case 'm': target = &o.min_share; break;
-        case 't': target = &o.max_tenants; break;
-        case 'w': target = &o.max_waiters; break;
-        case 'p': target = &o.max_procs; break;
+        case 's': cap = &caps[0]; break;
+        case 'm': cap = &caps[1]; min_share_given = true; break;
+        case 't': cap = &caps[2]; break;
+        case 'w': cap = &caps[3]; break;
+        case 'p': cap = &caps[4]; break;
         case 'c': o.flags |= FAIRSEM_WORK_CONSERVING; continue;
         case 'o': {
             char *end;
             unsigned long mode = strtoul(optarg, &end, 8);
-            if (*end || end == optarg || mode > 07777)
-                return usage_error("--mode takes octal permission bits, e.g. 0660");
+            if (*end || end == optarg || optarg[0] == '-' || mode > 07777)
+                return cli_usage("create", help, "--mode '%s' is not octal permission bits (0 to 7777, e.g. 0660)",
+                                 optarg);
             o.mode = (unsigned)mode;
             continue;
         }
         case 'h': fputs(help, stdout); return EXIT_OK;
-        default: fputs(help, stderr); return EXIT_USAGE;
+        default: return cli_usage("create", help, "%s", cli_option_problem(c, argv));
         }
-        if (!cli_parse_unsigned(optarg, target)) {
-            fprintf(stderr, "fairsem create: '%s' is not a number\n", optarg);
-            return EXIT_USAGE;
-        }
+        if (!cli_parse_unsigned(optarg, cap->value) || *cap->value < cap->lo || *cap->value > cap->hi)
+            return cli_usage("create", help, "%s '%s' is out of range: %u to %u", cap->option, optarg, cap->lo,
+                             cap->hi);
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "fairsem create: expected one NAME\n%s", help);
-        return EXIT_USAGE;
-    }
-    if (o.max_slots == 0) {
-        fprintf(stderr, "fairsem create: --slots N (N >= 1) is required\n%s", help);
-        return EXIT_USAGE;
-    }
-    const char *name = argv[optind];
+    if (optind >= argc)
+        return cli_usage("create", help, "missing NAME");
+    if (optind < argc - 1)
+        return cli_usage("create", help, "one NAME only ('%s' is a second one)", argv[optind + 1]);
+    const char *name = argv[optind], *problem = cli_name_problem(name);
+    if (problem)
+        return cli_usage("create", help, "%s", problem);
+    if (o.max_slots == 0)
+        return cli_usage("create", help, "--slots N is required (1 to %u)", FAIRSEM_MAX_SLOTS_LIMIT);
+    if (min_share_given && o.min_share > o.max_slots)
+        return cli_usage("create", help, "--min-share %u is out of range: 1 to --slots (%u)", o.min_share,
+                         o.max_slots);
     fairsem_t *sem;
     int rc = fairsem_create(name, &o, &sem);
     if (rc < 0)
@@ -195,78 +254,154 @@ static int cmd_create(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* "45s", "12m", "3h", "4d": how long ago, in its largest whole unit. */
+static void format_age(char *out, size_t cap, uint64_t then_ns)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    uint64_t s = now_ns > then_ns ? (now_ns - then_ns) / 1000000000u : 0;
+    if (s < 120)
+        snprintf(out, cap, "%llus", (unsigned long long)s);
+    else if (s < 2 * 3600)
+        snprintf(out, cap, "%llum", (unsigned long long)(s / 60));
+    else if (s < 2 * 86400)
+        snprintf(out, cap, "%lluh", (unsigned long long)(s / 3600));
+    else
+        snprintf(out, cap, "%llud", (unsigned long long)(s / 86400));
+}
+
 static int cmd_list(int argc, char **argv)
 {
-    static const char *help = "usage: fairsem list\nList every fairsem segment in /dev/shm, one line each.\n";
+    static const char *help =
+        "usage: fairsem list\n"
+        "List every fairsem segment in /dev/shm, one line each: NAME SLOTS INUSE FREE\n"
+        "WAITERS PROCS, AGE (since created), OWNER and MODE (of the file), STATUS.\n";
     if (argc > 1) {
         if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
             fputs(help, stdout);
             return EXIT_OK;
         }
-        fputs(help, stderr);
-        return EXIT_USAGE;
+        return cli_usage("list", help, "takes no arguments ('%s' given)", argv[1]);
     }
     DIR *dir = opendir("/dev/shm");
     if (!dir)
         return cli_fail("/dev/shm", -errno);
-    printf("%-32s %6s %6s %6s %8s %6s %s\n", "NAME", "SLOTS", "INUSE", "FREE", "WAITERS", "PROCS", "STATUS");
+    static const char *row = "%-32s %6s %6s %6s %8s %6s %5s %-10s %5s %s\n";
+    printf(row, "NAME", "SLOTS", "INUSE", "FREE", "WAITERS", "PROCS", "AGE", "OWNER", "MODE", "STATUS");
     struct dirent *d;
     while ((d = readdir(dir))) {
         if (d->d_name[0] == '.' || (d->d_type != DT_REG && d->d_type != DT_UNKNOWN))
             continue;
-        char name[FAIRSEM_NAME_MAX + 2];
+        char name[FAIRSEM_NAME_MAX + 2], path[FAIRSEM_NAME_MAX + 16];
         if (snprintf(name, sizeof name, "/%s", d->d_name) >= (int)sizeof name)
             continue;
+        snprintf(path, sizeof path, "/dev/shm%s", name);
         fairsem_t *sem;
         int rc = cli_open(name, true, &sem);
         if (rc == FAIRSEM_EMAGIC || rc == FAIRSEM_ECORRUPT)
             continue; /* not ours */
+        char owner[32] = "-", mode[8] = "-", age[16] = "-";
+        struct stat st_file;
+        if (stat(path, &st_file) == 0) {
+            struct passwd *pw = getpwuid(st_file.st_uid);
+            if (pw)
+                snprintf(owner, sizeof owner, "%.10s", pw->pw_name);
+            else
+                snprintf(owner, sizeof owner, "%u", (unsigned)st_file.st_uid);
+            snprintf(mode, sizeof mode, "%04o", (unsigned)(st_file.st_mode & 07777));
+        }
         if (rc < 0) {
-            printf("%-32s %6s %6s %6s %8s %6s %s\n", name, "-", "-", "-", "-", "-", fairsem_strerror(rc));
+            printf(row, name, "-", "-", "-", "-", "-", age, owner, mode, fairsem_strerror(rc));
             continue;
         }
         fairsem_stats_t st;
+        fairsem_info_t info;
         fairsem_stats(sem, &st, NULL, 0, NULL);
-        printf("%-32s %6u %6u %6u %8u %6u ok\n", name, st.max_slots, st.slots_in_use, st.slots_available,
-               st.waiters, st.attached_procs);
+        fairsem_info(sem, &info);
+        format_age(age, sizeof age, info.created_ns);
+        printf("%-32s %6u %6u %6u %8u %6u %5s %-10s %5s ok\n", name, st.max_slots, st.slots_in_use,
+               st.slots_available, st.waiters, st.attached_procs, age, owner, mode);
         fairsem_close(sem);
     }
     closedir(dir);
     return EXIT_OK;
 }
 
-static void print_violation(void *arg, unsigned kind, const char *message)
+/* What fairsem_check reported, kept to be printed once classified. */
+struct check_findings {
+    unsigned n;
+    struct {
+        unsigned kind;
+        char text[160];
+    } found[64];
+};
+
+static void keep_finding(void *arg, unsigned kind, const char *message)
 {
-    (void)arg;
-    static const char *names[] = {"slots", "dead", "queue", "tenants"};
-    printf("violation [%s]: %s\n", names[__builtin_ctz(kind) & 3], message);
+    struct check_findings *f = arg;
+    if (f->n < sizeof f->found / sizeof f->found[0]) {
+        f->found[f->n].kind = kind;
+        snprintf(f->found[f->n++].text, sizeof f->found[0].text, "%s", message);
+    }
+}
+
+static void count_dead(void *arg, const fairsem_proc_info_t *p)
+{
+    *(unsigned *)arg += !p->alive;
 }
 
 static int cmd_check(int argc, char **argv)
 {
     static const char *help =
-        "usage: fairsem check NAME\n"
-        "Verify every invariant of the segment.  Exit 0 when all hold; otherwise\n"
-        "print one line per violation and exit 16 + the sum of the kinds found:\n"
-        "1 slots, 2 dead holders/waiters, 4 queue, 8 tenants.\n";
+        "usage: fairsem check NAME [--strict]\n"
+        "Verify every invariant of the segment.  Exit 0 when all hold.  What only\n"
+        "dead processes that nobody has reaped yet hold (the next waiter, or\n"
+        "'fairsem reap', frees it) is printed as warnings and exits 0, or 18 with\n"
+        "--strict.  Otherwise print one line per violation and exit 16 + the sum of\n"
+        "the kinds found: 1 slots, 2 dead or gone holders/waiters, 4 queue, 8 tenants.\n";
+    bool strict = false;
+    struct flag_opt flags[] = {{"--strict", &strict}, {NULL, NULL}};
     const char *name;
-    int rc = parse_flags(argc, argv, help, NULL, &name);
+    int rc = parse_flags(argc, argv, help, flags, &name);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     fairsem_t *sem;
     if ((rc = cli_open(name, true, &sem)) < 0)
         return cli_fail(name, rc);
-    int kinds = fairsem_check(sem, print_violation, NULL);
+    /* Findings of kind "dead" alone, while dead processes wait to be
+     * reaped, are theirs: reaping frees what names them.  If the dead were
+     * reaped between the check and the count, look again. */
+    static struct check_findings findings;
+    unsigned dead = 0;
+    int kinds;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        findings.n = 0;
+        dead = 0;
+        kinds = fairsem_check(sem, keep_finding, &findings);
+        fairsem_dump_ops_t ops = {.proc = count_dead};
+        fairsem_dump(sem, &ops, &dead);
+        if (kinds != FAIRSEM_CHECK_DEAD || dead > 0)
+            break;
+    }
     fairsem_stats_t st;
     fairsem_stats(sem, &st, NULL, 0, NULL);
     fairsem_close(sem);
     if (kinds < 0)
         return cli_fail(name, kinds);
-    if (kinds == 0) {
+    bool unreaped = kinds == FAIRSEM_CHECK_DEAD && dead > 0;
+    static const char *names[] = {"slots", "dead", "queue", "tenants"};
+    for (unsigned k = 0; k < findings.n; k++)
+        printf("%s [%s]: %s\n", unreaped ? "warning" : "violation", names[__builtin_ctz(findings.found[k].kind) & 3],
+               findings.found[k].text);
+    if (kinds == 0 || unreaped)
         printf("%s: ok (%u slots: %u in use, %u free, %u waiting)\n", name, st.max_slots, st.slots_in_use,
                st.slots_available, st.waiters);
+    if (unreaped)
+        printf("%s: %u dead processes not yet reaped ('fairsem reap %s' frees what they hold)\n", name, dead,
+               name);
+    if (kinds == 0 || (unreaped && !strict))
         return EXIT_OK;
-    }
     return EXIT_CHECK_BASE | kinds;
 }
 
