@@ -1345,6 +1345,30 @@ Test(tools, custom_rule_pool_is_operable)
     remove_segment(sem, t, s);
 }
 
+/* fairsem_lease_dup, which run hands to its command: a descriptor on the
+ * lease's open file description, refused where there is no lease. */
+Test(tools, lease_dup_gives_the_lease_descriptor_only_to_an_attached_handle)
+{
+    cr_assert_eq(fairsem_lease_dup(NULL), -EINVAL);
+    fairsem_t *sem = new_segment("tl-lease", 1, 0, NULL, NULL, NULL);
+    int fd = fairsem_lease_dup(sem);
+    cr_assert_geq(fd, 3, "%s", fairsem_strerror(fd));
+    cr_assert_eq(fcntl(fd, F_GETFD), FD_CLOEXEC, "the caller chooses who inherits it");
+    struct stat a, b;
+    char path[FAIRSEM_NAME_MAX + 16];
+    shm_path(path, sizeof path, g_seg);
+    cr_assert_eq(fstat(fd, &a), 0);
+    cr_assert_eq(stat(path, &b), 0);
+    cr_assert(a.st_ino == b.st_ino && a.st_dev == b.st_dev, "not the segment file");
+    close(fd);
+    fairsem_t *reader;
+    fairsem_options_t ro = {.flags = FAIRSEM_READONLY};
+    cr_assert_eq(fairsem_open(g_seg, &ro, &reader), 0);
+    cr_assert_eq(fairsem_lease_dup(reader), -EPERM, "a read-only handle has no lease");
+    fairsem_close(reader);
+    remove_segment(sem, NULL, (fairsem_slot_t){0});
+}
+
 /* -c runs COMMAND through /bin/sh -c, like flock -c. */
 Test(tools, run_dash_c_runs_a_shell_command)
 {
