@@ -466,6 +466,9 @@ FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats,
 /**
  * Reclaim what dead processes held, queued or registered.  Live processes
  * are never touched (liveness is tested with each record's lease lock).
+ * A dead process's slots and queued requests are reclaimed even while
+ * another process is stopped in the middle of reclaiming them; only its
+ * registrations then wait until that process resumes or dies.
  * Then reset the words that nobody will ever act on (counted in
  * report->repaired): a slot word of kind FREE with stray bits or of no known
  * kind, a reservation for a cell past max_waiters, a slot or cell naming a

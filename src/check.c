@@ -199,7 +199,9 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
     }
     for (uint32_t p = 0; p < h->max_procs; p++) {
         uint64_t st = atomic_load(&sem->procs[p].state);
-        bool live = (st & 1) == FS_PROC_LIVE && fairsem__record_alive(sem, p);
+        /* A DEAD record's bits are cleared by whoever holds its lease: not
+         * a fault while somebody does (or is stopped doing) that. */
+        bool live = ((st & 1) == FS_PROC_LIVE || (st & FS_PROC_DEAD_BIT)) && fairsem__record_alive(sem, p);
         for (uint32_t k = 0; k < h->reg_words; k++) {
             uint64_t bits = atomic_load(&sem->regs[(size_t)p * h->reg_words + k]);
             if (bits && !live)

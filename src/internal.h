@@ -16,8 +16,20 @@
 #define _LGPL_SOURCE 1
 #include <urcu/wfcqueue.h>
 
-/* How long a sleeper waits before it looks for dead holders itself. */
+/* How often the pool's prober looks for dead holders (wait.c). */
 #define FS_POLL_NS (10u * 1000u * 1000u)
+/* How long one waiting thread per handle (the watcher) sleeps before it
+ * looks whether the prober is still there (bounds recovery while a prober
+ * is stopped); the handle's other waiting threads sleep FS_LONG_NS, woken
+ * when a role is handed to them. */
+#define FS_IDLE_NS (1000u * 1000u * 1000u)
+#define FS_LONG_NS (60ull * 1000u * 1000u * 1000u)
+/* A prober whose last round is older than this is stopped or gone. */
+#define FS_PROBER_STALE_NS (100u * 1000u * 1000u)
+/* The prober runs the scheduler as a safety net every this many rounds. */
+#define FS_SAFETY_ROUNDS 10
+/* Pending reservations a prober remembers from one round to the next. */
+#define FS_PENDING_MAX 16
 /* Pause instructions a waiter spins before it sleeps (a few microseconds). */
 #define FS_SPIN_ROUNDS 200
 
@@ -76,6 +88,10 @@ struct fairsem {
     _Atomic uint32_t next_stamp;
     _Atomic uint64_t last_probe_ns;  /* last look for dead holders by a
                                         caller that could not wait */
+    _Atomic uint64_t prober_epoch;   /* fork epoch of this handle's thread
+                                        that holds FS_PROBER_BYTE (0: none) */
+    _Atomic uint64_t watcher_epoch;  /* fork epoch of this handle's waiting
+                                        thread that watches the prober */
     _Atomic uint32_t next_serial;
     _Atomic int32_t *local_refs;     /* [max_tenants]: this record's
                                         registrations; -1 while clearing */
@@ -162,15 +178,15 @@ int fairsem__attach(fairsem_t *sem);
 
 int fairsem__proc_claim(fairsem_t *sem);
 void fairsem__proc_release(fairsem_t *sem);
-/* Probe record p: true if its owner is dead and it was scrubbed. */
+/* Probe record p (one F_OFD_GETLK if it reads LIVE): if its owner is proven
+ * dead, or it is DEAD already, scrub its slot and cell words and, if its
+ * lease is free, finish it; true then.  Caller is attached. */
 bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report);
-/* Free everything record p's tags name.  Caller owns p (lease or self). */
-void fairsem__proc_scrub(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report);
 /* Has incarnation `tag` (record + generation) ended for good: its record is
  * out of range, free, or claimed again since?  Then its scrub (if it needed
  * one) is over, and a word still naming it is a leftover nobody else will
- * touch.  (A LIVE record with a dropped lease is dead but not gone: its
- * scrubber owns its words.) */
+ * touch.  (A LIVE record with a dropped lease is dead but not gone, and so
+ * is a DEAD one: its scrubbers own its words.) */
 bool fairsem__tag_gone(const fairsem_t *sem, uint32_t tag);
 
 /* --------------------------------------------------------------- tenant.c */
@@ -280,8 +296,38 @@ uint64_t fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM
 
 /* Settle a request (see its FS_REQ_* state); returns the new state. */
 int fairsem__request_settle(fairsem_request_t *req);
-/* Look for dead records that hold or wait, and scrub them. */
+/* Look for dead records that hold or wait (each named record probed once),
+ * and scrub them. */
 void fairsem__reap_referenced(fairsem_t *sem);
+
+/* One waiting thread's part in watching the pool.  One waiter per pool, the
+ * prober (it holds the lock on FS_PROBER_BYTE), wakes every FS_POLL_NS to
+ * probe the records slot words and cells name, run the scheduler and nudge
+ * requests a stopped granter hides; one waiter per handle, the watcher,
+ * every FS_IDLE_NS to see that the prober still beats; everyone else sleeps
+ * until woken (FS_LONG_NS at most). */
+struct fs_idle {
+    bool prober;
+    bool watcher;                    /* this handle's watcher */
+    uint64_t last_round_ns;          /* also the beat it last published */
+    bool tried;                      /* has tried to take the role */
+    unsigned rounds;                 /* rounds done (safety-net schedule) */
+    uint32_t nudges_seen;            /* the record's nudge word, last look */
+    unsigned npending;               /* reservations pending at last round */
+    uint32_t pending_slot[FS_PENDING_MAX];
+    uint64_t pending_word[FS_PENDING_MAX];
+};
+/* Call whenever a wait brought no news: takes the prober role if it is
+ * vacant (or its holder stale), does a round when due (as prober, or as a
+ * deputy for a stopped prober).  Returns how long to sleep next. */
+uint64_t fairsem__idle(fairsem_t *sem, struct fs_idle *me);
+/* Should a synchronous waiter in cell c look whether it is hidden?  Yes if
+ * the prober nudged its record since the last call, or this thread's own
+ * last round (as prober or deputy) saw a reservation pending for c. */
+bool fairsem__idle_hides(fairsem_t *sem, struct fs_idle *me, uint32_t c);
+/* Call when the thread stops waiting: hands the prober role on (wakes
+ * another waiter, which takes it). */
+void fairsem__idle_leave(fairsem_t *sem, struct fs_idle *me);
 void fairsem__events_stop(fairsem_t *sem);
 
 /* ------------------------------------------------------------------- util */

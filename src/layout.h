@@ -70,12 +70,16 @@
  *   header.version    anyone: CAS to commit a decision, fetch_add on enqueue
  *   header.ticket_seq anyone: fetch_add to number a queued request (FIFO
  *                     order is this number, not the cell index)
- *   proc.state        the attaching process (CAS FREE->LIVE while holding
- *                     the record's lease lock); the scrubber (LIVE->FREE,
- *                     while holding the lease lock of the dead owner)
+ *   header.probe_beat the prober (the process holding the lock on byte
+ *                     FS_PROBER_BYTE): CLOCK_MONOTONIC time of its last
+ *                     round, 0 when it stops probing; a deputy (CAS from a
+ *                     stale beat to now) while the prober is stopped
+ *   proc.state        see "process record" below
  *   proc.wake         anyone granting or cancelling an async request of the
  *                     record (futex word, increment + wake)
- *   registrations     the record's owner; its scrubber
+ *   proc.nudge        the prober (increment, then wake): look for hidden
+ *                     requests
+ *   registrations     the record's owner; its scrubber (holding its lease)
  *   opens             the record's owner (set after its registration bit is
  *                     set, cleared when the registration is unregistered,
  *                     before that bit is cleared); its scrubber
@@ -123,17 +127,48 @@
  * of the segment file (far past EOF).  The kernel drops it when the last
  * descriptor of that open file description closes, i.e. when the process
  * dies (the descriptor is O_CLOEXEC and a fork child reopens the file, so no
- * child or exec'd program keeps a parent's lease alive).  Anyone may probe a
- * record with a non-blocking F_OFD_SETLK: success means the owner is dead
- * AND makes the prober the only scrubber.  pids are kept for display only.
- * fairsem_unlink() asks F_OFD_GETLK (which takes nothing) over the whole
- * range FS_LEASE_BASE .. + FAIRSEM_MAX_PROCS_LIMIT to see who is attached.
+ * child or exec'd program keeps a parent's lease alive).  pids are kept for
+ * display only.  fairsem_unlink() asks F_OFD_GETLK (which takes nothing)
+ * over the whole range FS_LEASE_BASE .. + FAIRSEM_MAX_PROCS_LIMIT to see who
+ * is attached.
+ *
+ * PROCESS RECORD STATE (proc.state, one word, changed only as below)
+ *
+ *   FREE(g)  = g << 1          nobody's; claimable by whoever takes its lease
+ *   LIVE(g)  = g << 1 | 1      owned by the holder of its lease, incarnation g
+ *                              (tags name it as record | (g mod 2^14) << 12)
+ *   DEAD(g)  = DEAD_BIT | g << 1   incarnation g is proven dead; its words
+ *                              are being scrubbed, by anyone, concurrently
+ *
+ *   FREE(g)  -> LIVE(g+1)  the claimer, holding the lease (CAS)
+ *   LIVE(g)  -> FREE(g)    the owner detaching, after scrubbing itself and
+ *                          before it drops the lease
+ *   LIVE(g)  -> DEAD(g)    anyone, by CAS, after F_OFD_GETLK found the lease
+ *                          byte unlocked: the owner locks before LIVE(g) and
+ *                          unlocks only after FREE(g), so "LIVE(g) after an
+ *                          unlocked lease" can only mean its holder died
+ *   DEAD(g)  -> FREE(g)    a scrubber holding the lease, after a complete
+ *                          scrub (slots, cells, registrations, tenant work)
+ *   DEAD(g)  -> LIVE(g+1)  a claimer holding the lease, which then scrubs
+ *                          the dead words itself before it uses the record
+ *
+ * Nobody but the owner holds the lease of a LIVE record (a prober proves
+ * death without it), so a stopped prober never makes a dead record look
+ * alive.  Slot and cell words of a DEAD record are scrubbed by anyone
+ * without its lease: every step is a CAS from a word naming the record,
+ * taken only while proc.state still reads DEAD(g) (checked after the word is
+ * read), so two scrubbers, or one that resumes late, never free a word of a
+ * later incarnation (that would need the record to be claimed 2^14 times
+ * inside one scrubber's check-then-CAS and the new word to be identical).
+ * Registration and opens bits and tenant entries are scrubbed only under
+ * the lease.
  *
  * FUTEX WORDS: cell.state (one waiter sleeps on its own cell; a grant or a
  * cancel wakes exactly it) and proc.wake (the library thread that feeds a
  * process's event-loop descriptor).  Both are shared futexes.  A stale read
  * of either is harmless: sleepers re-check after every wake and never sleep
- * longer than a bounded interval while they wait for a slot.
+ * longer than a bounded interval while they wait for a slot (10 ms for the
+ * pool's prober, 1 s for everyone else; see docs/design.md section 6).
  */
 #ifndef FAIRSEM_LAYOUT_H
 #define FAIRSEM_LAYOUT_H
@@ -145,10 +180,11 @@
 #include <string.h>
 
 #define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
-#define FS_LAYOUT_VERSION 3u
+#define FS_LAYOUT_VERSION 4u
 #define FS_READY 0x52454459u /* header.ready once initialised */
 #define FS_CACHELINE 64u
 #define FS_LEASE_BASE ((off_t)1 << 40) /* lease byte of record p: base + p */
+#define FS_PROBER_BYTE (FS_LEASE_BASE - 1) /* locked by the pool's prober */
 
 /* ----------------------------------------------------------------- header */
 
@@ -172,7 +208,10 @@ struct fs_header {
     char rule_name[32];      /* "" = built-in weighted rule */
     uint64_t off_shares;     /* the share table; 0 with the built-in rule */
     uint64_t off_opens;
-    uint8_t pad0[FS_CACHELINE * 3 - 176];
+    _Atomic uint64_t probe_beat; /* the prober's last round (CLOCK_MONOTONIC),
+                                    0: nobody probes; read about once a second
+                                    by each waiter, so it shares this line */
+    uint8_t pad0[FS_CACHELINE * 3 - 184];
     /* hot words, each alone on its cache line */
     _Atomic uint64_t version;
     uint8_t pad1[FS_CACHELINE - 8];
@@ -184,15 +223,21 @@ _Static_assert(sizeof(struct fs_header) == 5 * FS_CACHELINE, "header size");
 /* --------------------------------------------------------- process record */
 
 enum { FS_PROC_FREE = 0, FS_PROC_LIVE = 1 };
+#define FS_PROC_DEAD_BIT (1ull << 63)
 
-/* state word: generation << 1 | FS_PROC_* */
+/* state word: generation << 1 | FS_PROC_*, or FS_PROC_DEAD_BIT | generation
+ * << 1 (see "process record state" above).  Readers that only ask "is this
+ * incarnation live?" test bit 0, which is clear in DEAD. */
 struct fs_proc {
     _Atomic uint64_t state;
     _Atomic uint32_t wake;   /* futex word: bumped when an async request of
                                 this record is granted or cancelled */
     int32_t pid;             /* display only */
     uint64_t attached_ns;    /* CLOCK_REALTIME, display only */
-    uint8_t pad[FS_CACHELINE - 24];
+    _Atomic uint32_t nudge;  /* bumped by the prober (before it wakes the
+                                request) when a request of this record is
+                                hidden by a stopped granter's reservation */
+    uint8_t pad[FS_CACHELINE - 28];
 };
 _Static_assert(sizeof(struct fs_proc) == FS_CACHELINE, "proc record size");
 

@@ -1,6 +1,15 @@
 /*
- * proc.c - process records: claiming one under its lease, probing others'
- * leases, and scrubbing what a dead (or detaching) record's tags name.
+ * proc.c - process records: claiming one under its lease, proving an owner
+ * dead, and scrubbing what a dead (or detaching) record's tags name.
+ *
+ * A record's state is FREE(g), LIVE(g) or DEAD(g) (layout.h says who moves
+ * it).  Death is proven without the lease (F_OFD_GETLK finds the lease byte
+ * unlocked while the state still reads LIVE(g), then CAS to DEAD(g)), so no
+ * prober ever holds the lease of a live-looking record; slot and cell words
+ * of a DEAD record are then scrubbed by anyone, each step a CAS guarded by
+ * the state still reading DEAD(g).  Only a scrubber holding the lease clears
+ * registrations, finishes tenant work and lets the record go (FREE, or LIVE
+ * for a claimer).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -9,51 +18,260 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static uint64_t proc_state(uint64_t gen, unsigned kind) { return gen << 1 | kind; }
-static unsigned state_kind(uint64_t st) { return (unsigned)(st & 1); }
-static uint64_t state_gen(uint64_t st) { return st >> 1; }
+static uint64_t free_state(uint64_t gen) { return gen << 1 | FS_PROC_FREE; }
+static uint64_t live_state(uint64_t gen) { return gen << 1 | FS_PROC_LIVE; }
+static uint64_t dead_state(uint64_t gen) { return FS_PROC_DEAD_BIT | gen << 1; }
+static bool is_live(uint64_t st) { return (st & 1) == FS_PROC_LIVE; }
+static bool is_dead(uint64_t st) { return (st & FS_PROC_DEAD_BIT) != 0; }
+static uint64_t state_gen(uint64_t st) { return (st & ~FS_PROC_DEAD_BIT) >> 1; }
 
 static bool own_record(const fairsem_t *sem, uint32_t p)
 {
     return sem->attach_epoch == atomic_load(&fairsem__fork_epoch) && sem->proc_idx == p;
 }
 
-/* Take record p if it is free, or if its owner is dead (scrubbing it). */
+/* ------------------------------------------------------------- scrubbing */
+
+/* One scrub of record p: words naming p are freed only while p's state
+ * still reads `guard` (DEAD(g) for anyone; the scrubber's own LIVE state
+ * when it owns p), and cells are taken over with the owner word `me`. */
+struct scrub {
+    fairsem_t *sem;
+    uint32_t p;
+    uint64_t guard;
+    uint64_t me;
+    fairsem_reap_report_t *report;
+};
+
+static bool guarded(const struct scrub *sc)
+{
+    return atomic_load(&sc->sem->procs[sc->p].state) == sc->guard;
+}
+
+/* Free slot i if it still holds the reservation for cell c's request
+ * number seq (the stamp ties it to that one request). */
+static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c, uint64_t seq)
+{
+    if (i >= sem->geo.max_slots)
+        return false; /* corrupt grant: there is no such slot */
+    uint64_t w = atomic_load(&sem->slots[i]);
+    return fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c && fs_slot_stamp(w) == fs_seq_stamp(seq) &&
+           atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
+}
+
+/* Close a WAITING cell to granters (CAS, so a recycled cell's new request,
+ * with its own seq, is never touched); free the slot a GRANTED one was
+ * given.  *s is the state read; `owner` the owner word it was read under. */
+static bool close_cell(const struct scrub *sc, uint32_t c, uint64_t *s, uint64_t owner)
+{
+    struct fs_cell *cell = &sc->sem->cells[c];
+    while (fs_cell_kind(*s) == FS_CELL_WAITING) {
+        uint64_t closed = fs_cell_word(*s >> 32, FS_CELL_CANCELLED, 0);
+        if (atomic_compare_exchange_strong(&cell->state, s, closed)) {
+            *s = closed;
+            break;
+        }
+        if (atomic_load(&cell->owner) != owner || !guarded(sc))
+            return false;
+    }
+    FS_CRASHPOINT("scrub.cell_closed");
+    if (fs_cell_kind(*s) == FS_CELL_GRANTED && free_reservation(sc->sem, fs_cell_slot(*s), c, *s >> 32) &&
+        sc->report)
+        sc->report->slots++;
+    FS_CRASHPOINT("scrub.cell_slot_freed");
+    return true;
+}
+
+static void scrub_cells(const struct scrub *sc)
+{
+    fairsem_t *sem = sc->sem;
+    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
+        struct fs_cell *cell = &sem->cells[c];
+        /* State before owner: if the owner word still names p afterwards,
+         * the state read is p's request's, or a CAS on it fails. */
+        uint64_t s = atomic_load(&cell->state);
+        uint64_t owner = atomic_load(&cell->owner);
+        if (!owner || fs_tag_proc((uint32_t)owner) != sc->p)
+            continue;
+        if (!guarded(sc) || !close_cell(sc, c, &s, owner))
+            continue;
+        if (owner != sc->me) {
+            /* Empty it (a CAS from the closed state: the seq in it names
+             * p's request), then take it over, so that we alone clear its
+             * queue-map bit: a late scrubber must never clear the bit of
+             * the cell's next owner.  A dead owner writes nothing, so an
+             * EMPTY cell it still owns stays EMPTY. */
+            if (fs_cell_kind(s) != FS_CELL_EMPTY && atomic_compare_exchange_strong(&cell->state, &s, 0)) {
+                FS_CRASHPOINT("scrub.cell_emptied");
+                if (sc->report)
+                    sc->report->tickets++;
+            }
+            if (atomic_load(&cell->state) != 0 || !guarded(sc) ||
+                !atomic_compare_exchange_strong(&cell->owner, &owner, sc->me))
+                continue;
+            FS_CRASHPOINT("scrub.cell_taken");
+        } else if (sc->report && fs_cell_kind(s) != FS_CELL_EMPTY) {
+            sc->report->tickets++;
+        }
+        fairsem__ticket_free(sem, c);
+    }
+}
+
+static void scrub_slots(const struct scrub *sc)
+{
+    fairsem_t *sem = sc->sem;
+    for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        while (fs_slot_kind(w) != FS_SLOT_FREE && fs_tag_proc(fs_slot_owner(w)) == sc->p) {
+            if (fs_slot_kind(w) == FS_SLOT_RESERVED) {
+                /* p granted it; once its cell says GRANTED with this slot it
+                 * belongs to the cell's owner, not to p. */
+                uint32_t c = fs_slot_who(w);
+                uint64_t s = c < sem->geo.max_waiters ? atomic_load(&sem->cells[c].state) : 0;
+                if (fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i &&
+                    fs_seq_stamp(s >> 32) == fs_slot_stamp(w))
+                    break;
+            }
+            if (!guarded(sc))
+                return;
+            if (atomic_compare_exchange_strong(&sem->slots[i], &w, 0)) {
+                if (sc->report && fs_slot_kind(w) == FS_SLOT_HELD)
+                    sc->report->slots++;
+                FS_CRASHPOINT("scrub.slot_freed");
+                break;
+            }
+        }
+    }
+}
+
+/* Re-derive the closing word of every tenant in p's registration row (a
+ * CAS from what the opens bits say: anyone may, at any time), so a stopped
+ * holder of p's lease cannot leave one stale: it may be stopped after
+ * clearing p's opens bits and before re-deriving. */
+static void settle_closing_words(const struct scrub *sc)
+{
+    fairsem_t *sem = sc->sem;
+    uint32_t words = sem->geo.reg_words;
+    for (uint32_t k = 0; k < words; k++)
+        for (uint64_t bits = atomic_load(&sem->regs[(size_t)sc->p * words + k]); bits; bits &= bits - 1) {
+            uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
+            if (t < sem->geo.max_tenants)
+                fairsem__tenant_settle_closing(sem, t);
+        }
+}
+
+/* Registration and open bits carry no generation: cleared only under p's
+ * lease.  Open bits go first (an open bit implies the registration bit);
+ * then the closing word of every tenant p had registered is re-derived, and
+ * only then are the registration bits cleared: a scrubber, or p itself,
+ * that died anywhere in between leaves those bits for the next scrubber,
+ * which re-derives again. */
+static void scrub_registrations(const struct scrub *sc)
+{
+    fairsem_t *sem = sc->sem;
+    uint32_t words = sem->geo.reg_words;
+    for (uint32_t k = 0; k < words; k++)
+        atomic_store(&sem->opens[(size_t)sc->p * words + k], 0);
+    FS_CRASHPOINT("scrub.closed");
+    settle_closing_words(sc);
+    for (uint32_t k = 0; k < words; k++) {
+        uint64_t bits = atomic_exchange(&sem->regs[(size_t)sc->p * words + k], 0);
+        FS_CRASHPOINT("scrub.unregistered");
+        while (bits) {
+            uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (sc->report)
+                sc->report->registrations++;
+            if (t < sem->geo.max_tenants)
+                fairsem__tenant_retire(sem, t);
+        }
+    }
+}
+
+/* What anyone may do for a DEAD record: free its slot and cell words. */
+static void scrub_words(const struct scrub *sc)
+{
+    scrub_cells(sc);
+    scrub_slots(sc);
+}
+
+/* What only the holder of p's lease may do (p cannot change state
+ * meanwhile). */
+static void scrub_leased(const struct scrub *sc)
+{
+    scrub_registrations(sc);
+    fairsem__tenant_scrub(sc->sem, sc->p);
+}
+
+static void scrub_all(const struct scrub *sc)
+{
+    scrub_words(sc);
+    scrub_leased(sc);
+}
+
+/* ------------------------------------------------------- claim, release */
+
+/* Take record p if it is free, or dead (then scrub the dead incarnation
+ * as its new owner).  Never keeps the lease of a record that reads LIVE. */
 static int try_claim(fairsem_t *sem, uint32_t p)
 {
     struct fs_proc *rec = &sem->procs[p];
     if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) != 0)
         return -EAGAIN;
     FS_CRASHPOINT("attach.leased");
-    /* The lease is ours: nobody else can claim or scrub p now. */
+    /* The lease is ours: nobody else can claim p or finish its scrub. */
     uint64_t st = atomic_load(&rec->state);
-    bool was_dead = state_kind(st) == FS_PROC_LIVE;
-    sem->proc_idx = p; /* what the scrub marks as ours in flight is p's */
-    if (was_dead)
-        fairsem__proc_scrub(sem, p, NULL);
+    if (is_live(st)) { /* its owner died since we looked: a prober's job */
+        fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
+        return -EAGAIN;
+    }
     uint64_t gen = state_gen(st) + 1;
     rec->pid = (int32_t)getpid();
     rec->attached_ns = fairsem__realtime_ns();
     atomic_store(&rec->wake, 0);
-    atomic_store(&rec->state, proc_state(gen, FS_PROC_LIVE));
+    atomic_store(&rec->state, live_state(gen));
     FS_CRASHPOINT("attach.live");
     sem->proc_idx = p;
     sem->proc_tag = fs_proc_tag(p, gen);
-    if (was_dead) /* what the dead owner held may be due to waiters */
-        fairsem__schedule(sem, NULL, NULL);
+    if (is_dead(st)) {
+        /* Words of the dead incarnation name p with another generation;
+         * nobody else frees them now that p reads LIVE again. */
+        struct scrub sc = {sem, p, live_state(gen), FS_OWNER_BIT | sem->proc_tag, NULL};
+        scrub_all(&sc);
+        fairsem__schedule(sem, NULL, NULL); /* what the dead owner held may be due to waiters */
+    }
     return 0;
+}
+
+/* Prove LIVE record p's owner dead and mark it DEAD.  The owner locks its
+ * lease before it writes LIVE(g) and unlocks only after FREE(g), so an
+ * unlocked lease followed by a successful CAS from LIVE(g) means the lease
+ * was dropped by the kernel: the owner is gone.  (Our own descriptor's
+ * locks are invisible to F_OFD_GETLK: own_record excludes our record, and a
+ * fork child has its own open file description before it can call us.) */
+static bool prove_dead(fairsem_t *sem, uint32_t p, uint64_t st)
+{
+    if (own_record(sem, p) || fairsem__lease_held(sem->fd, FS_LEASE_BASE + p) != 0)
+        return false; /* held, or we cannot tell */
+    if (!atomic_compare_exchange_strong(&sem->procs[p].state, &st, dead_state(state_gen(st))))
+        return is_dead(st); /* another prober got there first */
+    FS_CRASHPOINT("reap.dead");
+    return true;
 }
 
 int fairsem__proc_claim(fairsem_t *sem)
 {
     uint32_t n = sem->geo.max_procs;
     uint32_t start = (uint32_t)getpid() % n;
-    /* First pass: free records only; second: also live-looking ones, whose
-     * owners may have died (the lease probe tells). */
+    /* First pass: free records only; second: also dead ones, and live-
+     * looking ones whose owners may have died (proven without the lease). */
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t k = 0; k < n; k++) {
             uint32_t p = (start + k) % n;
-            if (pass == 0 && state_kind(atomic_load(&sem->procs[p].state)) != FS_PROC_FREE)
+            uint64_t st = atomic_load(&sem->procs[p].state);
+            if (pass == 0 && (is_live(st) || is_dead(st)))
+                continue;
+            if (is_live(st) && !prove_dead(sem, p, st))
                 continue;
             if (try_claim(sem, p) == 0)
                 return 0;
@@ -66,13 +284,14 @@ void fairsem__proc_release(fairsem_t *sem)
 {
     uint32_t p = sem->proc_idx;
     struct fs_proc *rec = &sem->procs[p];
-    fairsem__proc_scrub(sem, p, NULL);
+    uint64_t st = atomic_load(&rec->state);
+    struct scrub self = {sem, p, st, FS_OWNER_BIT | sem->proc_tag, NULL};
+    scrub_all(&self);
     FS_CRASHPOINT("detach.scrubbed");
     /* Hand what we freed to waiters while our record still vouches for
      * the reservations we make. */
     fairsem__schedule(sem, NULL, NULL);
-    uint64_t st = atomic_load(&rec->state);
-    atomic_store(&rec->state, proc_state(state_gen(st), FS_PROC_FREE));
+    atomic_store(&rec->state, free_state(state_gen(st)));
     FS_CRASHPOINT("detach.freed");
     fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
 }
@@ -91,121 +310,34 @@ int fairsem_lease_dup(fairsem_t *sem)
 
 bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
 {
-    if (own_record(sem, p) || state_kind(atomic_load(&sem->procs[p].state)) != FS_PROC_LIVE)
+    if (own_record(sem, p))
         return false;
-    if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) != 0)
-        return false; /* alive (or being claimed or scrubbed right now) */
-    FS_CRASHPOINT("reap.leased");
-    bool reaped = false;
     uint64_t st = atomic_load(&sem->procs[p].state);
-    if (state_kind(st) == FS_PROC_LIVE) {
-        fairsem__proc_scrub(sem, p, report);
-        atomic_store(&sem->procs[p].state, proc_state(state_gen(st), FS_PROC_FREE));
-        FS_CRASHPOINT("reap.freed");
-        if (report)
-            report->procs++;
-        reaped = true;
-    }
-    fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
-    if (reaped)
-        fairsem__schedule(sem, NULL, NULL);
-    return reaped;
-}
-
-/* Free the slot reserved for cell c, if slot i still is. */
-static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c)
-{
-    if (i >= sem->geo.max_slots)
-        return false; /* corrupt grant: there is no such slot */
-    uint64_t w = atomic_load(&sem->slots[i]);
-    return fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c &&
-           atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
-}
-
-static void scrub_cells(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
-{
-    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
-        struct fs_cell *cell = &sem->cells[c];
-        uint64_t owner = atomic_load(&cell->owner);
-        if (!owner || fs_tag_proc((uint32_t)owner) != p)
-            continue;
-        uint64_t s = atomic_load(&cell->state);
-        /* Close the cell to granters first, so no new grant can land. */
-        while (fs_cell_kind(s) == FS_CELL_WAITING &&
-               !atomic_compare_exchange_strong(&cell->state, &s,
-                                               fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0)))
-            ;
-        FS_CRASHPOINT("scrub.cell_closed");
-        if (fs_cell_kind(s) == FS_CELL_GRANTED && free_reservation(sem, fs_cell_slot(s), c) && report)
-            report->slots++;
-        if (report && fs_cell_kind(s) != FS_CELL_EMPTY)
-            report->tickets++;
-        FS_CRASHPOINT("scrub.cell_slot_freed");
-        fairsem__ticket_free(sem, c);
-    }
-}
-
-static void scrub_slots(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
-{
-    for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
-        uint64_t w = atomic_load(&sem->slots[i]);
-        if (fs_slot_kind(w) == FS_SLOT_FREE || fs_tag_proc(fs_slot_owner(w)) != p)
-            continue;
-        if (fs_slot_kind(w) == FS_SLOT_RESERVED) {
-            /* p granted it; once its cell says GRANTED with this slot it
-             * belongs to the cell's owner, not to p. */
-            uint32_t c = fs_slot_who(w);
-            uint64_t s = c < sem->geo.max_waiters ? atomic_load(&sem->cells[c].state) : 0;
-            if (fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i &&
-                fs_seq_stamp(s >> 32) == fs_slot_stamp(w))
-                continue;
-            atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
-            FS_CRASHPOINT("scrub.reservation_freed");
-            continue;
+    if (is_live(st) && prove_dead(sem, p, st))
+        st = dead_state(state_gen(st));
+    if (!is_dead(st))
+        return false; /* alive, free, or detached meanwhile */
+    struct scrub sc = {sem, p, st, FS_OWNER_BIT | sem->proc_tag, report};
+    scrub_words(&sc);
+    settle_closing_words(&sc);
+    if (report)
+        report->procs++;
+    fairsem__schedule(sem, NULL, NULL); /* waiters first */
+    /* The rest needs the lease; if a stopped scrubber holds it, the slots
+     * are already back and only the record and its tenant work wait.  Our
+     * pass above was complete if p still reads DEAD(g) (a guard that failed
+     * means p moved on): every word naming p is freed, or another
+     * scrubber's now. */
+    if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) == 0) {
+        FS_CRASHPOINT("reap.leased");
+        if (atomic_load(&sem->procs[p].state) == st) {
+            scrub_leased(&sc);
+            atomic_store(&sem->procs[p].state, free_state(state_gen(st)));
+            FS_CRASHPOINT("reap.freed");
         }
-        if (atomic_compare_exchange_strong(&sem->slots[i], &w, 0) && report)
-            report->slots++;
-        FS_CRASHPOINT("scrub.slot_freed");
+        fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
     }
-}
-
-/* Open bits go first (an open bit implies the registration bit); then the
- * closing word of every tenant p had registered is re-derived, and only
- * then are the registration bits cleared: a scrubber, or p itself, that
- * died anywhere in between leaves those bits for the next scrubber, which
- * re-derives again. */
-static void scrub_registrations(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
-{
-    uint32_t words = sem->geo.reg_words;
-    for (uint32_t k = 0; k < words; k++)
-        atomic_store(&sem->opens[(size_t)p * words + k], 0);
-    FS_CRASHPOINT("scrub.closed");
-    for (uint32_t k = 0; k < words; k++)
-        for (uint64_t bits = atomic_load(&sem->regs[(size_t)p * words + k]); bits; bits &= bits - 1) {
-            uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
-            if (t < sem->geo.max_tenants)
-                fairsem__tenant_settle_closing(sem, t);
-        }
-    for (uint32_t k = 0; k < words; k++) {
-        uint64_t bits = atomic_exchange(&sem->regs[(size_t)p * words + k], 0);
-        FS_CRASHPOINT("scrub.unregistered");
-        while (bits) {
-            uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
-            bits &= bits - 1;
-            if (report)
-                report->registrations++;
-            if (t < sem->geo.max_tenants)
-                fairsem__tenant_retire(sem, t);
-        }
-    }
-}
-
-void fairsem__proc_scrub(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
-{
-    scrub_cells(sem, p, report);
-    scrub_slots(sem, p, report);
-    scrub_registrations(sem, p, report);
-    fairsem__tenant_scrub(sem, p);
+    return true;
 }
 
 bool fairsem__tag_gone(const fairsem_t *sem, uint32_t tag)
@@ -214,5 +346,5 @@ bool fairsem__tag_gone(const fairsem_t *sem, uint32_t tag)
     if (p >= sem->geo.max_procs)
         return true;
     uint64_t st = atomic_load(&sem->procs[p].state);
-    return state_kind(st) == FS_PROC_FREE || fs_proc_tag(p, state_gen(st)) != tag;
+    return !(is_live(st) || is_dead(st)) || fs_proc_tag(p, state_gen(st)) != tag;
 }

@@ -168,13 +168,19 @@ static bool spin_for_grant(struct fs_cell *cell, uint64_t s)
     return false;
 }
 
-/* Wait on our own cell until granted, cancelled or the deadline. */
-static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_t deadline,
-                     fairsem_slot_t *slot)
+/* Wait on our own cell until granted, cancelled or the deadline.  Between
+ * wakes, take part in watching the pool (fairsem__idle: one prober polls,
+ * everyone else sleeps long); a wake that brings no grant may be the
+ * prober's nudge that a stopped granter hides us (or a prober handing its
+ * role on). */
+static int wait_on_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_t deadline,
+                        fairsem_slot_t *slot, struct fs_idle *idle)
 {
     fairsem_t *sem = tenant->sem;
     struct fs_cell *cell = &sem->cells[c];
     uint64_t reserved_seen = 0;
+    uint64_t nap = fairsem__idle(sem, idle);
+    bool first = true;
     for (;;) {
         uint64_t s = atomic_load(&cell->state);
         if (fs_cell_kind(s) == FS_CELL_GRANTED)
@@ -192,20 +198,31 @@ static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_
             fairsem__schedule(sem, NULL, NULL); /* our leaving may lift shares */
             return -ETIMEDOUT;
         }
-        uint64_t nap = FS_POLL_NS;
-        if (deadline && deadline - now < nap)
-            nap = deadline - now;
-        if (!spin_for_grant(cell, s))
-            fairsem__futex_wait(fs_cell_futex(cell), (uint32_t)s, nap);
+        uint64_t sleep = nap;
+        if (deadline && deadline - now < sleep)
+            sleep = deadline - now;
+        if (!(first && spin_for_grant(cell, s)))
+            fairsem__futex_wait(fs_cell_futex(cell), (uint32_t)s, sleep);
+        first = false;
         if (atomic_load(&cell->state) == s) {
-            /* Nobody granted for a while: a holder may have died, or a
-             * stopped granter may hide us. */
-            fairsem__reap_referenced(sem);
-            fairsem__schedule(sem, NULL, NULL);
-            fairsem__ticket_unhide(tenant, false, &c, seq, &reserved_seen);
-            cell = &sem->cells[c];
+            nap = fairsem__idle(sem, idle);
+            if (fairsem__idle_hides(sem, idle, c) || reserved_seen) {
+                fairsem__ticket_unhide(tenant, false, &c, seq, &reserved_seen);
+                cell = &sem->cells[c];
+            }
+            if (reserved_seen)
+                nap = FS_POLL_NS; /* unhide moves us on its second look */
         }
     }
+}
+
+static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_t deadline,
+                     fairsem_slot_t *slot)
+{
+    struct fs_idle idle = {.nudges_seen = atomic_load(&tenant->sem->procs[tenant->sem->proc_idx].nudge)};
+    int rc = wait_on_cell(tenant, c, seq, deadline, slot, &idle);
+    fairsem__idle_leave(tenant->sem, &idle);
+    return rc;
 }
 
 /* A caller that will not sleep never runs a waiter's periodic look for dead

@@ -12,9 +12,10 @@
  * Scenarios: idle (register, acquire, release, try, timeout, event-loop
  * request, unregister, detach), waiters queued (the pool is full; the
  * victim times out, cancels, then waits and is granted), mid-reclaim
- * (the victim reaps a dead process's slots, queue entry and registration),
- * and closing (the victim holds the last open registration of a tenant
- * whose closing registration in the test process still holds a slot).
+ * (the victim reaps a dead process's slots, queue entry and registration;
+ * also stopped, rather than killed, at each point), and closing (the victim
+ * holds the last open registration of a tenant whose closing registration
+ * in the test process still holds a slot).
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -105,14 +106,15 @@ static int victim_waiting(const char *name)
     return 0;
 }
 
-/* Victim body: reclaim what a dead process left. */
-static int victim_reaping(const char *name)
+/* Victim body: reclaim what a dead process left.  `alone`: nobody else
+ * reclaims it meanwhile, so this call must be the one that finds it. */
+static int victim_reaping(const char *name, bool alone)
 {
     fairsem_t *sem;
     if (fairsem_open(name, NULL, &sem) < 0)
         return 1;
     fairsem_reap_report_t r;
-    if (fairsem_reap(sem, &r) || r.procs != 1)
+    if (fairsem_reap(sem, &r) || (alone && r.procs != 1))
         return 2;
     fairsem_close(sem);
     return 0;
@@ -287,7 +289,7 @@ static int run_victim(enum scenario sc, const char *name)
     case IDLE: return victim_idle(name);
     case WAITING: return victim_waiting(name);
     case CLOSING: return victim_closing(name);
-    default: return victim_reaping(name);
+    default: return victim_reaping(name, true);
     }
 }
 
@@ -381,9 +383,65 @@ Test(torture, closing_tenant, .timeout = 120)
 
 Test(torture, mid_reclaim, .timeout = 120)
 {
-    static const char *const must[] = {"reap.leased", "scrub.cell_closed", "scrub.slot_freed",
+    static const char *const must[] = {"reap.dead", "scrub.cell_closed", "scrub.cell_slot_freed",
+                                       "scrub.cell_emptied", "scrub.cell_taken", "scrub.slot_freed", "reap.leased",
                                        "scrub.unregistered", "reap.freed", NULL};
     torture(REAPING, must);
+}
+
+static void print_violation(void *arg, unsigned kind, const char *text)
+{
+    (void)arg;
+    cr_log_error("check: %#x %s", kind, text);
+}
+
+/* A scrubber stopped at any point of reclaiming a dead process (including
+ * while it holds the dead record's lease) wedges nobody: while it is
+ * stopped, another process gets the dead process's slots, and after a
+ * `reap` by that process `check` passes; once the scrubber resumes and
+ * finishes, every slot is still held exactly once (the late scrubber frees
+ * nothing it should not). */
+Test(torture, stopped_scrubber, .timeout = 300)
+{
+    static char names[512][48];
+    unsigned n = trace(REAPING, names, 512), stopped = 0;
+    for (unsigned k = 1; k <= n; k++) {
+        struct world w;
+        world_setup(&w, REAPING); /* the corpse holds 2 slots and queues; the test holds 1 */
+        pid_t pid = fork();
+        if (pid == 0) {
+            fairsem__crash_arm(k, SIGSTOP, -1);
+            _exit(victim_reaping(w.name, false));
+        }
+        int status;
+        waitpid(pid, &status, WUNTRACED);
+        if (!WIFSTOPPED(status)) {
+            world_verify(&w, names[k - 1]);
+            continue;
+        }
+        stopped++;
+        int rc = 0;
+        while (rc == 0 && w.nheld < SLOTS)
+            if ((rc = fairsem_acquire_timeout(w.owner, 20000000000ull, &w.held[w.nheld])) == 0)
+                w.nheld++;
+        /* What needs no lease the stopped scrubber holds, anyone finishes. */
+        int bad = rc ? 0 : fairsem_reap(w.sem, NULL) ? -1 : fairsem_check(w.sem, print_violation, NULL);
+        if (rc || bad) /* never leave a stopped process behind */
+            kill(pid, SIGKILL);
+        cr_assert_eq(rc, 0, "no slot of the dead process (%s) while its scrubber is stopped at %s",
+                     fairsem_strerror(rc), names[k - 1]);
+        cr_assert_eq(bad, 0, "check found violations %#x while a scrubber is stopped at %s", bad, names[k - 1]);
+        kill(pid, SIGCONT);
+        waitpid(pid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the scrubber stopped at %s failed: %#x",
+                  names[k - 1], status);
+        fairsem_stats_t st;
+        fairsem_stats(w.sem, &st, NULL, 0, NULL);
+        cr_assert_eq(st.slots_in_use, SLOTS, "%u of %u slots in use after the scrubber stopped at %s resumed",
+                     st.slots_in_use, SLOTS, names[k - 1]);
+        world_verify(&w, names[k - 1]); /* releases each held slot: none was freed behind our back */
+    }
+    cr_assert_geq(stopped * 10, n * 9, "only %u of %u runs stopped", stopped, n);
 }
 
 /* A process stopped at any crash point never blocks the others: with the
