@@ -53,6 +53,19 @@ static bool tag_live(fairsem_t *sem, uint32_t tag)
     return (st & 1) == FS_PROC_LIVE && fs_proc_tag(p, st >> 1) == tag && fairsem__record_alive(sem, p);
 }
 
+/* Is tag the next incarnation of a DEAD record whose lease is held, i.e. a
+ * claimer's, which takes the dead incarnation's cells over (EMPTY) before
+ * it frees them and writes LIVE (proc.c, try_claim)? */
+static bool tag_claiming(fairsem_t *sem, uint32_t tag)
+{
+    uint32_t p = fs_tag_proc(tag);
+    if (p >= sem->geo.max_procs)
+        return false;
+    uint64_t st = atomic_load(&sem->procs[p].state);
+    return (st & FS_PROC_DEAD_BIT) && fs_proc_tag(p, ((st & ~FS_PROC_DEAD_BIT) >> 1) + 1) == tag &&
+           fairsem__record_alive(sem, p);
+}
+
 static bool tenant_valid(const fairsem_t *sem, uint32_t t)
 {
     if (t >= sem->geo.max_tenants)
@@ -72,6 +85,16 @@ static bool registers(const fairsem_t *sem, uint32_t p, uint32_t t)
 static bool opens(const fairsem_t *sem, uint32_t p, uint32_t t)
 {
     return (atomic_load(&sem->opens[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
+}
+
+static bool holds_any(fairsem_t *sem, uint32_t t)
+{
+    for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
+        uint64_t w = atomic_load(&sem->slots[i]);
+        if (fs_slot_kind(w) == FS_SLOT_HELD && fs_slot_who(w) == t)
+            return true;
+    }
+    return false;
 }
 
 static void check_slots(fairsem_t *sem, struct pass *ps)
@@ -139,7 +162,8 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
         if (owner & ~(FS_OWNER_BIT | ((1ull << FS_TAG_BITS) - 1)))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed owner word %#llx", c,
                  (unsigned long long)owner);
-        else if (!(owner & FS_OWNER_BIT) || !tag_live(sem, (uint32_t)owner))
+        else if (!(owner & FS_OWNER_BIT) ||
+                 (!tag_live(sem, (uint32_t)owner) && !(s == 0 && tag_claiming(sem, (uint32_t)owner))))
             note(ps, FAIRSEM_CHECK_DEAD, "cell %u: owned by record %u, which is dead or gone", c,
                  fs_tag_proc((uint32_t)owner));
         if (fs_cell_kind(s) == FS_CELL_EMPTY)
@@ -192,7 +216,11 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
             bool open = false;
             for (uint32_t p = 0; p < h->max_procs && !open; p++)
                 open = opens(sem, p, t);
-            if (fs_tenant_closing(st, atomic_load(&sem->tenants[t].closing)) == open)
+            /* The mark only decides whether held slots count as demand: a
+             * stale one on a tenant that holds nothing (a scrubber stopped
+             * between clearing a record's opens bits and re-deriving) changes
+             * nothing and is not reported. */
+            if (fs_tenant_closing(st, atomic_load(&sem->tenants[t].closing)) == open && holds_any(sem, t))
                 note(ps, FAIRSEM_CHECK_TENANTS, "tenant %u: marked %s, but %s", t, open ? "closing" : "open",
                      open ? "a registration of it is open" : "every registration of it is unregistered");
         }

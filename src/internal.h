@@ -21,9 +21,11 @@
 /* How long one waiting thread per handle (the watcher) sleeps before it
  * looks whether the prober is still there (bounds recovery while a prober
  * is stopped); the handle's other waiting threads sleep FS_LONG_NS, woken
- * when a role is handed to them. */
+ * when a role is handed to them, and taking an unheld role at every wake
+ * (a hand-off wake that races their going to sleep is lost: FS_LONG_NS
+ * bounds that gap). */
 #define FS_IDLE_NS (1000u * 1000u * 1000u)
-#define FS_LONG_NS (60ull * 1000u * 1000u * 1000u)
+#define FS_LONG_NS (3ull * FS_IDLE_NS)
 /* A prober whose last round is older than this is stopped or gone. */
 #define FS_PROBER_STALE_NS (100u * 1000u * 1000u)
 /* The prober runs the scheduler as a safety net every this many rounds. */

@@ -168,7 +168,8 @@
  * process's event-loop descriptor).  Both are shared futexes.  A stale read
  * of either is harmless: sleepers re-check after every wake and never sleep
  * longer than a bounded interval while they wait for a slot (10 ms for the
- * pool's prober, 1 s for everyone else; see docs/design.md section 6).
+ * pool's prober, 1 s for one watcher per handle, 3 s at most for the
+ * others; see docs/design.md section 6).
  */
 #ifndef FAIRSEM_LAYOUT_H
 #define FAIRSEM_LAYOUT_H

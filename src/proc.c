@@ -43,19 +43,31 @@ struct scrub {
     fairsem_reap_report_t *report;
 };
 
+/* The tag of the incarnation a scrub frees: only words naming exactly it
+ * are touched (a claimer's own words, naming p's next generation, never
+ * are). */
+static uint32_t victim_tag(const struct scrub *sc)
+{
+    return fs_proc_tag(sc->p, state_gen(sc->guard));
+}
+
 static bool guarded(const struct scrub *sc)
 {
     return atomic_load(&sc->sem->procs[sc->p].state) == sc->guard;
 }
 
-/* Free slot i if it still holds the reservation for cell c's request
- * number seq (the stamp ties it to that one request). */
-static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c, uint64_t seq)
+/* Free slot i if it still holds the reservation for cell c's request,
+ * granted in state `granted` (the stamp ties the slot word to that one
+ * request; the cell is re-read just before, with its 32-bit seq, so a
+ * scrubber stopped since it read the grant cannot free a reservation for
+ * a later request of a recycled cell). */
+static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c, uint64_t granted)
 {
     if (i >= sem->geo.max_slots)
         return false; /* corrupt grant: there is no such slot */
     uint64_t w = atomic_load(&sem->slots[i]);
-    return fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c && fs_slot_stamp(w) == fs_seq_stamp(seq) &&
+    return fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c &&
+           fs_slot_stamp(w) == fs_seq_stamp(granted >> 32) && atomic_load(&sem->cells[c].state) == granted &&
            atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
 }
 
@@ -75,7 +87,7 @@ static bool close_cell(const struct scrub *sc, uint32_t c, uint64_t *s, uint64_t
             return false;
     }
     FS_CRASHPOINT("scrub.cell_closed");
-    if (fs_cell_kind(*s) == FS_CELL_GRANTED && free_reservation(sc->sem, fs_cell_slot(*s), c, *s >> 32) &&
+    if (fs_cell_kind(*s) == FS_CELL_GRANTED && free_reservation(sc->sem, fs_cell_slot(*s), c, *s) &&
         sc->report)
         sc->report->slots++;
     FS_CRASHPOINT("scrub.cell_slot_freed");
@@ -91,7 +103,7 @@ static void scrub_cells(const struct scrub *sc)
          * the state read is p's request's, or a CAS on it fails. */
         uint64_t s = atomic_load(&cell->state);
         uint64_t owner = atomic_load(&cell->owner);
-        if (!owner || fs_tag_proc((uint32_t)owner) != sc->p)
+        if (owner != (FS_OWNER_BIT | victim_tag(sc)))
             continue;
         if (!guarded(sc) || !close_cell(sc, c, &s, owner))
             continue;
@@ -122,7 +134,7 @@ static void scrub_slots(const struct scrub *sc)
     fairsem_t *sem = sc->sem;
     for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
         uint64_t w = atomic_load(&sem->slots[i]);
-        while (fs_slot_kind(w) != FS_SLOT_FREE && fs_tag_proc(fs_slot_owner(w)) == sc->p) {
+        while (fs_slot_kind(w) != FS_SLOT_FREE && fs_slot_owner(w) == victim_tag(sc)) {
             if (fs_slot_kind(w) == FS_SLOT_RESERVED) {
                 /* p granted it; once its cell says GRANTED with this slot it
                  * belongs to the cell's owner, not to p. */
@@ -212,7 +224,7 @@ static void scrub_all(const struct scrub *sc)
 /* ------------------------------------------------------- claim, release */
 
 /* Take record p if it is free, or dead (then scrub the dead incarnation
- * as its new owner).  Never keeps the lease of a record that reads LIVE. */
+ * as its new owner). */
 static int try_claim(fairsem_t *sem, uint32_t p)
 {
     struct fs_proc *rec = &sem->procs[p];
@@ -221,11 +233,20 @@ static int try_claim(fairsem_t *sem, uint32_t p)
     FS_CRASHPOINT("attach.leased");
     /* The lease is ours: nobody else can claim p or finish its scrub. */
     uint64_t st = atomic_load(&rec->state);
-    if (is_live(st)) { /* its owner died since we looked: a prober's job */
-        fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
-        return -EAGAIN;
+    if (is_live(st)) {
+        /* Its owner died since we looked (it would hold the lease): say so
+         * at once, so that lease-less scrubbers free its words even if we
+         * are stopped from here on. */
+        if (!atomic_compare_exchange_strong(&rec->state, &st, dead_state(state_gen(st))) && is_live(st)) {
+            fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
+            return -EAGAIN;
+        }
+        st = dead_state(state_gen(st));
     }
     uint64_t gen = state_gen(st) + 1;
+    struct scrub dead = {sem, p, st, FS_OWNER_BIT | fs_proc_tag(p, gen), NULL};
+    if (is_dead(st))
+        scrub_words(&dead); /* while p still reads DEAD: others may help */
     rec->pid = (int32_t)getpid();
     rec->attached_ns = fairsem__realtime_ns();
     atomic_store(&rec->wake, 0);
@@ -234,10 +255,9 @@ static int try_claim(fairsem_t *sem, uint32_t p)
     sem->proc_idx = p;
     sem->proc_tag = fs_proc_tag(p, gen);
     if (is_dead(st)) {
-        /* Words of the dead incarnation name p with another generation;
-         * nobody else frees them now that p reads LIVE again. */
-        struct scrub sc = {sem, p, live_state(gen), FS_OWNER_BIT | sem->proc_tag, NULL};
-        scrub_all(&sc);
+        /* The rest of the dead incarnation's state needs the lease, which
+         * is ours. */
+        scrub_leased(&dead);
         fairsem__schedule(sem, NULL, NULL); /* what the dead owner held may be due to waiters */
     }
     return 0;

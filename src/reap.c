@@ -69,10 +69,11 @@ static bool mapped(const fairsem_t *sem, uint32_t c)
 static bool cell_orphaned(fairsem_t *sem, uint32_t c, uint64_t owner)
 {
     /* A cell naming a gone incarnation of a record whose lease is held now
-     * is left to that holder: a scrubber of the record frees every cell
-     * with the record's index (plain stores, which a repair racing it
-     * could let land on a cell claimed again in between), and so does the
-     * record's owner when it detaches. */
+     * is left to that holder: a claimer scrubbing the record's dead
+     * incarnation takes its cells over under the next generation's tag
+     * (gone, by the record's state, until the claim completes) and frees
+     * them by plain stores, which a repair racing it could let land on a
+     * cell claimed again in between. */
     if (owner) {
         uint32_t tag = (uint32_t)(owner & TAG_MASK);
         return fairsem__tag_gone(sem, tag) && !fairsem__record_alive(sem, fs_tag_proc(tag));

@@ -160,8 +160,15 @@ static void become_prober(fairsem_t *sem, struct fs_idle *me, uint64_t now)
 static void probe_round(fairsem_t *sem, struct fs_idle *me)
 {
     probe_referenced(sem, me);
-    if (me->rounds++ % FS_SAFETY_ROUNDS == 0)
+    if (me->rounds++ % FS_SAFETY_ROUNDS == 0) {
+        /* DEAD records nothing names any more still need their lease-held
+         * part finished (registrations, closing words, tenant work) when
+         * the scrubber that held the lease stopped or died. */
+        for (uint32_t p = 0; p < sem->geo.max_procs; p++)
+            if (atomic_load(&sem->procs[p].state) & FS_PROC_DEAD_BIT)
+                fairsem__proc_reap_if_dead(sem, p, NULL);
         fairsem__schedule(sem, NULL, NULL);
+    }
 }
 
 uint64_t fairsem__idle(fairsem_t *sem, struct fs_idle *me)

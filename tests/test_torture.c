@@ -212,12 +212,14 @@ static bool wait_queued(fairsem_t *sem, unsigned n)
 
 /* Queue capacity of the worlds a test builds (0: the default). */
 static unsigned world_max_waiters;
+/* Process records of the worlds a test builds (0: the default). */
+static unsigned world_max_procs;
 
 static void world_setup(struct world *w, enum scenario sc)
 {
     memset(w, 0, sizeof *w);
     test_name(w->name, sizeof w->name, "torture");
-    fairsem_options_t o = {.max_slots = SLOTS, .max_waiters = world_max_waiters};
+    fairsem_options_t o = {.max_slots = SLOTS, .max_waiters = world_max_waiters, .max_procs = world_max_procs};
     cr_assert_eq(fairsem_create(w->name, &o, &w->sem), 0);
     cr_assert_eq(fairsem_tenant_register(w->sem, "owner", 0, &w->owner), 0);
     if (sc == WAITING) {
@@ -289,7 +291,7 @@ static int run_victim(enum scenario sc, const char *name)
     case IDLE: return victim_idle(name);
     case WAITING: return victim_waiting(name);
     case CLOSING: return victim_closing(name);
-    default: return victim_reaping(name, true);
+    default: return victim_reaping(name, world_max_procs == 0); /* else it claims the corpse's record */
     }
 }
 
@@ -401,7 +403,7 @@ static void print_violation(void *arg, unsigned kind, const char *text)
  * `reap` by that process `check` passes; once the scrubber resumes and
  * finishes, every slot is still held exactly once (the late scrubber frees
  * nothing it should not). */
-Test(torture, stopped_scrubber, .timeout = 300)
+static void stopped_reaper(void)
 {
     static char names[512][48];
     unsigned n = trace(REAPING, names, 512), stopped = 0;
@@ -442,6 +444,18 @@ Test(torture, stopped_scrubber, .timeout = 300)
         world_verify(&w, names[k - 1]); /* releases each held slot: none was freed behind our back */
     }
     cr_assert_geq(stopped * 10, n * 9, "only %u of %u runs stopped", stopped, n);
+}
+
+Test(torture, stopped_scrubber, .timeout = 300) { stopped_reaper(); }
+
+/* The same with no free process record: the victim's attach must claim the
+ * corpse's record, and a claimer stopped at any point of that (after it
+ * took the record's lease, before and after it wrote LIVE) must not keep
+ * the dead process's slots from the others. */
+Test(torture, stopped_claimer, .timeout = 300)
+{
+    world_max_procs = 2; /* the test process and the corpse */
+    stopped_reaper();
 }
 
 /* A process stopped at any crash point never blocks the others: with the
@@ -619,4 +633,84 @@ Test(torture, stopped_granter_with_no_free_cell, .timeout = 60)
 {
     world_max_waiters = 1;
     stopped_granter(3, "grant.committed", true);
+}
+
+/* A reaper killed between clearing a dead record's opens bits and
+ * re-deriving its tenants' closing words (scrub.closed) leaves nothing
+ * that names the record, so no probe of a slot or cell would return to it:
+ * the pool's prober finishes such DEAD records itself.  Here tenant "t"
+ * holds 2 of 6 slots through a registration the test unregistered, and the
+ * dead process had "t" open; once the stale mark is re-derived, "t" is no
+ * longer demanding and tenant "a" may hold all 4 other slots. */
+Test(torture, killed_reaper_leaves_no_stale_closing_mark, .timeout = 300)
+{
+    for (long k = 1;; k++) {
+        char name[96];
+        test_name(name, sizeof name, "torture-stale");
+        fairsem_options_t o = {.max_slots = 6};
+        fairsem_t *sem;
+        cr_assert_eq(fairsem_create(name, &o, &sem), 0);
+        int ready[2];
+        cr_assert_eq(pipe(ready), 0);
+        pid_t corpse = fork();
+        if (corpse == 0) {
+            fairsem_t *csem;
+            fairsem_tenant_t *ct;
+            char c = 1;
+            if (open_as(name, "t", &csem, &ct) == 0 && write(ready[1], &c, 1) == 1)
+                pause();
+            _exit(1);
+        }
+        char c;
+        cr_assert_eq(read(ready[0], &c, 1), 1, "the corpse did not register");
+        close(ready[0]);
+        close(ready[1]);
+        fairsem_tenant_t *closing, *a;
+        fairsem_slot_t held[2], got[4];
+        cr_assert_eq(fairsem_tenant_register(sem, "t", 0, &closing), 0);
+        cr_assert_eq(fairsem_acquire(closing, &held[0]), 0);
+        cr_assert_eq(fairsem_acquire(closing, &held[1]), 0);
+        cr_assert_eq(fairsem_tenant_unregister(closing, 0), 0); /* "t" stays open in the corpse */
+        kill(corpse, SIGKILL);
+        waitpid(corpse, NULL, 0);
+        int trace_fds[2];
+        cr_assert_eq(pipe(trace_fds), 0);
+        pid_t reaper = fork();
+        if (reaper == 0) {
+            close(trace_fds[0]);
+            fairsem__crash_arm(k, SIGKILL, trace_fds[1]);
+            _exit(victim_reaping(name, false));
+        }
+        close(trace_fds[1]);
+        FILE *in = fdopen(trace_fds[0], "r");
+        char last[48] = "";
+        long n;
+        while (fscanf(in, "%ld %47s", &n, last) == 2)
+            ;
+        fclose(in);
+        int status;
+        waitpid(reaper, &status, 0);
+        cr_assert(WIFSIGNALED(status), "the reaper never passed scrub.closed (it ended at %s)", last);
+        bool there = strcmp(last, "scrub.closed") == 0;
+        if (there) {
+            cr_assert_eq(fairsem_tenant_register(sem, "a", 0, &a), 0);
+            unsigned ngot = 0;
+            int rc = 0;
+            /* Without a re-derivation "t" counts as demanding: a's share
+             * would be 3 of 6 and the 4th acquire would time out. */
+            while (rc == 0 && ngot < 4)
+                if ((rc = fairsem_acquire_timeout(a, 20000000000ull, &got[ngot])) == 0)
+                    ngot++;
+            cr_assert_eq(rc, 0, "a got %u of 4 slots (%s): the closing mark stayed stale", ngot,
+                         fairsem_strerror(rc));
+            for (unsigned i = 0; i < ngot; i++)
+                cr_assert_eq(fairsem_release(a, got[i]), 0);
+        }
+        cr_assert_eq(fairsem_release(closing, held[0]), 0);
+        cr_assert_eq(fairsem_release(closing, held[1]), 0);
+        fairsem_close(sem);
+        fairsem_unlink(name, FAIRSEM_UNLINK_FORCE);
+        if (there)
+            break;
+    }
 }
