@@ -206,8 +206,9 @@ void fairsem__tenant_busy_put(fairsem_tenant_t *tenant);
 bool fairsem__tenant_forced(const fairsem_tenant_t *tenant);
 /* Retire tenant idx if no record has it registered. */
 void fairsem__tenant_retire(fairsem_t *sem, uint32_t idx);
-/* Make tenant idx's closing word say whether any record has it open. */
-void fairsem__tenant_settle_closing(fairsem_t *sem, uint32_t idx);
+/* Make tenant idx's closing word say whether any record has it open; true
+ * if it became closing (the state is more permissive: kick the scheduler). */
+bool fairsem__tenant_settle_closing(fairsem_t *sem, uint32_t idx);
 /* Finish tenant-table work record p died in the middle of. */
 void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p);
 void fairsem__tenant_set_weight(fairsem_t *sem, uint32_t t, unsigned weight);

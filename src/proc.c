@@ -160,16 +160,18 @@ static void scrub_slots(const struct scrub *sc)
  * CAS from what the opens bits say: anyone may, at any time), so a stopped
  * holder of p's lease cannot leave one stale: it may be stopped after
  * clearing p's opens bits and before re-deriving. */
-static void settle_closing_words(const struct scrub *sc)
+static bool settle_closing_words(const struct scrub *sc)
 {
     fairsem_t *sem = sc->sem;
     uint32_t words = sem->geo.reg_words;
+    bool closed = false;
     for (uint32_t k = 0; k < words; k++)
         for (uint64_t bits = atomic_load(&sem->regs[(size_t)sc->p * words + k]); bits; bits &= bits - 1) {
             uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
-            if (t < sem->geo.max_tenants)
-                fairsem__tenant_settle_closing(sem, t);
+            if (t < sem->geo.max_tenants && fairsem__tenant_settle_closing(sem, t))
+                closed = true;
         }
+    return closed;
 }
 
 /* Registration and open bits carry no generation: cleared only under p's
@@ -178,14 +180,14 @@ static void settle_closing_words(const struct scrub *sc)
  * only then are the registration bits cleared: a scrubber, or p itself,
  * that died anywhere in between leaves those bits for the next scrubber,
  * which re-derives again. */
-static void scrub_registrations(const struct scrub *sc)
+static bool scrub_registrations(const struct scrub *sc)
 {
     fairsem_t *sem = sc->sem;
     uint32_t words = sem->geo.reg_words;
     for (uint32_t k = 0; k < words; k++)
         atomic_store(&sem->opens[(size_t)sc->p * words + k], 0);
     FS_CRASHPOINT("scrub.closed");
-    settle_closing_words(sc);
+    bool closed = settle_closing_words(sc);
     for (uint32_t k = 0; k < words; k++) {
         uint64_t bits = atomic_exchange(&sem->regs[(size_t)sc->p * words + k], 0);
         FS_CRASHPOINT("scrub.unregistered");
@@ -198,6 +200,7 @@ static void scrub_registrations(const struct scrub *sc)
                 fairsem__tenant_retire(sem, t);
         }
     }
+    return closed;
 }
 
 /* What anyone may do for a DEAD record: free its slot and cell words. */
@@ -208,11 +211,13 @@ static void scrub_words(const struct scrub *sc)
 }
 
 /* What only the holder of p's lease may do (p cannot change state
- * meanwhile). */
-static void scrub_leased(const struct scrub *sc)
+ * meanwhile).  True if a tenant of p's became closing: shares grew, and the
+ * caller runs the scheduler. */
+static bool scrub_leased(const struct scrub *sc)
 {
-    scrub_registrations(sc);
+    bool closed = scrub_registrations(sc);
     fairsem__tenant_scrub(sc->sem, sc->p);
+    return closed;
 }
 
 static void scrub_all(const struct scrub *sc)
@@ -348,15 +353,18 @@ bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_
      * pass above was complete if p still reads DEAD(g) (a guard that failed
      * means p moved on): every word naming p is freed, or another
      * scrubber's now. */
+    bool closed = false;
     if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) == 0) {
         FS_CRASHPOINT("reap.leased");
         if (atomic_load(&sem->procs[p].state) == st) {
-            scrub_leased(&sc);
+            closed = scrub_leased(&sc);
             atomic_store(&sem->procs[p].state, free_state(state_gen(st)));
             FS_CRASHPOINT("reap.freed");
         }
         fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
     }
+    if (closed) /* the dead process's open registrations ended: shares grew */
+        fairsem__schedule(sem, NULL, NULL);
     return true;
 }
 

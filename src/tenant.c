@@ -277,7 +277,7 @@ static bool anyone_open(const fairsem_t *sem, uint32_t t)
  * the version moves, as for an enqueue.  Returns true when t became
  * closing, i.e. the state more permissive (the caller kicks the
  * scheduler). */
-static bool settle_closing(fairsem_t *sem, uint32_t t)
+bool fairsem__tenant_settle_closing(fairsem_t *sem, uint32_t t)
 {
     struct fs_tenant *e = &sem->tenants[t];
     bool became_closing = false;
@@ -302,19 +302,17 @@ static bool settle_closing(fairsem_t *sem, uint32_t t)
     }
 }
 
-void fairsem__tenant_settle_closing(fairsem_t *sem, uint32_t t) { settle_closing(sem, t); }
-
 /* A registration of t through this process opens, or closes (unregistered:
  * the slots it holds no longer make t demanding). */
 static void registration_opens(fairsem_t *sem, uint32_t t)
 {
     if (local_count_get(sem, open_registrations(sem), t))
-        settle_closing(sem, t);
+        fairsem__tenant_settle_closing(sem, t);
 }
 
 static void registration_closes(fairsem_t *sem, uint32_t t)
 {
-    if (local_count_put(sem, open_registrations(sem), t) && settle_closing(sem, t))
+    if (local_count_put(sem, open_registrations(sem), t) && fairsem__tenant_settle_closing(sem, t))
         fairsem__schedule(sem, NULL, NULL);
 }
 
@@ -439,8 +437,6 @@ void fairsem__tenant_finish(fairsem_tenant_t *t)
 
 int fairsem__tenant_busy_get(fairsem_tenant_t *t)
 {
-    if (atomic_load(&t->busy) & FS_BUSY_CLOSING)
-        return FAIRSEM_ENOTREG; /* and a fork child must not adopt it */
     if (t->epoch != atomic_load_explicit(&fairsem__fork_epoch, memory_order_relaxed)) {
         int rc = fairsem__tenant_adopt(t);
         if (rc < 0)
