@@ -61,7 +61,16 @@ test('tenant close is deferred while it holds; ifIdle refuses with EBUSY', async
   assert.equal(a.closed, false);
   a.close();
   assert.equal(a.closed, true);
-  assert.equal(sem.stats().slotsInUse, 1, 'the slot stays held');
+  // As in aio-fairshare: a closing tenant leaves the stats and the demand at
+  // once, while the slot it holds stays in use.
+  const closing = sem.stats();
+  assert.equal(closing.slotsInUse, 1, 'the slot stays held');
+  assert.equal(closing.demandingTenants, 0);
+  assert.deepEqual(closing.tenants.map((x) => x.id), []);
+  const again = sem.tenant('a'); // registering it again brings it back, with its slot
+  assert.deepEqual(sem.stats().tenants.map((x) => [x.id, x.held]), [['a', 1]]);
+  assert.equal(sem.stats().demandingTenants, 1);
+  again.close();
   assert.equal(slot.release(), true, 'and is released through the closed tenant');
   const st = sem.stats();
   assert.equal(st.slotsInUse, 0);
