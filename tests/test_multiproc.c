@@ -593,3 +593,37 @@ Test(multiproc, anonymous_segment_shared_with_children)
     munmap(ev, sizeof *ev);
     fairsem_close(sem);
 }
+
+/* A process that dies with the last open registration of a tenant turns
+ * it closing when it is reaped, and fairsem_reap serves whoever the grown
+ * shares let in before it returns (5 slots: the closing tenant's 2 no
+ * longer count, so A's share grows from 2 to 5). */
+Test(multiproc, reaping_the_last_open_registration_serves_the_grown_share)
+{
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "mp-reapclose", 5);
+    struct worker open_t, a;
+    cr_assert(spawn_ctl(&open_t, g_seg, "t", "t"), "spawn the holder of t's open registration");
+    fairsem_tenant_t *t = tenant_reg(sem, "t");
+    fairsem_slot_t st[2];
+    cr_assert_eq(fairsem_acquire(t, &st[0]), 0);
+    cr_assert_eq(fairsem_acquire(t, &st[1]), 0);
+    cr_assert_eq(fairsem_tenant_unregister(t, 0), 0); /* "t" stays open in the worker */
+    cr_assert(spawn_ctl(&a, g_seg, "a", "a"), "spawn a");
+    worker_expect(&a, 'a', 'A');
+    worker_expect(&a, 'a', 'A'); /* a at its share of 2 */
+    worker_queue(&a, sem, 1);
+    worker_kill(&open_t);
+    fairsem_reap_report_t r;
+    cr_assert_eq(fairsem_reap(sem, &r), 0);
+    cr_assert_eq(r.procs, 1u);
+    fairsem_stats_t s;
+    cr_assert_eq(fairsem_stats(sem, &s, NULL, 0, NULL), 0);
+    cr_assert_eq(s.waiters, 0u, "the reap did not serve a's waiter");
+    cr_assert_eq(s.demanding_tenants, 1u, "the closing tenant still counts");
+    int num = 0;
+    cr_assert_eq(reply_of(&a, &num, TEST_PATIENCE_MS), 'A');
+    cr_assert_eq(fairsem_release(t, st[0]), 0);
+    cr_assert_eq(fairsem_release(t, st[1]), 0);
+    worker_kill(&a);
+    seg_close_unlink(sem, g_seg);
+}

@@ -11,9 +11,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -980,52 +978,6 @@ Test(semantics, closing_needs_every_registration_closed)
     (void)again;
     cr_assert_eq(stats_of(g.sem).demanding_tenants, 0);
     cr_assert_eq(fairsem_release(mine, s), 0);
-    seg_finish(&g);
-}
-
-/* A process that dies with the last open registration of a tenant turns
- * it closing when it is reaped, and fairsem_reap serves whoever the grown
- * shares let in before it returns (5 slots: the closing tenant's 2 no
- * longer count, so A's share grows from 2 to 5). */
-Test(semantics, reaping_the_last_open_registration_serves_the_grown_share)
-{
-    struct seg g;
-    seg_create_slots(&g, "reapclose", 5, 0);
-    int ready[2];
-    cr_assert_eq(pipe(ready), 0);
-    pid_t corpse = fork();
-    if (corpse == 0) {
-        fairsem_t *sem;
-        fairsem_tenant_t *t;
-        char c = 1;
-        if (fairsem_open(g.name, NULL, &sem) == 0 && fairsem_tenant_register(sem, "t", 1, &t) == 0 &&
-            write(ready[1], &c, 1) == 1)
-            pause();
-        _exit(1);
-    }
-    char c;
-    cr_assert_eq(read(ready[0], &c, 1), 1, "the other process did not register");
-    fairsem_tenant_t *t = reg(g.sem, "t", 1), *a = reg(g.sem, "a", 1);
-    fairsem_slot_t st[2], sa[2];
-    cr_assert_eq(take_all(t, st, 2, NULL), 2);
-    cr_assert_eq(fairsem_tenant_unregister(t, 0), 0); /* "t" stays open in the other process */
-    cr_assert_eq(take_all(a, sa, 2, NULL), 2, "A at its share of 2");
-    struct client ca;
-    client_queue(g.sem, &ca, a, true);
-    kill(corpse, SIGKILL);
-    waitpid(corpse, NULL, 0);
-    fairsem_reap_report_t r;
-    cr_assert_eq(fairsem_reap(g.sem, &r), 0);
-    cr_assert_eq(r.procs, 1u);
-    fairsem_stats_t s = stats_of(g.sem);
-    cr_assert_eq(s.waiters, 0u, "the reap did not serve A's waiter");
-    cr_assert_eq(s.demanding_tenants, 1u);
-    client_join(&ca);
-    cr_assert_eq(ca.rc, 0);
-    release_all(a, sa, 2);
-    release_all(t, st, 2);
-    close(ready[0]);
-    close(ready[1]);
     seg_finish(&g);
 }
 
