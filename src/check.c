@@ -50,7 +50,7 @@ static bool tag_live(fairsem_t *sem, uint32_t tag)
     if (p >= sem->geo.max_procs)
         return false;
     uint64_t st = atomic_load(&sem->procs[p].state);
-    return (st & 1) == FS_PROC_LIVE && fs_proc_tag(p, st >> 1) == tag && fairsem__record_alive(sem, p);
+    return fs_proc_is_live(st) && fs_proc_state_tag(p, st) == tag && fairsem__record_alive(sem, p);
 }
 
 /* Is tag the next incarnation of a DEAD record whose lease is held, i.e. a
@@ -62,8 +62,14 @@ static bool tag_claiming(fairsem_t *sem, uint32_t tag)
     if (p >= sem->geo.max_procs)
         return false;
     uint64_t st = atomic_load(&sem->procs[p].state);
-    return (st & FS_PROC_DEAD_BIT) && fs_proc_tag(p, ((st & ~FS_PROC_DEAD_BIT) >> 1) + 1) == tag &&
+    return fs_proc_is_dead(st) && fs_proc_tag(p, fs_proc_gen(st) + 1) == tag &&
            fairsem__record_alive(sem, p);
+}
+
+/* Is owner word o a well-formed cell owner naming a live incarnation? */
+static bool owner_live(fairsem_t *sem, uint64_t o)
+{
+    return fs_owner_well_formed(o) && tag_live(sem, fs_owner_tag(o));
 }
 
 static bool tenant_valid(const fairsem_t *sem, uint32_t t)
@@ -79,12 +85,12 @@ static bool tenant_valid(const fairsem_t *sem, uint32_t t)
  * release (tenant.c; a scrub frees slots before it clears bits). */
 static bool registers(const fairsem_t *sem, uint32_t p, uint32_t t)
 {
-    return (atomic_load(&sem->regs[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
+    return fs_bit_test(fs_row(sem->regs, sem->geo.reg_words, p), t);
 }
 
 static bool opens(const fairsem_t *sem, uint32_t p, uint32_t t)
 {
-    return (atomic_load(&sem->opens[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
+    return fs_bit_test(fs_row(sem->opens, sem->geo.reg_words, p), t);
 }
 
 static bool holds_any(fairsem_t *sem, uint32_t t)
@@ -115,11 +121,11 @@ static void check_slots(fairsem_t *sem, struct pass *ps)
                      fs_slot_who(w));
             if (!live)
                 note(ps, FAIRSEM_CHECK_DEAD, "slot %u: held by record %u, which is dead or gone", i,
-                     fs_tag_proc(fs_slot_owner(w)));
-            if (valid && live && !registers(sem, fs_tag_proc(fs_slot_owner(w)), fs_slot_who(w)))
+                     fs_slot_record(w));
+            if (valid && live && !registers(sem, fs_slot_record(w), fs_slot_who(w)))
                 note(ps, FAIRSEM_CHECK_SLOTS,
                      "slot %u: held by record %u for tenant %u, which it does not register", i,
-                     fs_tag_proc(fs_slot_owner(w)), fs_slot_who(w));
+                     fs_slot_record(w), fs_slot_who(w));
             break;
         }
         case FS_SLOT_RESERVED: {
@@ -130,10 +136,10 @@ static void check_slots(fairsem_t *sem, struct pass *ps)
             }
             uint64_t s = atomic_load(&sem->cells[c].state);
             bool granted = fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i;
-            if (fs_seq_stamp(s >> 32) != fs_slot_stamp(w) ||
+            if (fs_cell_stamp(s) != fs_slot_stamp(w) ||
                 !(granted || fs_cell_kind(s) == FS_CELL_WAITING))
                 note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: reserved for a request of cell %u that is gone", i, c);
-            else if (granted && !tag_live(sem, (uint32_t)atomic_load(&sem->cells[c].owner)))
+            else if (granted && !owner_live(sem, atomic_load(&sem->cells[c].owner)))
                 note(ps, FAIRSEM_CHECK_DEAD, "slot %u: granted to a request of a dead record", i);
             else if (!granted && !tag_live(sem, fs_slot_owner(w)))
                 note(ps, FAIRSEM_CHECK_DEAD, "slot %u: reservation by a dead record", i);
@@ -153,19 +159,18 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
         const struct fs_cell *cell = &sem->cells[c];
         uint64_t owner = atomic_load(&cell->owner);
         uint64_t s = atomic_load(&cell->state);
-        bool mapped = (atomic_load(&sem->map[c / 64]) >> (c % 64)) & 1;
+        bool mapped = fs_bit_test(sem->map, c);
         if (!owner) {
             if (s != 0 || mapped)
                 note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: no owner but %s", c, s ? "a state" : "in the queue map");
             continue;
         }
-        if (owner & ~(FS_OWNER_BIT | ((1ull << FS_TAG_BITS) - 1)))
+        if (owner & ~(FS_OWNER_BIT | FS_TAG_MASK))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed owner word %#llx", c,
                  (unsigned long long)owner);
-        else if (!(owner & FS_OWNER_BIT) ||
-                 (!tag_live(sem, (uint32_t)owner) && !(s == 0 && tag_claiming(sem, (uint32_t)owner))))
+        else if (!owner_live(sem, owner) && !(s == 0 && fs_owner_well_formed(owner) && tag_claiming(sem, fs_owner_tag(owner))))
             note(ps, FAIRSEM_CHECK_DEAD, "cell %u: owned by record %u, which is dead or gone", c,
-                 fs_tag_proc((uint32_t)owner));
+                 fs_owner_record(owner));
         if (fs_cell_kind(s) == FS_CELL_EMPTY)
             continue; /* being filled or emptied */
         if (!mapped)
@@ -173,7 +178,7 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
         if (fs_cell_kind(s) > FS_CELL_CANCELLED ||
             (fs_cell_kind(s) != FS_CELL_GRANTED && fs_cell_slot(s) != 0))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed state %#llx", c, (unsigned long long)s);
-        if (atomic_load(&cell->seq) >= next_seq || (atomic_load(&cell->seq) & 0xffffffffu) != s >> 32)
+        if (atomic_load(&cell->seq) >= next_seq || !fs_cell_of_seq(s, atomic_load(&cell->seq)))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: ticket number out of step", c);
         if (!tenant_valid(sem, atomic_load(&cell->tenant)))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: queued for a tenant that does not exist", c);
@@ -205,7 +210,7 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
             continue;
         st = fairsem__tenant_name(sem, t, name);
         size_t len = strlen(name);
-        if (!st || len == 0 || fs_hash(name, len) != (uint32_t)(st >> 32)) {
+        if (!st || len == 0 || fs_hash(name, len) != fs_tenant_hash(st)) {
             note(ps, FAIRSEM_CHECK_TENANTS, "tenant %u: malformed name or hash", t);
             continue;
         }
@@ -229,9 +234,9 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
         uint64_t st = atomic_load(&sem->procs[p].state);
         /* A DEAD record's bits are cleared by whoever holds its lease: not
          * a fault while somebody does (or is stopped doing) that. */
-        bool live = ((st & 1) == FS_PROC_LIVE || (st & FS_PROC_DEAD_BIT)) && fairsem__record_alive(sem, p);
+        bool live = !fs_proc_is_free(st) && fairsem__record_alive(sem, p);
         for (uint32_t k = 0; k < h->reg_words; k++) {
-            uint64_t bits = atomic_load(&sem->regs[(size_t)p * h->reg_words + k]);
+            uint64_t bits = atomic_load(&fs_row(sem->regs, h->reg_words, p)[k]);
             if (bits && !live)
                 note(ps, FAIRSEM_CHECK_DEAD, "record %u: dead or free, still registers tenants", p);
             for (; bits; bits &= bits - 1) {
@@ -239,10 +244,10 @@ static void check_tenants(fairsem_t *sem, struct pass *ps)
                 if (!tenant_valid(sem, t))
                     note(ps, FAIRSEM_CHECK_TENANTS, "record %u: registers tenant index %u, which is free", p, t);
             }
-            uint64_t open = atomic_load(&sem->opens[(size_t)p * h->reg_words + k]);
+            uint64_t open = atomic_load(&fs_row(sem->opens, h->reg_words, p)[k]);
             if (open && !live)
                 note(ps, FAIRSEM_CHECK_DEAD, "record %u: dead or free, still has tenants open", p);
-            for (open &= ~atomic_load(&sem->regs[(size_t)p * h->reg_words + k]); open; open &= open - 1)
+            for (open &= ~atomic_load(&fs_row(sem->regs, h->reg_words, p)[k]); open; open &= open - 1)
                 note(ps, FAIRSEM_CHECK_TENANTS, "record %u: has tenant index %u open without registering it", p,
                      k * 64 + (uint32_t)__builtin_ctzll(open));
         }

@@ -55,7 +55,7 @@ uint64_t fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM
     const struct fs_tenant *e = &sem->tenants[t];
     for (int k = 0; k < NAME_TRIES; k++) {
         uint64_t st = atomic_load(&e->state);
-        if (fs_tenant_kind(st) != FS_TENANT_ACTIVE && fs_tenant_kind(st) != FS_TENANT_DYING)
+        if (!fs_tenant_live(st))
             return 0;
         char name[sizeof e->name];
         fs_name_load(e, name);
@@ -74,7 +74,7 @@ static void dump_procs(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
 {
     for (uint32_t p = 0; p < sem->geo.max_procs; p++) {
         const struct fs_proc *rec = &sem->procs[p];
-        if ((atomic_load(&rec->state) & 1) != FS_PROC_LIVE)
+        if (!fs_proc_is_live(atomic_load(&rec->state)))
             continue;
         fairsem_proc_info_t info = {p, rec->pid, fairsem__record_alive(sem, p), rec->attached_ns};
         ops->proc(arg, &info);
@@ -89,13 +89,13 @@ static void dump_holders(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *ar
         uint64_t w = atomic_load(&sem->slots[i]);
         fairsem_holder_info_t info = {.slot = i, .tenant = name};
         if (fs_slot_kind(w) == FS_SLOT_HELD) {
-            info.record = fs_tag_proc(fs_slot_owner(w));
+            info.record = fs_slot_record(w);
             fairsem__tenant_name(sem, fs_slot_who(w), name);
         } else if (fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) < sem->geo.max_waiters) {
             /* Granted to a queued request: show who it is for. */
             const struct fs_cell *cell = &sem->cells[fs_slot_who(w)];
             info.granted = 1;
-            info.record = fs_tag_proc((uint32_t)atomic_load(&cell->owner));
+            info.record = fs_owner_record(atomic_load(&cell->owner));
             fairsem__tenant_name(sem, atomic_load(&cell->tenant), name);
         } else {
             continue;
@@ -131,7 +131,7 @@ static void dump_waiters(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *ar
         last = best_seq + 1;
         const struct fs_cell *cell = &sem->cells[best];
         fairsem_waiter_info_t info = {.ticket = best_seq, .tenant = name};
-        info.record = fs_tag_proc((uint32_t)atomic_load(&cell->owner));
+        info.record = fs_owner_record(atomic_load(&cell->owner));
         info.pid = info.record < sem->geo.max_procs ? sem->procs[info.record].pid : 0;
         info.alive = fairsem__record_alive(sem, info.record);
         info.state = (int)fs_cell_kind(atomic_load(&cell->state));

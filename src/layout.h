@@ -180,6 +180,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fairsem.h" /* the public limits the field widths are checked against */
+
 #define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
 #define FS_LAYOUT_VERSION 4u
 #define FS_READY 0x52454459u /* header.ready once initialised */
@@ -242,6 +244,33 @@ struct fs_proc {
 };
 _Static_assert(sizeof(struct fs_proc) == FS_CACHELINE, "proc record size");
 
+static inline uint64_t fs_proc_free(uint64_t gen) { return gen << 1 | FS_PROC_FREE; }
+static inline uint64_t fs_proc_live(uint64_t gen) { return gen << 1 | FS_PROC_LIVE; }
+static inline uint64_t fs_proc_dead(uint64_t gen) { return FS_PROC_DEAD_BIT | gen << 1; }
+static inline bool fs_proc_is_live(uint64_t st) { return (st & 1) == FS_PROC_LIVE; }
+static inline bool fs_proc_is_dead(uint64_t st) { return (st & FS_PROC_DEAD_BIT) != 0; }
+/* FREE(g): neither live nor dead. */
+static inline bool fs_proc_is_free(uint64_t st) { return !fs_proc_is_live(st) && !fs_proc_is_dead(st); }
+static inline uint64_t fs_proc_gen(uint64_t st) { return (st & ~FS_PROC_DEAD_BIT) >> 1; }
+
+/* PROC TAG (26 bits): record index:12 | (generation mod 2^14) << 12.  It
+ * names one incarnation of a record in slot words (owner field), cell
+ * owner words and nowhere else; record indices are below max_procs. */
+#define FS_PROC_BITS 12
+#define FS_PGEN_BITS 14
+#define FS_TAG_BITS (FS_PROC_BITS + FS_PGEN_BITS)
+#define FS_TAG_MASK ((1u << FS_TAG_BITS) - 1)
+_Static_assert(FAIRSEM_MAX_PROCS_LIMIT <= 1u << FS_PROC_BITS, "a record index fits a proc tag");
+
+static inline uint32_t fs_proc_tag(uint32_t idx, uint64_t gen)
+{
+    return idx | (uint32_t)(gen & ((1u << FS_PGEN_BITS) - 1)) << FS_PROC_BITS;
+}
+static inline uint32_t fs_tag_proc(uint32_t tag) { return tag & ((1u << FS_PROC_BITS) - 1); }
+/* The tag of record p's incarnation in state st. */
+static inline uint32_t fs_proc_state_tag(uint32_t p, uint64_t st) { return fs_proc_tag(p, fs_proc_gen(st)); }
+
+
 /* ----------------------------------------------------------------- tenant */
 
 enum { FS_TENANT_FREE = 0, FS_TENANT_INIT = 1, FS_TENANT_ACTIVE = 2, FS_TENANT_DYING = 3 };
@@ -293,15 +322,35 @@ static inline void fs_name_load(const struct fs_tenant *e, char out[sizeof e->na
     }
 }
 
+#define FS_TENANT_KIND_BITS 2
+#define FS_TENANT_PROC_BITS 12
+#define FS_TENANT_GEN_BITS 18
+#define FS_TENANT_GEN_MASK ((1u << FS_TENANT_GEN_BITS) - 1)
+_Static_assert(FS_TENANT_KIND_BITS + FS_TENANT_PROC_BITS + FS_TENANT_GEN_BITS == 32, "tenant state: hash in the high half");
+_Static_assert(FAIRSEM_MAX_PROCS_LIMIT <= 1u << FS_TENANT_PROC_BITS, "an inserter's record index fits the tenant state");
+_Static_assert(FS_TENANT_GEN_BITS + 1 <= 32, "the closing word holds a generation and a bit");
+
 static inline uint64_t fs_tenant_state(unsigned kind, uint32_t proc, uint32_t gen, uint32_t hash)
 {
-    return (uint64_t)hash << 32 | (uint64_t)(gen & 0x3ffff) << 14 | (uint64_t)(proc & 0xfff) << 2 | kind;
+    return (uint64_t)hash << 32 | (uint64_t)(gen & FS_TENANT_GEN_MASK) << (FS_TENANT_KIND_BITS + FS_TENANT_PROC_BITS) |
+           (uint64_t)(proc & ((1u << FS_TENANT_PROC_BITS) - 1)) << FS_TENANT_KIND_BITS | kind;
 }
-static inline unsigned fs_tenant_kind(uint64_t state) { return (unsigned)(state & 3); }
-static inline uint32_t fs_tenant_proc(uint64_t state) { return (uint32_t)(state >> 2) & 0xfff; }
-static inline uint32_t fs_tenant_gen(uint64_t state) { return (uint32_t)(state >> 14) & 0x3ffff; }
+static inline unsigned fs_tenant_kind(uint64_t state) { return (unsigned)(state & ((1u << FS_TENANT_KIND_BITS) - 1)); }
+static inline uint32_t fs_tenant_proc(uint64_t state)
+{
+    return (uint32_t)(state >> FS_TENANT_KIND_BITS) & ((1u << FS_TENANT_PROC_BITS) - 1);
+}
+static inline uint32_t fs_tenant_gen(uint64_t state)
+{
+    return (uint32_t)(state >> (FS_TENANT_KIND_BITS + FS_TENANT_PROC_BITS)) & FS_TENANT_GEN_MASK;
+}
 static inline uint32_t fs_tenant_hash(uint64_t state) { return (uint32_t)(state >> 32); }
-static inline uint32_t fs_closing_word(uint32_t gen, bool closing) { return (gen & 0x3ffff) << 1 | closing; }
+/* ACTIVE or DYING: the entry is a tenant, with a name. */
+static inline bool fs_tenant_live(uint64_t state)
+{
+    return fs_tenant_kind(state) == FS_TENANT_ACTIVE || fs_tenant_kind(state) == FS_TENANT_DYING;
+}
+static inline uint32_t fs_closing_word(uint32_t gen, bool closing) { return (gen & FS_TENANT_GEN_MASK) << 1 | closing; }
 /* Is the entry, in state `state`, closing? */
 static inline bool fs_tenant_closing(uint64_t state, uint32_t closing)
 {
@@ -317,7 +366,7 @@ enum { FS_CELL_EMPTY = 0, FS_CELL_WAITING = 1, FS_CELL_GRANTED = 2, FS_CELL_CANC
  * Carrying the seq makes a granter's CAS fail on a recycled cell (ABA).
  * Sleepers wait on its low half (fs_cell_futex), which holds the kind. */
 struct fs_cell {
-    _Atomic uint64_t owner;  /* 0, or FS_OWNER_BIT | proc tag */
+    _Atomic uint64_t owner;  /* 0, or FS_OWNER_BIT | proc tag (fs_owner_word) */
     _Atomic uint64_t seq;    /* FIFO order */
     _Atomic uint64_t state;  /* futex word in its low half */
     _Atomic uint32_t tenant;
@@ -330,30 +379,81 @@ struct fs_cell {
 _Static_assert(sizeof(struct fs_cell) == FS_CACHELINE, "cell size");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fs_cell_futex assumes little-endian");
 
+#define FS_CELL_KIND_BITS 4
+#define FS_CELL_SLOT_BITS 28
+#define FS_CELL_SEQ_BITS 32
+_Static_assert(FS_CELL_KIND_BITS + FS_CELL_SLOT_BITS + FS_CELL_SEQ_BITS == 64, "cell state word");
+_Static_assert(FAIRSEM_MAX_SLOTS_LIMIT <= 1u << FS_CELL_SLOT_BITS, "a slot index fits a cell state");
+
+static inline uint64_t fs_cell_word(uint64_t seq, uint32_t kind, uint32_t slot)
+{
+    return (seq & 0xffffffffu) << FS_CELL_SEQ_BITS | (uint64_t)(slot & ((1u << FS_CELL_SLOT_BITS) - 1)) << FS_CELL_KIND_BITS |
+           kind;
+}
+static inline uint32_t fs_cell_kind(uint64_t s) { return (uint32_t)s & ((1u << FS_CELL_KIND_BITS) - 1); }
+static inline uint32_t fs_cell_slot(uint64_t s) { return (uint32_t)s >> FS_CELL_KIND_BITS; }
+/* The (low 32 bits of the) seq of the request the state belongs to. */
+static inline uint32_t fs_cell_seq(uint64_t s) { return (uint32_t)(s >> FS_CELL_SEQ_BITS); }
+/* Is state s a state of the request numbered seq? */
+static inline bool fs_cell_of_seq(uint64_t s, uint64_t seq) { return fs_cell_seq(s) == (uint32_t)seq; }
+/* The same state word, now of kind `kind` (slot: 0 unless GRANTED). */
+static inline uint64_t fs_cell_moved(uint64_t s, uint32_t kind, uint32_t slot)
+{
+    return fs_cell_word(fs_cell_seq(s), kind, slot);
+}
+static inline _Atomic uint32_t *fs_cell_futex(struct fs_cell *cell)
+{
+    return (_Atomic uint32_t *)&cell->state;
+}
+
+/* OWNER WORD (cell.owner): 0, or FS_OWNER_BIT | the owner's proc tag; no
+ * other bit is ever set. */
 #define FS_OWNER_BIT (1ull << 63)
+static inline uint64_t fs_owner_word(uint32_t tag) { return FS_OWNER_BIT | tag; }
+static inline uint32_t fs_owner_tag(uint64_t owner) { return (uint32_t)(owner & FS_TAG_MASK); }
+static inline uint32_t fs_owner_record(uint64_t owner) { return fs_tag_proc(fs_owner_tag(owner)); }
+/* Could owner word o name a record (exactly FS_OWNER_BIT and a tag)? */
+static inline bool fs_owner_well_formed(uint64_t owner) { return (owner & ~(uint64_t)FS_TAG_MASK) == FS_OWNER_BIT; }
+
+/* BIT SETS: the queue map (bit c: cell c is owned) and the rows of the
+ * registrations and opens regions (row p, bit t: record p has tenant t),
+ * rows of reg_words words each.  Bit i lives in word i / 64. */
+static inline uint64_t fs_bit(uint32_t i) { return 1ull << (i % 64); }
+static inline bool fs_bit_test(const _Atomic uint64_t *words, uint32_t i)
+{
+    return atomic_load(&words[i / 64]) & fs_bit(i);
+}
+/* Row p of the registrations or opens region. */
+static inline _Atomic uint64_t *fs_row(_Atomic uint64_t *rows, uint32_t reg_words, uint32_t p)
+{
+    return rows + (size_t)p * reg_words;
+}
 
 /* ------------------------------------------------------------- slot words */
 
 enum { FS_SLOT_FREE = 0, FS_SLOT_HELD = 1, FS_SLOT_RESERVED = 2 };
 
-#define FS_PROC_BITS 12
-#define FS_PGEN_BITS 14
-#define FS_TAG_BITS (FS_PROC_BITS + FS_PGEN_BITS)
+/* kind:2 | stamp:24 | who:12 | owner:26 (see "slot word" above). */
 #define FS_WHO_BITS 12
 #define FS_STAMP_BITS 24
+#define FS_STAMP_MASK ((1u << FS_STAMP_BITS) - 1)
+_Static_assert(2 + FS_STAMP_BITS + FS_WHO_BITS + FS_TAG_BITS == 64, "slot word");
+_Static_assert(FAIRSEM_MAX_TENANTS_LIMIT <= 1u << FS_WHO_BITS, "a tenant index fits a HELD slot word");
+_Static_assert(FAIRSEM_MAX_WAITERS_LIMIT <= 1u << FS_WHO_BITS, "a cell index fits a RESERVED slot word");
+_Static_assert(FS_STAMP_BITS <= FS_CELL_SEQ_BITS, "a reservation's stamp is taken from the cell's seq");
 
 static inline uint64_t fs_slot_word(unsigned kind, uint32_t stamp, uint32_t who,
                                     uint32_t proc_tag)
 {
     return (uint64_t)kind << 62 |
-           (uint64_t)(stamp & ((1u << FS_STAMP_BITS) - 1)) << (FS_TAG_BITS + FS_WHO_BITS) |
+           (uint64_t)(stamp & FS_STAMP_MASK) << (FS_TAG_BITS + FS_WHO_BITS) |
            (uint64_t)(who & ((1u << FS_WHO_BITS) - 1)) << FS_TAG_BITS |
-           (proc_tag & ((1u << FS_TAG_BITS) - 1));
+           (proc_tag & FS_TAG_MASK);
 }
 static inline unsigned fs_slot_kind(uint64_t w) { return (unsigned)(w >> 62); }
 static inline uint32_t fs_slot_stamp(uint64_t w)
 {
-    return (uint32_t)(w >> (FS_TAG_BITS + FS_WHO_BITS)) & ((1u << FS_STAMP_BITS) - 1);
+    return (uint32_t)(w >> (FS_TAG_BITS + FS_WHO_BITS)) & FS_STAMP_MASK;
 }
 static inline uint32_t fs_slot_who(uint64_t w)
 {
@@ -361,26 +461,25 @@ static inline uint32_t fs_slot_who(uint64_t w)
 }
 static inline uint32_t fs_slot_owner(uint64_t w)
 {
-    return (uint32_t)w & ((1u << FS_TAG_BITS) - 1);
+    return (uint32_t)w & FS_TAG_MASK;
 }
-
-static inline uint32_t fs_proc_tag(uint32_t idx, uint64_t gen)
+/* The record index a non-free slot word names (holder or granter). */
+static inline uint32_t fs_slot_record(uint64_t w) { return fs_tag_proc(fs_slot_owner(w)); }
+/* The stamp a reservation for the request numbered seq carries. */
+static inline uint32_t fs_seq_stamp(uint64_t seq) { return (uint32_t)seq & FS_STAMP_MASK; }
+/* The stamp a reservation for the request in cell state s carries. */
+static inline uint32_t fs_cell_stamp(uint64_t s) { return fs_seq_stamp(fs_cell_seq(s)); }
+/* Is w a reservation for the request numbered seq in cell c? */
+static inline bool fs_slot_reserved_for(uint64_t w, uint32_t c, uint64_t seq)
 {
-    return idx | (uint32_t)(gen & ((1u << FS_PGEN_BITS) - 1)) << FS_PROC_BITS;
+    return fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c && fs_slot_stamp(w) == fs_seq_stamp(seq);
 }
-static inline uint32_t fs_tag_proc(uint32_t tag) { return tag & ((1u << FS_PROC_BITS) - 1); }
-
-static inline uint64_t fs_cell_word(uint64_t seq, uint32_t kind, uint32_t slot)
+/* Does cell state s say GRANTED with slot i, for the request reservation w
+ * was made for?  Then w belongs to the cell's owner, not to its granter. */
+static inline bool fs_cell_granted_by(uint64_t s, uint32_t i, uint64_t w)
 {
-    return (seq & 0xffffffffu) << 32 | slot << 4 | kind;
+    return fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i && fs_cell_stamp(s) == fs_slot_stamp(w);
 }
-static inline uint32_t fs_cell_kind(uint64_t s) { return (uint32_t)s & 0xf; }
-static inline uint32_t fs_cell_slot(uint64_t s) { return (uint32_t)s >> 4; }
-static inline _Atomic uint32_t *fs_cell_futex(struct fs_cell *cell)
-{
-    return (_Atomic uint32_t *)&cell->state;
-}
-static inline uint32_t fs_seq_stamp(uint64_t seq) { return (uint32_t)seq & ((1u << FS_STAMP_BITS) - 1); }
 
 /* A format word derived from the structs: builds that disagree never attach. */
 #define FS_LAYOUT_HASH                                                         \

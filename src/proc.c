@@ -18,13 +18,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static uint64_t free_state(uint64_t gen) { return gen << 1 | FS_PROC_FREE; }
-static uint64_t live_state(uint64_t gen) { return gen << 1 | FS_PROC_LIVE; }
-static uint64_t dead_state(uint64_t gen) { return FS_PROC_DEAD_BIT | gen << 1; }
-static bool is_live(uint64_t st) { return (st & 1) == FS_PROC_LIVE; }
-static bool is_dead(uint64_t st) { return (st & FS_PROC_DEAD_BIT) != 0; }
-static uint64_t state_gen(uint64_t st) { return (st & ~FS_PROC_DEAD_BIT) >> 1; }
-
 static bool own_record(const fairsem_t *sem, uint32_t p)
 {
     return sem->attach_epoch == atomic_load(&fairsem__fork_epoch) && sem->proc_idx == p;
@@ -48,7 +41,7 @@ struct scrub {
  * are). */
 static uint32_t victim_tag(const struct scrub *sc)
 {
-    return fs_proc_tag(sc->p, state_gen(sc->guard));
+    return fs_proc_state_tag(sc->p, sc->guard);
 }
 
 static bool guarded(const struct scrub *sc)
@@ -66,8 +59,7 @@ static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c, uint64_t gr
     if (i >= sem->geo.max_slots)
         return false; /* corrupt grant: there is no such slot */
     uint64_t w = atomic_load(&sem->slots[i]);
-    return fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c &&
-           fs_slot_stamp(w) == fs_seq_stamp(granted >> 32) && atomic_load(&sem->cells[c].state) == granted &&
+    return fs_slot_reserved_for(w, c, fs_cell_seq(granted)) && atomic_load(&sem->cells[c].state) == granted &&
            atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
 }
 
@@ -78,7 +70,7 @@ static bool close_cell(const struct scrub *sc, uint32_t c, uint64_t *s, uint64_t
 {
     struct fs_cell *cell = &sc->sem->cells[c];
     while (fs_cell_kind(*s) == FS_CELL_WAITING) {
-        uint64_t closed = fs_cell_word(*s >> 32, FS_CELL_CANCELLED, 0);
+        uint64_t closed = fs_cell_moved(*s, FS_CELL_CANCELLED, 0);
         if (atomic_compare_exchange_strong(&cell->state, s, closed)) {
             *s = closed;
             break;
@@ -103,7 +95,7 @@ static void scrub_cells(const struct scrub *sc)
          * the state read is p's request's, or a CAS on it fails. */
         uint64_t s = atomic_load(&cell->state);
         uint64_t owner = atomic_load(&cell->owner);
-        if (owner != (FS_OWNER_BIT | victim_tag(sc)))
+        if (owner != fs_owner_word(victim_tag(sc)))
             continue;
         if (!guarded(sc) || !close_cell(sc, c, &s, owner))
             continue;
@@ -140,8 +132,7 @@ static void scrub_slots(const struct scrub *sc)
                  * belongs to the cell's owner, not to p. */
                 uint32_t c = fs_slot_who(w);
                 uint64_t s = c < sem->geo.max_waiters ? atomic_load(&sem->cells[c].state) : 0;
-                if (fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i &&
-                    fs_seq_stamp(s >> 32) == fs_slot_stamp(w))
+                if (fs_cell_granted_by(s, i, w))
                     break;
             }
             if (!guarded(sc))
@@ -166,7 +157,7 @@ static bool settle_closing_words(const struct scrub *sc)
     uint32_t words = sem->geo.reg_words;
     bool closed = false;
     for (uint32_t k = 0; k < words; k++)
-        for (uint64_t bits = atomic_load(&sem->regs[(size_t)sc->p * words + k]); bits; bits &= bits - 1) {
+        for (uint64_t bits = atomic_load(&fs_row(sem->regs, words, sc->p)[k]); bits; bits &= bits - 1) {
             uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
             if (t < sem->geo.max_tenants && fairsem__tenant_settle_closing(sem, t))
                 closed = true;
@@ -185,11 +176,11 @@ static bool scrub_registrations(const struct scrub *sc)
     fairsem_t *sem = sc->sem;
     uint32_t words = sem->geo.reg_words;
     for (uint32_t k = 0; k < words; k++)
-        atomic_store(&sem->opens[(size_t)sc->p * words + k], 0);
+        atomic_store(&fs_row(sem->opens, words, sc->p)[k], 0);
     FS_CRASHPOINT("scrub.closed");
     bool closed = settle_closing_words(sc);
     for (uint32_t k = 0; k < words; k++) {
-        uint64_t bits = atomic_exchange(&sem->regs[(size_t)sc->p * words + k], 0);
+        uint64_t bits = atomic_exchange(&fs_row(sem->regs, words, sc->p)[k], 0);
         FS_CRASHPOINT("scrub.unregistered");
         while (bits) {
             uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
@@ -238,28 +229,28 @@ static int try_claim(fairsem_t *sem, uint32_t p)
     FS_CRASHPOINT("attach.leased");
     /* The lease is ours: nobody else can claim p or finish its scrub. */
     uint64_t st = atomic_load(&rec->state);
-    if (is_live(st)) {
+    if (fs_proc_is_live(st)) {
         /* Its owner died since we looked (it would hold the lease): say so
          * at once, so that lease-less scrubbers free its words even if we
          * are stopped from here on. */
-        if (!atomic_compare_exchange_strong(&rec->state, &st, dead_state(state_gen(st))) && is_live(st)) {
+        if (!atomic_compare_exchange_strong(&rec->state, &st, fs_proc_dead(fs_proc_gen(st))) && fs_proc_is_live(st)) {
             fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
             return -EAGAIN;
         }
-        st = dead_state(state_gen(st));
+        st = fs_proc_dead(fs_proc_gen(st));
     }
-    uint64_t gen = state_gen(st) + 1;
-    struct scrub dead = {sem, p, st, FS_OWNER_BIT | fs_proc_tag(p, gen), NULL};
-    if (is_dead(st))
+    uint64_t gen = fs_proc_gen(st) + 1;
+    struct scrub dead = {sem, p, st, fs_owner_word(fs_proc_tag(p, gen)), NULL};
+    if (fs_proc_is_dead(st))
         scrub_words(&dead); /* while p still reads DEAD: others may help */
     rec->pid = (int32_t)getpid();
     rec->attached_ns = fairsem__realtime_ns();
     atomic_store(&rec->wake, 0);
-    atomic_store(&rec->state, live_state(gen));
+    atomic_store(&rec->state, fs_proc_live(gen));
     FS_CRASHPOINT("attach.live");
     sem->proc_idx = p;
     sem->proc_tag = fs_proc_tag(p, gen);
-    if (is_dead(st)) {
+    if (fs_proc_is_dead(st)) {
         /* The rest of the dead incarnation's state needs the lease, which
          * is ours. */
         scrub_leased(&dead);
@@ -278,8 +269,8 @@ static bool prove_dead(fairsem_t *sem, uint32_t p, uint64_t st)
 {
     if (own_record(sem, p) || fairsem__lease_held(sem->fd, FS_LEASE_BASE + p) != 0)
         return false; /* held, or we cannot tell */
-    if (!atomic_compare_exchange_strong(&sem->procs[p].state, &st, dead_state(state_gen(st))))
-        return is_dead(st); /* another prober got there first */
+    if (!atomic_compare_exchange_strong(&sem->procs[p].state, &st, fs_proc_dead(fs_proc_gen(st))))
+        return fs_proc_is_dead(st); /* another prober got there first */
     FS_CRASHPOINT("reap.dead");
     return true;
 }
@@ -294,9 +285,9 @@ int fairsem__proc_claim(fairsem_t *sem)
         for (uint32_t k = 0; k < n; k++) {
             uint32_t p = (start + k) % n;
             uint64_t st = atomic_load(&sem->procs[p].state);
-            if (pass == 0 && (is_live(st) || is_dead(st)))
+            if (pass == 0 && !fs_proc_is_free(st))
                 continue;
-            if (is_live(st) && !prove_dead(sem, p, st))
+            if (fs_proc_is_live(st) && !prove_dead(sem, p, st))
                 continue;
             if (try_claim(sem, p) == 0)
                 return 0;
@@ -310,13 +301,13 @@ void fairsem__proc_release(fairsem_t *sem)
     uint32_t p = sem->proc_idx;
     struct fs_proc *rec = &sem->procs[p];
     uint64_t st = atomic_load(&rec->state);
-    struct scrub self = {sem, p, st, FS_OWNER_BIT | sem->proc_tag, NULL};
+    struct scrub self = {sem, p, st, fs_owner_word(sem->proc_tag), NULL};
     scrub_all(&self);
     FS_CRASHPOINT("detach.scrubbed");
     /* Hand what we freed to waiters while our record still vouches for
      * the reservations we make. */
     fairsem__schedule(sem, NULL, NULL);
-    atomic_store(&rec->state, free_state(state_gen(st)));
+    atomic_store(&rec->state, fs_proc_free(fs_proc_gen(st)));
     FS_CRASHPOINT("detach.freed");
     fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
 }
@@ -338,11 +329,11 @@ bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_
     if (own_record(sem, p))
         return false;
     uint64_t st = atomic_load(&sem->procs[p].state);
-    if (is_live(st) && prove_dead(sem, p, st))
-        st = dead_state(state_gen(st));
-    if (!is_dead(st))
+    if (fs_proc_is_live(st) && prove_dead(sem, p, st))
+        st = fs_proc_dead(fs_proc_gen(st));
+    if (!fs_proc_is_dead(st))
         return false; /* alive, free, or detached meanwhile */
-    struct scrub sc = {sem, p, st, FS_OWNER_BIT | sem->proc_tag, report};
+    struct scrub sc = {sem, p, st, fs_owner_word(sem->proc_tag), report};
     scrub_words(&sc);
     settle_closing_words(&sc);
     if (report)
@@ -358,7 +349,7 @@ bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_
         FS_CRASHPOINT("reap.leased");
         if (atomic_load(&sem->procs[p].state) == st) {
             closed = scrub_leased(&sc);
-            atomic_store(&sem->procs[p].state, free_state(state_gen(st)));
+            atomic_store(&sem->procs[p].state, fs_proc_free(fs_proc_gen(st)));
             FS_CRASHPOINT("reap.freed");
         }
         fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
@@ -374,5 +365,5 @@ bool fairsem__tag_gone(const fairsem_t *sem, uint32_t tag)
     if (p >= sem->geo.max_procs)
         return true;
     uint64_t st = atomic_load(&sem->procs[p].state);
-    return !(is_live(st) || is_dead(st)) || fs_proc_tag(p, state_gen(st)) != tag;
+    return fs_proc_is_free(st) || fs_proc_state_tag(p, st) != tag;
 }

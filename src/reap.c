@@ -22,8 +22,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define TAG_MASK ((1ull << FS_TAG_BITS) - 1)
-
 /* Does slot word w (of slot i) belong to nobody who will ever act on it? */
 static bool slot_orphaned(fairsem_t *sem, uint32_t i, uint64_t w)
 {
@@ -41,8 +39,7 @@ static bool slot_orphaned(fairsem_t *sem, uint32_t i, uint64_t w)
         /* Once its cell says GRANTED with this slot it is the cell
          * owner's; that cell is repaired (or not) on its own. */
         uint64_t s = atomic_load(&sem->cells[c].state);
-        return !(fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i &&
-                 fs_seq_stamp(s >> 32) == fs_slot_stamp(w));
+        return !fs_cell_granted_by(s, i, w);
     }
     default:
         return true;
@@ -62,7 +59,7 @@ static void repair_slots(fairsem_t *sem, fairsem_reap_report_t *report)
 
 static bool mapped(const fairsem_t *sem, uint32_t c)
 {
-    return (atomic_load(&sem->map[c / 64]) >> (c % 64)) & 1;
+    return fs_bit_test(sem->map, c);
 }
 
 /* Does cell c, whose owner word is `owner`, belong to nobody? */
@@ -75,7 +72,7 @@ static bool cell_orphaned(fairsem_t *sem, uint32_t c, uint64_t owner)
      * them by plain stores, which a repair racing it could let land on a
      * cell claimed again in between. */
     if (owner) {
-        uint32_t tag = (uint32_t)(owner & TAG_MASK);
+        uint32_t tag = fs_owner_tag(owner);
         return fairsem__tag_gone(sem, tag) && !fairsem__record_alive(sem, fs_tag_proc(tag));
     }
     /* No owner: a cell is claimed (owner) before it is mapped or filled
@@ -89,7 +86,7 @@ static bool cell_orphaned(fairsem_t *sem, uint32_t c, uint64_t owner)
 static void repair_cell(fairsem_t *sem, uint32_t c, uint64_t owner, fairsem_reap_report_t *report)
 {
     struct fs_cell *cell = &sem->cells[c];
-    if (!atomic_compare_exchange_strong(&cell->owner, &owner, FS_OWNER_BIT | sem->proc_tag))
+    if (!atomic_compare_exchange_strong(&cell->owner, &owner, fs_owner_word(sem->proc_tag)))
         return;
     /* (An owner may have claimed and freed it since we looked: then it is
      * clean, and giving it back repairs nothing.) */

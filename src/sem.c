@@ -21,7 +21,7 @@ static bool waiters_present(const fairsem_t *sem)
 
 static uint32_t new_stamp(fairsem_t *sem)
 {
-    return atomic_fetch_add(&sem->next_stamp, 1) & ((1u << FS_STAMP_BITS) - 1);
+    return atomic_fetch_add(&sem->next_stamp, 1) & FS_STAMP_MASK;
 }
 
 /* fairsem_slot_t.tag: handle serial:24 << 40 | stamp:24 << 16 | slot index:16.
@@ -109,7 +109,7 @@ int fairsem__claim_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot)
     if (fs_cell_kind(s) != FS_CELL_GRANTED || i >= sem->geo.max_slots)
         return grant_corrupt(sem, c);
     uint64_t w = atomic_load(&sem->slots[i]);
-    if (fs_slot_kind(w) != FS_SLOT_RESERVED || fs_slot_who(w) != c || fs_slot_stamp(w) != fs_seq_stamp(s >> 32))
+    if (!fs_slot_reserved_for(w, c, fs_cell_seq(s)))
         return grant_corrupt(sem, c);
     uint32_t stamp = new_stamp(sem);
     if (!atomic_compare_exchange_strong(&sem->slots[i], &w, fs_slot_word(FS_SLOT_HELD, stamp, t->idx, sem->proc_tag)))

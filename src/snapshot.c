@@ -126,7 +126,7 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
             uint64_t st = atomic_load(&cell->state);
             bool live = fs_cell_kind(st) == FS_CELL_WAITING ||
                         (fs_cell_kind(st) == FS_CELL_GRANTED && fs_cell_slot(st) == i);
-            if (live && fs_seq_stamp(st >> 32) == fs_slot_stamp(w)) {
+            if (live && fs_cell_stamp(st) == fs_slot_stamp(w)) {
                 t = atomic_load(&cell->tenant);
                 sc->reserved_cells[sc->nreserved++] = c;
             }
@@ -148,8 +148,7 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
  * question, not ours. */
 static bool owner_plausible(const fairsem_t *sem, uint64_t owner)
 {
-    return (owner & ~((1ull << FS_TAG_BITS) - 1)) == FS_OWNER_BIT &&
-           fs_tag_proc((uint32_t)owner) < sem->geo.max_procs;
+    return fs_owner_well_formed(owner) && fs_owner_record(owner) < sem->geo.max_procs;
 }
 
 static void scan_cells(fairsem_t *sem, struct scratch *sc)
@@ -168,7 +167,7 @@ static void scan_cells(fairsem_t *sem, struct scratch *sc)
                 continue;
             uint32_t t = atomic_load(&cell->tenant);
             uint64_t seq = atomic_load(&cell->seq);
-            if (t >= s->ntenants || (seq & 0xffffffffu) != st >> 32 || fs_cell_slot(st) != 0)
+            if (t >= s->ntenants || !fs_cell_of_seq(st, seq) || fs_cell_slot(st) != 0)
                 continue; /* recycled while we read it (or malformed) */
             /* Owner read after state: 0 means the cell was freed since (its
              * owner word is cleared last), or that nobody owns it at all; a

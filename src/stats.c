@@ -11,7 +11,7 @@ static unsigned registrations_of(const fairsem_t *sem, uint32_t t)
 {
     unsigned n = 0;
     for (uint32_t p = 0; p < sem->geo.max_procs; p++)
-        n += (atomic_load(&sem->opens[(size_t)p * sem->geo.reg_words + t / 64]) >> (t % 64)) & 1;
+        n += fs_bit_test(fs_row(sem->opens, sem->geo.reg_words, p), t);
     return n;
 }
 
@@ -32,7 +32,7 @@ int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t
     stats->slots_available = s->max_slots - s->in_use;
     stats->waiters = s->nwaiters;
     for (uint32_t p = 0; p < sem->geo.max_procs; p++)
-        stats->attached_procs += (atomic_load(&sem->procs[p].state) & 1) == FS_PROC_LIVE;
+        stats->attached_procs += fs_proc_is_live(atomic_load(&sem->procs[p].state));
     size_t n = 0;
     for (uint32_t t = 0; t < s->ntenants; t++) {
         /* The name is read first, consistently with the entry's state (an

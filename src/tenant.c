@@ -31,13 +31,13 @@ static void pause_briefly(void)
 
 static _Atomic uint64_t *reg_word(const fairsem_t *sem, uint32_t p, uint32_t t)
 {
-    return &sem->regs[(size_t)p * sem->geo.reg_words + t / 64];
+    return &fs_row(sem->regs, sem->geo.reg_words, p)[t / 64];
 }
 
 static bool anyone_registered(const fairsem_t *sem, uint32_t t)
 {
     for (uint32_t p = 0; p < sem->geo.max_procs; p++)
-        if (atomic_load(reg_word(sem, p, t)) & (1ull << (t % 64)))
+        if (atomic_load(reg_word(sem, p, t)) & fs_bit(t))
             return true;
     return false;
 }
@@ -215,7 +215,7 @@ static struct local_count open_registrations(const fairsem_t *sem)
 
 static _Atomic uint64_t *count_word(const fairsem_t *sem, const struct local_count *lc, uint32_t t)
 {
-    return &lc->bits[(size_t)sem->proc_idx * sem->geo.reg_words + t / 64];
+    return &fs_row(lc->bits, sem->geo.reg_words, sem->proc_idx)[t / 64];
 }
 
 /* Returns true when this was the process's first such registration of t. */
@@ -228,7 +228,7 @@ static bool local_count_get(fairsem_t *sem, struct local_count lc, uint32_t t)
             sched_yield();
         } else if (v == 0) {
             if (atomic_compare_exchange_weak(r, &v, -1)) {
-                atomic_fetch_or(count_word(sem, &lc, t), 1ull << (t % 64));
+                atomic_fetch_or(count_word(sem, &lc, t), fs_bit(t));
                 FS_CRASHPOINT(lc.set_point);
                 atomic_store(r, 1);
                 return true;
@@ -249,7 +249,7 @@ static bool local_count_put(fairsem_t *sem, struct local_count lc, uint32_t t)
             sched_yield();
         } else if (v == 1) {
             if (atomic_compare_exchange_weak(r, &v, -1)) {
-                atomic_fetch_and(count_word(sem, &lc, t), ~(1ull << (t % 64)));
+                atomic_fetch_and(count_word(sem, &lc, t), ~fs_bit(t));
                 FS_CRASHPOINT(lc.cleared_point);
                 atomic_store(r, 0);
                 return true;
@@ -265,7 +265,7 @@ static bool local_count_put(fairsem_t *sem, struct local_count lc, uint32_t t)
 static bool anyone_open(const fairsem_t *sem, uint32_t t)
 {
     for (uint32_t p = 0; p < sem->geo.max_procs; p++)
-        if (atomic_load(&sem->opens[(size_t)p * sem->geo.reg_words + t / 64]) & (1ull << (t % 64)))
+        if (fs_bit_test(fs_row(sem->opens, sem->geo.reg_words, p), t))
             return true;
     return false;
 }
@@ -341,7 +341,7 @@ static int register_index(fairsem_t *sem, const char *id, size_t len, unsigned w
          * is (still) this tenant, it stays this tenant. */
         uint64_t st = atomic_load(&e->state);
         for (;;) {
-            bool live = fs_tenant_kind(st) == FS_TENANT_ACTIVE || fs_tenant_kind(st) == FS_TENANT_DYING;
+            bool live = fs_tenant_live(st);
             if (!live || fs_tenant_hash(st) != hash || !same_name(e, id, len))
                 break;
             if (fs_tenant_kind(st) == FS_TENANT_ACTIVE) {

@@ -16,7 +16,7 @@
 static void map_set(fairsem_t *sem, uint32_t c, bool on)
 {
     _Atomic uint64_t *w = &sem->map[c / 64];
-    uint64_t bit = 1ull << (c % 64);
+    uint64_t bit = fs_bit(c);
     if (on)
         atomic_fetch_or(w, bit);
     else
@@ -30,7 +30,7 @@ static uint64_t reservations_for(fairsem_t *sem, uint32_t c, uint64_t seq)
     uint64_t seen = 0;
     for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
         uint64_t w = atomic_load(&sem->slots[i]);
-        if (fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c && fs_slot_stamp(w) == fs_seq_stamp(seq))
+        if (fs_slot_reserved_for(w, c, seq))
             seen ^= w * 0x9e3779b97f4a7c15ull + i;
     }
     return seen;
@@ -44,7 +44,7 @@ static int claim_cell(fairsem_t *sem, uint64_t kept_seq, uint32_t *out)
 {
     uint32_t n = sem->geo.max_waiters;
     uint32_t start = (sem->proc_idx * 31u + atomic_fetch_add(&sem->next_stamp, 1)) % n;
-    uint64_t me = FS_OWNER_BIT | sem->proc_tag;
+    uint64_t me = fs_owner_word(sem->proc_tag);
     for (uint32_t k = 0; k < n; k++) {
         uint32_t c = (start + k) % n;
         struct fs_cell *cell = &sem->cells[c];
@@ -107,7 +107,7 @@ int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
     for (;;) {
         switch (fs_cell_kind(s)) {
         case FS_CELL_WAITING:
-            if (atomic_compare_exchange_weak(&cell->state, &s, fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0))) {
+            if (atomic_compare_exchange_weak(&cell->state, &s, fs_cell_moved(s, FS_CELL_CANCELLED, 0))) {
                 FS_CRASHPOINT("cancel.cancelled");
                 return 1;
             }
@@ -139,7 +139,7 @@ void fairsem__ticket_wake(fairsem_t *sem, uint32_t c)
     if (atomic_load(&cell->flags) & FS_CELL_ASYNC) {
         uint64_t owner = atomic_load(&cell->owner);
         if (owner) {
-            struct fs_proc *rec = &sem->procs[fs_tag_proc((uint32_t)owner) % sem->geo.max_procs];
+            struct fs_proc *rec = &sem->procs[fs_owner_record(owner) % sem->geo.max_procs];
             atomic_fetch_add(&rec->wake, 1);
             fairsem__futex_wake(&rec->wake, INT_MAX);
         }
@@ -181,7 +181,7 @@ void fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, u
 
 unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)
 {
-    uint64_t me = FS_OWNER_BIT | sem->proc_tag;
+    uint64_t me = fs_owner_word(sem->proc_tag);
     unsigned n = 0;
     for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
         struct fs_cell *cell = &sem->cells[c];
@@ -191,7 +191,7 @@ unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)
         if (atomic_load(&cell->owner) != me || atomic_load(&cell->serial) != serial)
             continue;
         if (fs_cell_kind(s) == FS_CELL_WAITING &&
-            atomic_compare_exchange_strong(&cell->state, &s, fs_cell_word(s >> 32, FS_CELL_CANCELLED, 0))) {
+            atomic_compare_exchange_strong(&cell->state, &s, fs_cell_moved(s, FS_CELL_CANCELLED, 0))) {
             fairsem__ticket_wake(sem, c);
             n++;
         }

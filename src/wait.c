@@ -20,7 +20,7 @@
 
 #define SEEN_WORDS ((FAIRSEM_MAX_PROCS_LIMIT + 64) / 64)
 
-static void mark(uint64_t *seen, uint32_t p) { seen[p / 64] |= 1ull << (p % 64); }
+static void mark(uint64_t *seen, uint32_t p) { seen[p / 64] |= fs_bit(p); }
 
 /* Is slot word w (at i) a reservation whose request still waits?  Normally
  * only for the microseconds between a granter's reserve and its grant. */
@@ -30,7 +30,7 @@ static bool reservation_pending(fairsem_t *sem, uint64_t w)
     if (fs_slot_kind(w) != FS_SLOT_RESERVED || c >= sem->geo.max_waiters)
         return false;
     uint64_t s = atomic_load(&sem->cells[c].state);
-    return fs_cell_kind(s) == FS_CELL_WAITING && fs_seq_stamp(s >> 32) == fs_slot_stamp(w);
+    return fs_cell_kind(s) == FS_CELL_WAITING && fs_cell_stamp(s) == fs_slot_stamp(w);
 }
 
 /* A prober's memory: was reservation (i, w) pending in its last round too? */
@@ -64,7 +64,7 @@ static void probe_referenced(fairsem_t *sem, struct fs_idle *me)
         uint64_t w = atomic_load(&sem->slots[i]);
         if (!w)
             continue;
-        mark(seen, fs_tag_proc(fs_slot_owner(w)));
+        mark(seen, fs_slot_record(w));
         if (me && fs_slot_kind(w) == FS_SLOT_RESERVED && reservation_pending(sem, w)) {
             if (pending_before(me, i, w))
                 nudge(sem, fs_slot_who(w));
@@ -88,11 +88,11 @@ static void probe_referenced(fairsem_t *sem, struct fs_idle *me)
             uint32_t c = k * 64 + (uint32_t)__builtin_ctzll(bits);
             uint64_t o = c < sem->geo.max_waiters ? atomic_load(&sem->cells[c].owner) : 0;
             if (o)
-                mark(seen, fs_tag_proc((uint32_t)o));
+                mark(seen, fs_owner_record(o));
         }
     }
     for (uint32_t p = 0; p < sem->geo.max_procs; p++)
-        if (seen[p / 64] & (1ull << (p % 64)))
+        if (seen[p / 64] & fs_bit(p))
             fairsem__proc_reap_if_dead(sem, p, NULL);
 }
 
@@ -165,7 +165,7 @@ static void probe_round(fairsem_t *sem, struct fs_idle *me)
          * part finished (registrations, closing words, tenant work) when
          * the scrubber that held the lease stopped or died. */
         for (uint32_t p = 0; p < sem->geo.max_procs; p++)
-            if (atomic_load(&sem->procs[p].state) & FS_PROC_DEAD_BIT)
+            if (fs_proc_is_dead(atomic_load(&sem->procs[p].state)))
                 fairsem__proc_reap_if_dead(sem, p, NULL);
         fairsem__schedule(sem, NULL, NULL);
     }
@@ -216,7 +216,7 @@ void fairsem__idle_leave(fairsem_t *sem, struct fs_idle *me)
         /* Hand the watch to another waiting thread of this handle. */
         me->watcher = false;
         atomic_store(&sem->watcher_epoch, 0);
-        wake_one(sem, FS_OWNER_BIT | sem->proc_tag);
+        wake_one(sem, fs_owner_word(sem->proc_tag));
     }
     if (!me->prober)
         return;
@@ -293,7 +293,7 @@ static bool unhide_hidden(fairsem_t *sem, fairsem_request_t **track, size_t n)
     bool hidden = false;
     for (size_t k = 0; k < n; k++) {
         fairsem_request_t *req = track[k];
-        if (!(reserved[req->cell / 64] & (1ull << (req->cell % 64))) && !req->reserved_seen)
+        if (!(reserved[req->cell / 64] & fs_bit(req->cell)) && !req->reserved_seen)
             continue;
         unhide(req);
         hidden |= req->reserved_seen != 0;
