@@ -31,45 +31,6 @@ int fairsem_info(fairsem_t *sem, fairsem_info_t *info)
     return 0;
 }
 
-/* 1 if record p's lease is held (its owner lives), else 0. */
-int fairsem__record_alive(fairsem_t *sem, uint32_t p)
-{
-    if (p >= sem->geo.max_procs)
-        return 0;
-    if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch) && !sem->readonly && p == sem->proc_idx)
-        return 1; /* our own lease: GETLK does not see our own locks */
-    return fairsem__lease_held(sem->fd, FS_LEASE_BASE + p) > 0;
-}
-
-/* Seqlock-style: the name is copied (word by word, atomically) between
- * two reads of the entry's state word; entering or leaving INIT, DYING or
- * FREE always changes that word (its generation), so an equal pair means
- * no writer touched the name in between.  A few tries, then give up. */
-#define NAME_TRIES 4
-
-uint64_t fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1])
-{
-    out[0] = '\0';
-    if (t >= sem->geo.max_tenants)
-        return 0;
-    const struct fs_tenant *e = &sem->tenants[t];
-    for (int k = 0; k < NAME_TRIES; k++) {
-        uint64_t st = atomic_load(&e->state);
-        if (!fs_tenant_live(st))
-            return 0;
-        char name[sizeof e->name];
-        fs_name_load(e, name);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load(&e->state) == st) {
-            if (!memchr(name, '\0', sizeof name))
-                return 0; /* malformed: no terminator */
-            memcpy(out, name, FAIRSEM_TENANT_ID_MAX + 1);
-            return st;
-        }
-    }
-    return 0;
-}
-
 static void dump_procs(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
 {
     for (uint32_t p = 0; p < sem->geo.max_procs; p++) {

@@ -16,7 +16,7 @@
 #define _LGPL_SOURCE 1
 #include <urcu/wfcqueue.h>
 
-/* How often the pool's prober looks for dead holders (wait.c). */
+/* How often the pool's prober looks for dead holders (probe.c). */
 #define FS_POLL_NS (10u * 1000u * 1000u)
 /* How long one waiting thread per handle (the watcher) sleeps before it
  * looks whether the prober is still there (bounds recovery while a prober
@@ -37,7 +37,7 @@
 
 /* ---------------------------------------------------------- local handles */
 
-/* Event-loop state of one handle (wait.c). */
+/* Event-loop state of one handle (request.c). */
 struct fs_events {
     int efd;                         /* eventfd the user polls */
     pthread_t thread;                /* waits on the record's wake word */
@@ -126,6 +126,12 @@ struct fairsem_tenant {
     struct fairsem_tenant *prev, *next; /* sem->tenant_list */
 };
 
+/* Unregistered with FAIRSEM_FORCE: requests must not start waiting. */
+static inline bool fs_tenant_forced(const fairsem_tenant_t *t)
+{
+    return atomic_load(&t->busy) & FS_BUSY_FORCED;
+}
+
 enum { FS_REQ_QUEUED, FS_REQ_SETTLING, FS_REQ_GRANTED, FS_REQ_TAKEN, FS_REQ_CANCELLED };
 
 struct fairsem_request {
@@ -157,6 +163,7 @@ void fairsem__crash_arm(long n, int sig, int trace_fd);
 #define FS_CRASHPOINT(where) ((void)0)
 #endif
 
+extern _Atomic uint64_t fairsem__fork_epoch;
 uint64_t fairsem__now_ns(void);      /* CLOCK_MONOTONIC */
 uint64_t fairsem__realtime_ns(void);
 uint64_t fairsem__coarse_ns(void);  /* CLOCK_MONOTONIC_COARSE */
@@ -170,48 +177,107 @@ int fairsem__lease_lock(int fd, off_t byte);
 int fairsem__lease_held(int fd, off_t byte);
 void fairsem__lease_unlock(int fd, off_t byte);
 
-/* -------------------------------------------------------------- segment.c */
+/* The layers, lowest first; a file calls only into files above it in this
+ * list (docs/design.md, "Layers"):
+ *   os.c; layout.h;
+ *   ticket.c, slot.c, tenant.c, proc.c   shared words: change them, report
+ *                                        what became more permissive, never
+ *                                        run the scheduler;
+ *   policy.c, snapshot.c                 what fairness asks, what the words say;
+ *   schedule.c                           decisions, and the kick;
+ *   probe.c, registration.c              dead-record rounds; registering and
+ *                                        tenant handles;
+ *   sem.c, request.c, segment.c, reap.c, stats.c, dump.c, check.c
+ *                                        the public entry points (request.c
+ *                                        releases through sem.c, and
+ *                                        fairsem_close stops request.c's
+ *                                        thread). */
 
-extern _Atomic uint64_t fairsem__fork_epoch;
-/* Make sure this process has a record on sem (first call after a fork). */
-int fairsem__attach(fairsem_t *sem);
+/* ----------------------------------------------------------------- slot.c */
+
+/* A fresh acquisition stamp. */
+uint32_t fairsem__slot_stamp(fairsem_t *sem);
+/* CAS slot i from FREE (exactly 0) to `word`; true if it was free. */
+bool fairsem__slot_claim(fairsem_t *sem, uint32_t i, uint64_t word);
+/* Undo an uncommitted claim (the word is still only ours). */
+void fairsem__slot_unclaim(fairsem_t *sem, uint32_t i);
+/* Free slot i if it still holds `reservation` (its request left). */
+void fairsem__slot_withdraw(fairsem_t *sem, uint32_t i, uint64_t reservation);
+/* Slot i is now HELD by tenant handle t under `stamp`: note the time, and
+ * return the handle that names it. */
+fairsem_slot_t fairsem__slot_taken(fairsem_tenant_t *t, uint32_t i, uint32_t stamp);
+/* Make the slot reserved for cell c (GRANTED) this process's HELD slot and
+ * free the cell: 0, or FAIRSEM_ECORRUPT (the grant named no slot reserved
+ * for it; the cell is freed all the same). */
+int fairsem__slot_consume_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot);
+/* Free the slot `slot` names if tenant handle t holds it; true if freed
+ * (more permissive: the caller kicks). */
+bool fairsem__slot_give_back(fairsem_tenant_t *t, fairsem_slot_t slot);
+
+/* --------------------------------------------------------------- ticket.c */
+
+/* Queue a request of tenant (FIFO number in *seq, cell in *cell): 0 or
+ * FAIRSEM_EWAITERS.  Less permissive: it bumps the version; the caller
+ * kicks afterwards all the same (it may be next already). */
+int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t *seq);
+#define FS_NEW_SEQ UINT64_MAX
+/* Called by the owner of a still-waiting request on each poll: if a live
+ * granter's reservation has hidden the request from the queue since the
+ * last poll, move it to a new cell with the same seq (*cell is updated)
+ * and return true (visible again: the caller kicks).  If no cell is free,
+ * or the request stopped waiting meanwhile, nothing moves. */
+bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t seq, uint64_t *last_seen);
+/* A granter's CAS of cell c from WAITING(seq) to GRANTED(seq, slot). */
+bool fairsem__ticket_grant(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t slot);
+/* Owner's cancel: 1 cancelled, 0 it was granted (slot in *granted_slot). */
+int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot);
+void fairsem__ticket_free(fairsem_t *sem, uint32_t c);
+/* Cancel every waiting cell of this process queued through `serial`; how
+ * many (more permissive when > 0: the caller kicks). */
+unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial);
+/* Wake whoever sleeps on cell c (its own futex, or its record's waker). */
+void fairsem__ticket_wake(fairsem_t *sem, uint32_t c);
+
+/* --------------------------------------------------------------- tenant.c */
+
+/* Retire tenant idx if no record has it registered. */
+void fairsem__tenant_retire(fairsem_t *sem, uint32_t idx);
+/* Make tenant idx's closing word say whether any record has it open; true
+ * if it became closing (more permissive: the caller kicks). */
+bool fairsem__tenant_settle_closing(fairsem_t *sem, uint32_t idx);
+/* Finish tenant-table work record p died in the middle of. */
+void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p);
+/* Set tenant t's weight; true if it changed (the caller kicks). */
+bool fairsem__tenant_set_weight(fairsem_t *sem, uint32_t t, unsigned weight);
+/* Copy tenant t's name; returns the entry's state word the copy belongs
+ * to, or 0 (and "") if t is not a live entry, its name is unterminated, or
+ * it kept changing while read. */
+uint64_t fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1]);
 
 /* ----------------------------------------------------------------- proc.c */
 
-int fairsem__proc_claim(fairsem_t *sem);
+/* Make sure this process has a record on sem (first call after a fork):
+ * 0 or an error.  Sets *kick (if kick is not NULL) when the record claimed
+ * was a dead one's, whose slots and cells it scrubbed. */
+int fairsem__attach(fairsem_t *sem, bool *kick);
+/* Detaching, in two steps around the caller's kick: free every word that
+ * names this process's record; then let the record go (FREE, lease
+ * dropped). */
+void fairsem__proc_scrub_self(fairsem_t *sem);
 void fairsem__proc_release(fairsem_t *sem);
 /* Probe record p (one F_OFD_GETLK if it reads LIVE): if its owner is proven
  * dead, or it is DEAD already, scrub its slot and cell words and, if its
- * lease is free, finish it; true then.  Caller is attached. */
+ * lease is free, finish it; true then (more permissive: the caller
+ * kicks).  Caller is attached. */
 bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report);
+/* 1 if record p's lease is held (its owner lives), else 0. */
+int fairsem__record_alive(fairsem_t *sem, uint32_t p);
 /* Has incarnation `tag` (record + generation) ended for good: its record is
  * out of range, free, or claimed again since?  Then its scrub (if it needed
  * one) is over, and a word still naming it is a leftover nobody else will
  * touch.  (A LIVE record with a dropped lease is dead but not gone, and so
  * is a DEAD one: its scrubbers own its words.) */
 bool fairsem__tag_gone(const fairsem_t *sem, uint32_t tag);
-
-/* --------------------------------------------------------------- tenant.c */
-
-bool fairsem__tenant_registered(const fairsem_t *sem, uint32_t idx);
-/* End the registration once it holds and waits for nothing (the handle
- * itself stays allocated). */
-void fairsem__tenant_finish(fairsem_tenant_t *tenant);
-/* Bring an inherited handle into this (child) process; 0 or error. */
-int fairsem__tenant_adopt(fairsem_tenant_t *tenant);
-/* Count a new slot or request on the handle; FAIRSEM_ENOTREG if closing. */
-int fairsem__tenant_busy_get(fairsem_tenant_t *tenant);
-void fairsem__tenant_busy_put(fairsem_tenant_t *tenant);
-/* Unregistered with FAIRSEM_FORCE: requests must not start waiting. */
-bool fairsem__tenant_forced(const fairsem_tenant_t *tenant);
-/* Retire tenant idx if no record has it registered. */
-void fairsem__tenant_retire(fairsem_t *sem, uint32_t idx);
-/* Make tenant idx's closing word say whether any record has it open; true
- * if it became closing (the state is more permissive: kick the scheduler). */
-bool fairsem__tenant_settle_closing(fairsem_t *sem, uint32_t idx);
-/* Finish tenant-table work record p died in the middle of. */
-void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p);
-void fairsem__tenant_set_weight(fairsem_t *sem, uint32_t t, unsigned weight);
 
 /* --------------------------------------------------------------- policy.c */
 
@@ -259,48 +325,24 @@ unsigned fairsem__policy_demanding(const struct fs_snapshot *snap, uint32_t extr
 
 struct fs_snapshot *fairsem__snapshot(fairsem_t *sem);
 
-/* ------------------------------------------------------------------ sem.c */
+/* ------------------------------------------------------------- schedule.c */
 
 /* Carry out fairness steps until none is due; with `newcomer` set, stop
  * when the newcomer may take a slot and take it (0 and *slot), else
- * -EAGAIN. */
+ * -EAGAIN.  A newcomer counts as demanding, so its call does not serve
+ * waiters that only the state without it would let in: kick first. */
 int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t *slot);
-/* Make the slot reserved for cell c (granted) this process's HELD slot. */
-int fairsem__claim_grant(fairsem_tenant_t *tenant, uint32_t c, fairsem_slot_t *slot);
-bool fairsem__slot_give_back(fairsem_t *sem, fairsem_slot_t slot, uint64_t word);
+/* Serve waiters after a change that made the state more permissive (the
+ * rule for who calls this is at the top of schedule.c). */
+void fairsem__kick(fairsem_t *sem);
+/* fairsem__attach, then a kick if the record it claimed was a dead one's
+ * (for entry points that attach and change nothing else shared). */
+int fairsem__attach_kick(fairsem_t *sem);
 
-/* --------------------------------------------------------------- ticket.c */
+/* ---------------------------------------------------------------- probe.c */
 
-int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t *seq);
-#define FS_NEW_SEQ UINT64_MAX
-/* Called by the owner of a still-waiting request on each poll: if a live
- * granter's reservation has hidden the request from the queue since the
- * last poll, move it to a new cell with the same seq (*cell is updated).
- * If no cell is free, or the request stopped waiting meanwhile, nothing
- * moves. */
-void fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t seq, uint64_t *last_seen);
-/* Owner's cancel: 1 cancelled, 0 it was granted (slot in *granted_slot). */
-int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot);
-void fairsem__ticket_free(fairsem_t *sem, uint32_t c);
-/* Cancel every waiting cell of this process queued through `serial`. */
-unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial);
-/* Wake whoever sleeps on cell c (its own futex, or its record's waker). */
-void fairsem__ticket_wake(fairsem_t *sem, uint32_t c);
-
-/* ----------------------------------------------------------------- dump.c */
-
-int fairsem__record_alive(fairsem_t *sem, uint32_t p);
-/* Copy tenant t's name; returns the entry's state word the copy belongs
- * to, or 0 (and "") if t is not a live entry, its name is unterminated, or
- * it kept changing while read. */
-uint64_t fairsem__tenant_name(const fairsem_t *sem, uint32_t t, char out[FAIRSEM_TENANT_ID_MAX + 1]);
-
-/* ----------------------------------------------------------------- wait.c */
-
-/* Settle a request (see its FS_REQ_* state); returns the new state. */
-int fairsem__request_settle(fairsem_request_t *req);
 /* Look for dead records that hold or wait (each named record probed once),
- * and scrub them. */
+ * scrub them, and kick if any was. */
 void fairsem__reap_referenced(fairsem_t *sem);
 
 /* One waiting thread's part in watching the pool.  One waiter per pool, the
@@ -331,6 +373,22 @@ bool fairsem__idle_hides(fairsem_t *sem, struct fs_idle *me, uint32_t c);
 /* Call when the thread stops waiting: hands the prober role on (wakes
  * another waiter, which takes it). */
 void fairsem__idle_leave(fairsem_t *sem, struct fs_idle *me);
+
+/* --------------------------------------------------------- registration.c */
+
+/* End the registration once it holds and waits for nothing (the handle
+ * itself stays allocated). */
+void fairsem__tenant_finish(fairsem_tenant_t *tenant);
+/* Count a new slot or request on the handle (a fork child's first use
+ * registers it here first): 0, FAIRSEM_ENOTREG if closing, or an error of
+ * attaching or registering. */
+int fairsem__tenant_busy_get(fairsem_tenant_t *tenant);
+void fairsem__tenant_busy_put(fairsem_tenant_t *tenant);
+
+/* -------------------------------------------------------------- request.c */
+
+/* Settle a request (see its FS_REQ_* state); returns the new state. */
+int fairsem__request_settle(fairsem_request_t *req);
 void fairsem__events_stop(fairsem_t *sem);
 
 /* ------------------------------------------------------------------- util */

@@ -16,6 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* This process's fork generation: bumped in every fork child (segment.c's
+ * atfork handler), so a handle, record or request from before the fork
+ * tells itself apart by its epoch. */
+_Atomic uint64_t fairsem__fork_epoch = 1;
+
 static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;

@@ -9,13 +9,14 @@
  * of a DEAD record are then scrubbed by anyone, each step a CAS guarded by
  * the state still reading DEAD(g).  Only a scrubber holding the lease clears
  * registrations, finishes tenant work and lets the record go (FREE, or LIVE
- * for a claimer).
+ * for a claimer).  A scrub frees capacity, but nothing here runs the
+ * scheduler: fairsem__attach and fairsem__proc_reap_if_dead report it, and
+ * their callers kick (schedule.c).
  */
 #define _GNU_SOURCE
 #include "internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 static bool own_record(const fairsem_t *sem, uint32_t p)
@@ -151,18 +152,16 @@ static void scrub_slots(const struct scrub *sc)
  * CAS from what the opens bits say: anyone may, at any time), so a stopped
  * holder of p's lease cannot leave one stale: it may be stopped after
  * clearing p's opens bits and before re-deriving. */
-static bool settle_closing_words(const struct scrub *sc)
+static void settle_closing_words(const struct scrub *sc)
 {
     fairsem_t *sem = sc->sem;
     uint32_t words = sem->geo.reg_words;
-    bool closed = false;
     for (uint32_t k = 0; k < words; k++)
         for (uint64_t bits = atomic_load(&fs_row(sem->regs, words, sc->p)[k]); bits; bits &= bits - 1) {
             uint32_t t = k * 64 + (uint32_t)__builtin_ctzll(bits);
-            if (t < sem->geo.max_tenants && fairsem__tenant_settle_closing(sem, t))
-                closed = true;
+            if (t < sem->geo.max_tenants)
+                fairsem__tenant_settle_closing(sem, t);
         }
-    return closed;
 }
 
 /* Registration and open bits carry no generation: cleared only under p's
@@ -171,14 +170,14 @@ static bool settle_closing_words(const struct scrub *sc)
  * only then are the registration bits cleared: a scrubber, or p itself,
  * that died anywhere in between leaves those bits for the next scrubber,
  * which re-derives again. */
-static bool scrub_registrations(const struct scrub *sc)
+static void scrub_registrations(const struct scrub *sc)
 {
     fairsem_t *sem = sc->sem;
     uint32_t words = sem->geo.reg_words;
     for (uint32_t k = 0; k < words; k++)
         atomic_store(&fs_row(sem->opens, words, sc->p)[k], 0);
     FS_CRASHPOINT("scrub.closed");
-    bool closed = settle_closing_words(sc);
+    settle_closing_words(sc);
     for (uint32_t k = 0; k < words; k++) {
         uint64_t bits = atomic_exchange(&fs_row(sem->regs, words, sc->p)[k], 0);
         FS_CRASHPOINT("scrub.unregistered");
@@ -191,7 +190,6 @@ static bool scrub_registrations(const struct scrub *sc)
                 fairsem__tenant_retire(sem, t);
         }
     }
-    return closed;
 }
 
 /* What anyone may do for a DEAD record: free its slot and cell words. */
@@ -202,13 +200,12 @@ static void scrub_words(const struct scrub *sc)
 }
 
 /* What only the holder of p's lease may do (p cannot change state
- * meanwhile).  True if a tenant of p's became closing: shares grew, and the
- * caller runs the scheduler. */
-static bool scrub_leased(const struct scrub *sc)
+ * meanwhile).  Tenants of p's may become closing here (shares grow): the
+ * caller's kick, due for the freed words anyway, comes after it. */
+static void scrub_leased(const struct scrub *sc)
 {
-    bool closed = scrub_registrations(sc);
+    scrub_registrations(sc);
     fairsem__tenant_scrub(sc->sem, sc->p);
-    return closed;
 }
 
 static void scrub_all(const struct scrub *sc)
@@ -220,8 +217,9 @@ static void scrub_all(const struct scrub *sc)
 /* ------------------------------------------------------- claim, release */
 
 /* Take record p if it is free, or dead (then scrub the dead incarnation
- * as its new owner). */
-static int try_claim(fairsem_t *sem, uint32_t p)
+ * as its new owner, and say so in *scrubbed: its slots and cells are back,
+ * due to waiters). */
+static int try_claim(fairsem_t *sem, uint32_t p, bool *scrubbed)
 {
     struct fs_proc *rec = &sem->procs[p];
     if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) != 0)
@@ -254,7 +252,7 @@ static int try_claim(fairsem_t *sem, uint32_t p)
         /* The rest of the dead incarnation's state needs the lease, which
          * is ours. */
         scrub_leased(&dead);
-        fairsem__schedule(sem, NULL, NULL); /* what the dead owner held may be due to waiters */
+        *scrubbed = true;
     }
     return 0;
 }
@@ -275,7 +273,7 @@ static bool prove_dead(fairsem_t *sem, uint32_t p, uint64_t st)
     return true;
 }
 
-int fairsem__proc_claim(fairsem_t *sem)
+static int proc_claim(fairsem_t *sem, bool *scrubbed)
 {
     uint32_t n = sem->geo.max_procs;
     uint32_t start = (uint32_t)getpid() % n;
@@ -289,39 +287,50 @@ int fairsem__proc_claim(fairsem_t *sem)
                 continue;
             if (fs_proc_is_live(st) && !prove_dead(sem, p, st))
                 continue;
-            if (try_claim(sem, p) == 0)
+            if (try_claim(sem, p, scrubbed) == 0)
                 return 0;
         }
     }
     return FAIRSEM_EPROCS;
 }
 
+int fairsem__attach(fairsem_t *sem, bool *kick)
+{
+    uint64_t epoch = atomic_load(&fairsem__fork_epoch);
+    if (__atomic_load_n(&sem->attach_epoch, __ATOMIC_ACQUIRE) == epoch)
+        return 0;
+    if (sem->readonly)
+        return -EPERM;
+    pthread_mutex_lock(&sem->attach_lock);
+    int rc = 0;
+    bool scrubbed = false;
+    if (sem->attach_epoch != epoch) {
+        if (sem->fd < 0)
+            rc = -EBADF;
+        else if ((rc = proc_claim(sem, &scrubbed)) == 0)
+            __atomic_store_n(&sem->attach_epoch, epoch, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&sem->attach_lock);
+    if (kick && scrubbed)
+        *kick = true;
+    return rc;
+}
+
+void fairsem__proc_scrub_self(fairsem_t *sem)
+{
+    uint32_t p = sem->proc_idx;
+    struct scrub self = {sem, p, atomic_load(&sem->procs[p].state), fs_owner_word(sem->proc_tag), NULL};
+    scrub_all(&self);
+    FS_CRASHPOINT("detach.scrubbed");
+}
+
 void fairsem__proc_release(fairsem_t *sem)
 {
     uint32_t p = sem->proc_idx;
     struct fs_proc *rec = &sem->procs[p];
-    uint64_t st = atomic_load(&rec->state);
-    struct scrub self = {sem, p, st, fs_owner_word(sem->proc_tag), NULL};
-    scrub_all(&self);
-    FS_CRASHPOINT("detach.scrubbed");
-    /* Hand what we freed to waiters while our record still vouches for
-     * the reservations we make. */
-    fairsem__schedule(sem, NULL, NULL);
-    atomic_store(&rec->state, fs_proc_free(fs_proc_gen(st)));
+    atomic_store(&rec->state, fs_proc_free(fs_proc_gen(atomic_load(&rec->state))));
     FS_CRASHPOINT("detach.freed");
     fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
-}
-
-int fairsem_lease_dup(fairsem_t *sem)
-{
-    if (!sem)
-        return -EINVAL;
-    int rc = fairsem__attach(sem);
-    if (rc < 0)
-        return rc;
-    /* Same open file description, hence the same OFD lock. */
-    int fd = fcntl(sem->fd, F_DUPFD_CLOEXEC, 3);
-    return fd < 0 ? -errno : fd;
 }
 
 bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_t *report)
@@ -338,25 +347,30 @@ bool fairsem__proc_reap_if_dead(fairsem_t *sem, uint32_t p, fairsem_reap_report_
     settle_closing_words(&sc);
     if (report)
         report->procs++;
-    fairsem__schedule(sem, NULL, NULL); /* waiters first */
     /* The rest needs the lease; if a stopped scrubber holds it, the slots
      * are already back and only the record and its tenant work wait.  Our
      * pass above was complete if p still reads DEAD(g) (a guard that failed
      * means p moved on): every word naming p is freed, or another
      * scrubber's now. */
-    bool closed = false;
     if (fairsem__lease_lock(sem->fd, FS_LEASE_BASE + p) == 0) {
         FS_CRASHPOINT("reap.leased");
         if (atomic_load(&sem->procs[p].state) == st) {
-            closed = scrub_leased(&sc);
+            scrub_leased(&sc);
             atomic_store(&sem->procs[p].state, fs_proc_free(fs_proc_gen(st)));
             FS_CRASHPOINT("reap.freed");
         }
         fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
     }
-    if (closed) /* the dead process's open registrations ended: shares grew */
-        fairsem__schedule(sem, NULL, NULL);
     return true;
+}
+
+int fairsem__record_alive(fairsem_t *sem, uint32_t p)
+{
+    if (p >= sem->geo.max_procs)
+        return 0;
+    if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch) && !sem->readonly && p == sem->proc_idx)
+        return 1; /* our own lease: GETLK does not see our own locks */
+    return fairsem__lease_held(sem->fd, FS_LEASE_BASE + p) > 0;
 }
 
 bool fairsem__tag_gone(const fairsem_t *sem, uint32_t tag)

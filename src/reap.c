@@ -2,7 +2,7 @@
  * reap.c - fairsem_reap(): reclaim at once what dead processes left, and
  * reset words that no process, live or dead, can explain.
  * (Waiters do the first on their own for the records they depend on; see
- * fairsem__reap_referenced in wait.c.)
+ * fairsem__reap_referenced in probe.c.)
  *
  * A word is repaired only when nobody can ever act on it: no live process
  * will release, undo or free it, and no scrubber will.  That is so when the
@@ -138,7 +138,7 @@ int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report)
     if (!report)
         report = &local;
     memset(report, 0, sizeof *report);
-    int rc = fairsem__attach(sem);
+    int rc = fairsem__attach(sem, NULL); /* we kick at the end anyway */
     if (rc < 0)
         return rc;
     for (uint32_t p = 0; p < sem->geo.max_procs; p++)
@@ -150,6 +150,6 @@ int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report)
     repair_tenants(sem, report);
     for (uint32_t t = 0; t < sem->geo.max_tenants; t++)
         fairsem__tenant_retire(sem, t);
-    fairsem__schedule(sem, NULL, NULL);
+    fairsem__kick(sem); /* whatever the reap freed goes to waiters */
     return 0;
 }

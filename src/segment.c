@@ -23,8 +23,6 @@
 
 #define SHM_DIR "/dev/shm"
 
-_Atomic uint64_t fairsem__fork_epoch = 1;
-
 /* Open handles, so a fork child can drop what it inherited.  A process-local
  * mutex: taken only by open, close and fork, never by acquire or release.
  * Openers hold it from before the file is opened until the handle is in the
@@ -245,7 +243,7 @@ static int handle_finish(fairsem_t *sem, fairsem_t **out)
         return -ENOMEM;
     }
     registry_add(sem);
-    int rc = sem->readonly ? 0 : fairsem__attach(sem);
+    int rc = sem->readonly ? 0 : fairsem__attach_kick(sem);
     if (rc < 0) {
         registry_remove(sem);
         handle_free(sem);
@@ -577,23 +575,16 @@ int fairsem_check_linked(fairsem_t *sem)
     return 0;
 }
 
-int fairsem__attach(fairsem_t *sem)
+int fairsem_lease_dup(fairsem_t *sem)
 {
-    uint64_t epoch = atomic_load(&fairsem__fork_epoch);
-    if (__atomic_load_n(&sem->attach_epoch, __ATOMIC_ACQUIRE) == epoch)
-        return 0;
-    if (sem->readonly)
-        return -EPERM;
-    pthread_mutex_lock(&sem->attach_lock);
-    int rc = 0;
-    if (sem->attach_epoch != epoch) {
-        if (sem->fd < 0)
-            rc = -EBADF;
-        else if ((rc = fairsem__proc_claim(sem)) == 0)
-            __atomic_store_n(&sem->attach_epoch, epoch, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&sem->attach_lock);
-    return rc;
+    if (!sem)
+        return -EINVAL;
+    int rc = fairsem__attach_kick(sem);
+    if (rc < 0)
+        return rc;
+    /* Same open file description, hence the same OFD lock. */
+    int fd = fcntl(sem->fd, F_DUPFD_CLOEXEC, 3);
+    return fd < 0 ? -errno : fd;
 }
 
 int fairsem_close(fairsem_t *sem)
@@ -604,8 +595,13 @@ int fairsem_close(fairsem_t *sem)
     if (!registry_remove(sem))
         return registry_leave(-EBADF);
     fairsem__events_stop(sem);
-    if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch))
+    if (sem->attach_epoch == atomic_load(&fairsem__fork_epoch)) {
+        fairsem__proc_scrub_self(sem);
+        /* Hand what we freed to waiters while our record still vouches
+         * for the reservations we make. */
+        fairsem__kick(sem);
         fairsem__proc_release(sem);
+    }
     for (fairsem_tenant_t *t = sem->tenant_list, *next; t; t = next) {
         next = t->next;
         free(t);

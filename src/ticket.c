@@ -6,7 +6,9 @@
  * the version bump that follows is the moment the request joins the queue
  * (see layout.h).  A cell leaves in the reverse order: EMPTY, map bit,
  * owner.  A process dying anywhere in between leaves a cell whose owner
- * word names it, which its scrubber frees.
+ * word names it, which its scrubber frees.  Functions here change cell
+ * words and report what they did; they never run the scheduler (the rule
+ * is in schedule.c).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -85,7 +87,7 @@ static uint64_t publish(fairsem_tenant_t *tenant, bool async, uint32_t c, uint64
      * flag is read here (both sequentially consistent), so either that scan
      * sees the cell or this read sees the flag: no request of a forced
      * registration is left waiting. */
-    if (fairsem__tenant_forced(tenant)) {
+    if (fs_tenant_forced(tenant)) {
         uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
         atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(seq, FS_CELL_CANCELLED, 0));
     }
@@ -121,6 +123,12 @@ int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
     }
 }
 
+bool fairsem__ticket_grant(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t slot)
+{
+    uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
+    return atomic_compare_exchange_strong(&sem->cells[c].state, &waiting, fs_cell_word(seq, FS_CELL_GRANTED, slot));
+}
+
 void fairsem__ticket_free(fairsem_t *sem, uint32_t c)
 {
     struct fs_cell *cell = &sem->cells[c];
@@ -146,14 +154,14 @@ void fairsem__ticket_wake(fairsem_t *sem, uint32_t c)
     }
 }
 
-void fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, uint64_t seq, uint64_t *last_seen)
+bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, uint64_t seq, uint64_t *last_seen)
 {
     fairsem_t *sem = tenant->sem;
     uint64_t seen = reservations_for(sem, *c, seq);
     bool stuck = seen != 0 && seen == *last_seen;
     *last_seen = seen;
     if (!stuck)
-        return;
+        return false;
     /* A granter reserved a slot for us a whole poll ago and has not
      * finished: it is stopped (a dead one would have been scrubbed).  Its
      * reservation hides us from every other granter, so move to another
@@ -164,19 +172,19 @@ void fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, u
      * reservation is the granter's to undo when it resumes. */
     uint32_t fresh, old = *c;
     if (claim_cell(sem, seq, &fresh) < 0)
-        return;
+        return false;
     struct fs_cell *cell = &sem->cells[old];
     uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
     if (!atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(seq, FS_CELL_CANCELLED, 0))) {
         fairsem__ticket_free(sem, fresh);
-        return;
+        return false;
     }
     FS_CRASHPOINT("unhide.left");
     publish(tenant, async, fresh, seq);
     fairsem__ticket_free(sem, old);
     *c = fresh;
     *last_seen = 0;
-    fairsem__schedule(sem, NULL, NULL);
+    return true;
 }
 
 unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)
@@ -196,7 +204,5 @@ unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)
             n++;
         }
     }
-    if (n)
-        fairsem__schedule(sem, NULL, NULL);
     return n;
 }
