@@ -76,8 +76,7 @@ static bool tenant_valid(const fairsem_t *sem, uint32_t t)
 {
     if (t >= sem->geo.max_tenants)
         return false;
-    unsigned kind = fs_tenant_kind(atomic_load(&sem->tenants[t].state));
-    return kind == FS_TENANT_ACTIVE || kind == FS_TENANT_DYING;
+    return fs_tenant_live(atomic_load(&sem->tenants[t].state));
 }
 
 /* Does record p have tenant t registered?  A holder always does: its bit
