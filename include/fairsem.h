@@ -197,7 +197,8 @@ typedef struct fairsem_reap_report {
  *         max_slots, a capacity over its limit, unknown flag, share_fn_name
  *         without share_fn or too long); -ENAMETOOLONG; -EEXIST (a segment of
  *         that name exists); -EACCES; -ENOSPC (no room in /dev/shm);
- *         -ENOMEM.
+ *         -ENOMEM; FAIRSEM_EPROCS (attaching: no free process record);
+ *         another negative errno from open, posix_fallocate, mmap or linkat.
  */
 FAIRSEM_EXTERN int fairsem_create(const char *name, const fairsem_options_t *opts,
                                   fairsem_t **out);
@@ -216,7 +217,8 @@ FAIRSEM_EXTERN int fairsem_create(const char *name, const fairsem_options_t *opt
  *         a header field is wrong); FAIRSEM_EINIT (its creator has not
  *         finished, or died, initialising it); FAIRSEM_ERULE (the segment
  *         records another rule than the one `local` names or brings);
- *         FAIRSEM_EPROCS (no free process record); -ENOMEM.
+ *         FAIRSEM_EPROCS (no free process record); -ENOMEM; another
+ *         negative errno from shm_open, fstat or mmap.
  */
 FAIRSEM_EXTERN int fairsem_open(const char *name, const fairsem_options_t *local,
                                 fairsem_t **out);
@@ -289,7 +291,8 @@ FAIRSEM_EXTERN int fairsem_check_linked(fairsem_t *sem);
  * FD_CLOEXEC in the child before exec.  Detaching (fairsem_close) ends the
  * lease whoever else holds the descriptor.  The caller closes it.
  * @return the descriptor (>= 3); -EINVAL (NULL); -EPERM (FAIRSEM_READONLY);
- *         FAIRSEM_EPROCS; a negative errno from fcntl.
+ *         -EBADF (the handle lost its descriptor); FAIRSEM_EPROCS; a
+ *         negative errno from fcntl.
  */
 FAIRSEM_EXTERN int fairsem_lease_dup(fairsem_t *sem);
 
@@ -303,9 +306,10 @@ FAIRSEM_EXTERN int fairsem_lease_dup(fairsem_t *sem);
  * @param weight  0 = 1.  The tenant's weight in the built-in rule; the last
  *                registration of a tenant sets it for every process.
  * @return 0; -EINVAL (NULL argument, empty id); -ENAMETOOLONG (id longer
- *         than FAIRSEM_TENANT_ID_MAX); FAIRSEM_ETENANTS; FAIRSEM_EPROCS;
- *         -EBUSY (another process has been inserting this id, or one with
- *         the same hash, for 2 s: it is stopped); -ENOMEM.
+ *         than FAIRSEM_TENANT_ID_MAX); -EPERM (a FAIRSEM_READONLY handle);
+ *         -EBADF (the handle lost its descriptor); FAIRSEM_ETENANTS;
+ *         FAIRSEM_EPROCS; -EBUSY (another process has been inserting this
+ *         id, or one with the same hash, for 2 s: it is stopped); -ENOMEM.
  */
 FAIRSEM_EXTERN int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id,
                                            unsigned weight, fairsem_tenant_t **out);
@@ -364,7 +368,12 @@ FAIRSEM_EXTERN const char *fairsem_tenant_id(const fairsem_tenant_t *tenant);
  *
  * @return 0 and *slot; -EINVAL (NULL slot, no tenant); FAIRSEM_ENOTREG
  *         (unregistered, or unregistering); FAIRSEM_EWAITERS (queue full);
- *         -ECANCELED (a forced unregister cancelled it); FAIRSEM_EPROCS.
+ *         -ECANCELED (a forced unregister cancelled it); FAIRSEM_ECORRUPT
+ *         (its grant named a slot not reserved for it: a damaged segment;
+ *         the request is dropped); -ENOMEM; in a fork child, the first use
+ *         of an inherited handle registers it again here, with the errors
+ *         of fairsem_tenant_register() (FAIRSEM_EPROCS, FAIRSEM_ETENANTS,
+ *         -EBUSY, -EBADF).
  */
 FAIRSEM_EXTERN int fairsem_acquire(fairsem_tenant_t *tenant, fairsem_slot_t *slot);
 
@@ -406,7 +415,12 @@ FAIRSEM_EXTERN unsigned fairsem_slot_index(fairsem_slot_t slot);
  * readable and fairsem_events() returns it.
  *
  * @param user  any pointer, returned by fairsem_request_user().
- * @return 0 and *out; as fairsem_acquire() otherwise.
+ * @return 0 and *out; -EINVAL (NULL out, no tenant); FAIRSEM_ENOTREG;
+ *         FAIRSEM_EWAITERS; -ENOMEM; a negative errno from eventfd or
+ *         pthread_create (starting the handle's event thread); in a fork
+ *         child, as fairsem_acquire().  (A forced unregistration or a
+ *         damaged grant shows later, as -ECANCELED from
+ *         fairsem_request_result().)
  */
 FAIRSEM_EXTERN int fairsem_request_start(fairsem_tenant_t *tenant, void *user,
                                          fairsem_request_t **out);
@@ -414,8 +428,9 @@ FAIRSEM_EXTERN int fairsem_request_start(fairsem_tenant_t *tenant, void *user,
 /**
  * The outcome of a request.  On success the slot belongs to the caller (as
  * from fairsem_acquire()) and later calls return -EALREADY.
- * @return 0 and *slot; -EAGAIN (still queued); -ECANCELED; -EALREADY (the
- *         slot was taken already); -EINVAL (NULL).
+ * @return 0 and *slot; -EAGAIN (still queued); -ECANCELED (cancelled, its
+ *         grant was damaged, or it was started before this process
+ *         forked); -EALREADY (the slot was taken already); -EINVAL (NULL).
  */
 FAIRSEM_EXTERN int fairsem_request_result(fairsem_request_t *req, fairsem_slot_t *slot);
 
@@ -437,7 +452,9 @@ FAIRSEM_EXTERN void *fairsem_request_user(const fairsem_request_t *req);
 /**
  * One descriptor that is readable while completed requests of this handle
  * wait to be collected with fairsem_events().  Owned by the handle.
- * @return the descriptor, or a negative errno.
+ * @return the descriptor; -EINVAL (NULL); -EPERM (FAIRSEM_READONLY);
+ *         -EBADF; FAIRSEM_EPROCS; -ENOMEM; a negative errno from eventfd or
+ *         pthread_create.
  */
 FAIRSEM_EXTERN int fairsem_event_fd(fairsem_t *sem);
 
@@ -457,7 +474,7 @@ FAIRSEM_EXTERN size_t fairsem_events(fairsem_t *sem, fairsem_request_t **done, s
 /**
  * Snapshot of the segment.  `tenants` (may be NULL when cap is 0) receives
  * up to `cap` tenants; *count (may be NULL) receives how many there are.
- * @return 0; -EINVAL (NULL sem or stats).
+ * @return 0; -EINVAL (NULL sem or stats); -ENOMEM.
  */
 FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats,
                                  fairsem_tenant_stats_t *tenants, size_t cap,
@@ -480,7 +497,8 @@ FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats,
  * fairsem_check() reports it, and the record's own scrub frees it when it
  * detaches or dies.
  * @param report  may be NULL.
- * @return 0; -EINVAL.
+ * @return 0; -EINVAL (NULL); -EPERM (FAIRSEM_READONLY: reaping writes);
+ *         -EBADF; FAIRSEM_EPROCS (no record to attach with).
  */
 FAIRSEM_EXTERN int fairsem_reap(fairsem_t *sem, fairsem_reap_report_t *report);
 
@@ -545,7 +563,7 @@ typedef struct fairsem_dump_ops {
  * Walk the attached processes, the slot holders (by slot) and the queued
  * requests (oldest first), calling `ops` for each.  Reads only; works on a
  * FAIRSEM_READONLY handle and while other processes run.
- * @return 0; -EINVAL (NULL sem or ops); -ENOMEM.
+ * @return 0; -EINVAL (NULL sem or ops).
  */
 FAIRSEM_EXTERN int fairsem_dump(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg);
 
@@ -573,7 +591,8 @@ typedef void (*fairsem_violation_fn)(void *arg, unsigned kind, const char *messa
  * Every word it cannot explain is reported, including a slot held by a live
  * process for a tenant that process does not register (FAIRSEM_CHECK_SLOTS),
  * and free slot words with stray bits.
- * @return a bitmask of FAIRSEM_CHECK_* (0: everything holds); -EINVAL.
+ * @return a bitmask of FAIRSEM_CHECK_* (0: everything holds); -EINVAL
+ *         (NULL).
  */
 FAIRSEM_EXTERN int fairsem_check(fairsem_t *sem, fairsem_violation_fn report, void *arg);
 
