@@ -148,6 +148,22 @@ struct fairsem_request {
     struct cds_wfcq_node node;
 };
 
+/* The layers, lowest first; a file calls only into files earlier in this
+ * list (docs/design.md, "Layers"):
+ *   os.c; layout.h;
+ *   ticket.c, slot.c, tenant.c, proc.c   shared words: change them, report
+ *                                        what became more permissive, never
+ *                                        run the scheduler;
+ *   policy.c, snapshot.c                 what fairness asks, what the words say;
+ *   schedule.c                           decisions, and the kick;
+ *   probe.c, registration.c              dead-record rounds; registering and
+ *                                        tenant handles;
+ *   sem.c, request.c, segment.c, reap.c, stats.c, dump.c, check.c
+ *                                        the public entry points (request.c
+ *                                        releases through sem.c, and
+ *                                        fairsem_close stops request.c's
+ *                                        thread). */
+
 /* ------------------------------------------------------------------ os.c */
 
 /* Crash points: after every write to shared memory that another write must
@@ -177,43 +193,6 @@ int fairsem__lease_lock(int fd, off_t byte);
 int fairsem__lease_held(int fd, off_t byte);
 void fairsem__lease_unlock(int fd, off_t byte);
 
-/* The layers, lowest first; a file calls only into files above it in this
- * list (docs/design.md, "Layers"):
- *   os.c; layout.h;
- *   ticket.c, slot.c, tenant.c, proc.c   shared words: change them, report
- *                                        what became more permissive, never
- *                                        run the scheduler;
- *   policy.c, snapshot.c                 what fairness asks, what the words say;
- *   schedule.c                           decisions, and the kick;
- *   probe.c, registration.c              dead-record rounds; registering and
- *                                        tenant handles;
- *   sem.c, request.c, segment.c, reap.c, stats.c, dump.c, check.c
- *                                        the public entry points (request.c
- *                                        releases through sem.c, and
- *                                        fairsem_close stops request.c's
- *                                        thread). */
-
-/* ----------------------------------------------------------------- slot.c */
-
-/* A fresh acquisition stamp. */
-uint32_t fairsem__slot_stamp(fairsem_t *sem);
-/* CAS slot i from FREE (exactly 0) to `word`; true if it was free. */
-bool fairsem__slot_claim(fairsem_t *sem, uint32_t i, uint64_t word);
-/* Undo an uncommitted claim (the word is still only ours). */
-void fairsem__slot_unclaim(fairsem_t *sem, uint32_t i);
-/* Free slot i if it still holds `reservation` (its request left). */
-void fairsem__slot_withdraw(fairsem_t *sem, uint32_t i, uint64_t reservation);
-/* Slot i is now HELD by tenant handle t under `stamp`: note the time, and
- * return the handle that names it. */
-fairsem_slot_t fairsem__slot_taken(fairsem_tenant_t *t, uint32_t i, uint32_t stamp);
-/* Make the slot reserved for cell c (GRANTED) this process's HELD slot and
- * free the cell: 0, or FAIRSEM_ECORRUPT (the grant named no slot reserved
- * for it; the cell is freed all the same). */
-int fairsem__slot_consume_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot);
-/* Free the slot `slot` names if tenant handle t holds it; true if freed
- * (more permissive: the caller kicks). */
-bool fairsem__slot_give_back(fairsem_tenant_t *t, fairsem_slot_t slot);
-
 /* --------------------------------------------------------------- ticket.c */
 
 /* Queue a request of tenant (FIFO number in *seq, cell in *cell): 0 or
@@ -237,6 +216,27 @@ void fairsem__ticket_free(fairsem_t *sem, uint32_t c);
 unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial);
 /* Wake whoever sleeps on cell c (its own futex, or its record's waker). */
 void fairsem__ticket_wake(fairsem_t *sem, uint32_t c);
+
+/* ----------------------------------------------------------------- slot.c */
+
+/* A fresh acquisition stamp. */
+uint32_t fairsem__slot_stamp(fairsem_t *sem);
+/* CAS slot i from FREE (exactly 0) to `word`; true if it was free. */
+bool fairsem__slot_claim(fairsem_t *sem, uint32_t i, uint64_t word);
+/* Undo an uncommitted claim (the word is still only ours). */
+void fairsem__slot_unclaim(fairsem_t *sem, uint32_t i);
+/* Free slot i if it still holds `reservation` (its request left). */
+void fairsem__slot_withdraw(fairsem_t *sem, uint32_t i, uint64_t reservation);
+/* Slot i is now HELD by tenant handle t under `stamp`: note the time, and
+ * return the handle that names it. */
+fairsem_slot_t fairsem__slot_taken(fairsem_tenant_t *t, uint32_t i, uint32_t stamp);
+/* Make the slot reserved for cell c (GRANTED) this process's HELD slot and
+ * free the cell: 0, or FAIRSEM_ECORRUPT (the grant named no slot reserved
+ * for it; the cell is freed all the same). */
+int fairsem__slot_consume_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot);
+/* Free the slot `slot` names if tenant handle t holds it; true if freed
+ * (more permissive: the caller kicks). */
+bool fairsem__slot_give_back(fairsem_tenant_t *t, fairsem_slot_t slot);
 
 /* --------------------------------------------------------------- tenant.c */
 

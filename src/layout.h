@@ -2,7 +2,10 @@
  * layout.h - the shared-memory segment, described in one place.
  *
  * Every struct that lives in shared memory is here, with fixed-width types,
- * offsets instead of pointers, and its size pinned by _Static_assert.  Any
+ * offsets instead of pointers, and its size pinned by _Static_assert; every
+ * shared word's codec (fs_* inline functions) sits next to its struct, and
+ * _Static_asserts tie each field's width to the public limit it must hold
+ * (fairsem.h): no file outside this one shifts or masks a shared word.  Any
  * change to a struct, a tag encoding or the meaning of a field must bump
  * FS_LAYOUT_VERSION: two builds that disagree must never share a segment
  * (FS_LAYOUT_HASH, derived from the struct sizes, catches the ones people
