@@ -4,13 +4,14 @@
 set -euo pipefail
 # Building needs the first line; `deps.sh --test` adds what the tests run
 # (Criterion, clang for the warning check and with libclang-rt-14-dev its
-# sanitizer and libFuzzer runtimes, pytest, Chromium for Playwright; for the
-# install tests: pip, venv, setuptools and wheel to build and install the
-# wheel, dpkg-dev and file for cpack's .deb, Node with npm and its headers
-# for the npm tarball; gunicorn for the pre-fork server test).
+# sanitizer and libFuzzer runtimes, clang-format-14 for the format check,
+# pytest, Chromium for Playwright; for the install tests: pip, venv,
+# setuptools and wheel to build and install the wheel, dpkg-dev and file for
+# cpack's .deb, Node with npm and its headers for the npm tarball; gunicorn
+# for the pre-fork server test).
 pkgs=(build-essential cmake pkg-config liburcu-dev)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(clang libclang-rt-14-dev libcriterion-dev python3 python3-pytest python3-pytest-asyncio chromium
+  pkgs+=(clang libclang-rt-14-dev clang-format-14 libcriterion-dev python3 python3-pytest python3-pytest-asyncio chromium
     python3-pip python3-venv python3-setuptools python3-wheel dpkg-dev file gunicorn)
   # Node from Debian unless a Node is installed already (another build of
   # Node bundles npm and may ship its headers).

@@ -9,11 +9,18 @@
 #                on segment images (60 s; 20 min under "long")
 #   build-tsan   clang, ThreadSanitizer: the threaded harness (tests/tsan)
 # Long runs carry the ctest label "long"; set FAIRSEM_TEST_LABEL=fast to run
-# only the everyday suite (the TSan harness always runs).
+# only the everyday suite (the TSan harness always runs).  First of all, the
+# C sources must be as clang-format-14 formats them (.clang-format).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh --test
 jobs=$(nproc)
+# Every stage runs even when one fails; the script fails if any did.
+status=0
+
+printf '=== clang-format\n'
+clang-format-14 --dry-run --Werror src/*.[ch] include/*.h tools/*.[ch] tests/*.c bench/*.c \
+  bindings/node/src/*.c || status=1
 
 configure() { # build dir, C compiler, C++ compiler, cmake arguments...
   local dir=$1 cc=$2 cxx=$3
@@ -32,8 +39,6 @@ configure build-tsan clang clang++ -DCMAKE_BUILD_TYPE=Debug -DFAIRSEM_SANITIZE=t
 
 label=()
 [ -n "${FAIRSEM_TEST_LABEL:-}" ] && label=(-L "$FAIRSEM_TEST_LABEL")
-# Every stage runs even when one fails; the script fails if any did.
-status=0
 for dir in build-test build-asan; do
   printf '\n=== ctest in %s\n' "$dir"
   (cd "$dir" && ctest --output-on-failure "${label[@]}") || status=1
