@@ -81,7 +81,7 @@ static bool tenant_valid(const fairsem_t *sem, uint32_t t)
 
 /* Does record p have tenant t registered?  A holder always does: its bit
  * is set before its first acquire for t and cleared only after its last
- * release (tenant.c; a scrub frees slots before it clears bits). */
+ * release (registration.c; a scrub frees slots before it clears bits). */
 static bool registers(const fairsem_t *sem, uint32_t p, uint32_t t)
 {
     return fs_bit_test(fs_row(sem->regs, sem->geo.reg_words, p), t);
