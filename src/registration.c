@@ -302,8 +302,10 @@ out:
 
 /* The first use of an inherited handle in a fork child, a step of the
  * acquire or request_start calling it; it kicks, before their newcomer's
- * decision, what attaching or registering made more permissive. */
-static int adopt(fairsem_tenant_t *t)
+ * decision, what attaching or registering made more permissive.  Cold: it
+ * runs once per handle and fork, and kept out of fairsem__tenant_busy_get
+ * it costs the acquire path nothing. */
+__attribute__((cold, noinline)) static int adopt(fairsem_tenant_t *t)
 {
     fairsem_t *sem = t->sem;
     bool kick = false;
