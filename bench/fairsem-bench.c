@@ -433,9 +433,7 @@ static int p_attach(struct pctx *p, struct bobj *o, const char *tenant)
             rc = fairsem_tenant_register(p->fs, tenant ? tenant : "bench", 1, &p->ft);
         return rc;
     }
-    case K_POSIX:
-        p->ps = sem_open(o->name, 0);
-        return p->ps == SEM_FAILED ? -errno : 0;
+    case K_POSIX: p->ps = sem_open(o->name, 0); return p->ps == SEM_FAILED ? -errno : 0;
     case K_PTHREAD: {
         int fd = shm_open(o->name, O_RDWR, 0);
         if (fd < 0)
@@ -444,8 +442,7 @@ static int p_attach(struct pctx *p, struct bobj *o, const char *tenant)
         close(fd);
         return p->pool == MAP_FAILED ? -errno : 0;
     }
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -788,8 +785,8 @@ static void scenario_a(void)
 
 struct load_arg {
     struct bobj *o;
-    int slot;        /* scoreboard entry */
-    int threads;     /* threads in this process */
+    int slot;    /* scoreboard entry */
+    int threads; /* threads in this process */
     const char *tenant;
     bool record_waits;
 };
@@ -1008,7 +1005,8 @@ static void scenario_c(void)
             double pc = round(bs * 100);
             target("c: B's share of slot-time", "45..50 % (whole %)", bs, true, pc >= 45 && pc <= 50);
             target("c: utilisation", ">= 0.93", util, true, util >= 0.93);
-            target("c: B p99 wait / hold time", "<= 2.0", p99 * 1e3 / (double)hold, true, p99 * 1e3 / (double)hold <= 2.0);
+            target("c: B p99 wait / hold time", "<= 2.0", p99 * 1e3 / (double)hold, true,
+                   p99 * 1e3 / (double)hold <= 2.0);
         }
     }
 }
@@ -1088,7 +1086,8 @@ static void scenario_d(void)
     /* Rounds interleave the implementations, so a change in the machine's
      * state (other load, idle vCPUs) hits them all alike. */
     int rounds = 4, per = opt_quick ? 100 : 1000, iters = rounds * per;
-    printf("\n== d. Handoff: release in one process -> blocked waiter in another returns (%d handoffs, %d rounds) ==\n",
+    printf("\n== d. Handoff: release in one process -> blocked waiter in another returns (%d handoffs, %d rounds) "
+           "==\n",
            iters, rounds);
     printf("%-10s %10s %10s\n", "impl", "p50_us", "p99_us");
     double p50[NKINDS], p99[NKINDS];
@@ -1195,7 +1194,8 @@ static double dead_trial(int kind, bool reap, uint64_t delay_ns)
 static void scenario_e(void)
 {
     int trials = opt_quick ? 3 : 10;
-    printf("\n== e. Dead holder: SIGKILL the holder while a waiter blocks; time until the waiter has the slot ==\n");
+    printf(
+        "\n== e. Dead holder: SIGKILL the holder while a waiter blocks; time until the waiter has the slot ==\n");
     printf("%-14s %8s %10s %10s %s\n", "impl", "trials", "median_ms", "max_ms", "outcome");
     for (int v = 0; v < NKINDS + 1; v++) {
         int kind = v == 0 ? K_FAIRSEM : v - 1;
@@ -1334,17 +1334,18 @@ static void scenario_f(void)
             reap_child(h);
         obj_destroy(&o);
         printf("%-8s %6s %12.1f %10.1f %10.1f\n", c->dim, c->label, unc[i], p50[i], p99[i]);
-        emit("scenario", S("f"), "impl", S("fairsem"), "dim", S(c->dim), "n", S(c->label), "ns_per_pair", F(unc[i]),
-             "handoff_p50_us", F(p50[i]), "handoff_p99_us", F(p99[i]), NULL);
+        emit("scenario", S("f"), "impl", S("fairsem"), "dim", S(c->dim), "n", S(c->label), "ns_per_pair",
+             F(unc[i]), "handoff_p50_us", F(p50[i]), "handoff_p99_us", F(p99[i]), NULL);
     }
     printf("growth: tenants 1->1000 pair %.2fx handoff %.2fx; 1->4095 pair %.2fx handoff %.2fx\n", unc[1] / unc[0],
            p50[1] / p50[0], unc[2] / unc[0], p50[2] / p50[0]);
     printf("growth: waiters 0->1000 pair %.2fx handoff %.2fx; slots 1->10000 pair %.2fx handoff %.2fx\n",
            unc[4] / unc[3], p50[4] / p50[3], unc[6] / unc[5], p50[6] / p50[5]);
     emit("scenario", S("f-growth"), "tenants_1_1000_pair", F(unc[1] / unc[0]), "tenants_1_1000_handoff",
-         F(p50[1] / p50[0]), "tenants_1_4095_pair", F(unc[2] / unc[0]), "tenants_1_4095_handoff", F(p50[2] / p50[0]),
-         "waiters_0_1000_pair", F(unc[4] / unc[3]), "waiters_0_1000_handoff", F(p50[4] / p50[3]),
-         "slots_1_10000_pair", F(unc[6] / unc[5]), "slots_1_10000_handoff", F(p50[6] / p50[5]), NULL);
+         F(p50[1] / p50[0]), "tenants_1_4095_pair", F(unc[2] / unc[0]), "tenants_1_4095_handoff",
+         F(p50[2] / p50[0]), "waiters_0_1000_pair", F(unc[4] / unc[3]), "waiters_0_1000_handoff",
+         F(p50[4] / p50[3]), "slots_1_10000_pair", F(unc[6] / unc[5]), "slots_1_10000_handoff", F(p50[6] / p50[5]),
+         NULL);
     target("f: fast-path growth, tenants 1->1000", "<= 1.5", unc[1] / unc[0], true, unc[1] / unc[0] <= 1.5);
 }
 
@@ -1352,13 +1353,12 @@ static void scenario_f(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: fairsem-bench [--quick] [--json] [--only LETTERS] [--impl LIST]\n"
-            "  --quick        short runs (whole run under 20 s)\n"
-            "  --json         machine-readable lines as JSON objects (default key=value)\n"
-            "  --only abcdef  scenarios to run: a uncontended, b contended, c tenants,\n"
-            "                 d handoff, e dead holder, f scale (default: all)\n"
-            "  --impl LIST    comma-separated subset of fairsem,posix,sysv,pthread,ofd\n");
+    fprintf(f, "usage: fairsem-bench [--quick] [--json] [--only LETTERS] [--impl LIST]\n"
+               "  --quick        short runs (whole run under 20 s)\n"
+               "  --json         machine-readable lines as JSON objects (default key=value)\n"
+               "  --only abcdef  scenarios to run: a uncontended, b contended, c tenants,\n"
+               "                 d handoff, e dead holder, f scale (default: all)\n"
+               "  --impl LIST    comma-separated subset of fairsem,posix,sysv,pthread,ofd\n");
 }
 
 int main(int argc, char **argv)

@@ -288,8 +288,7 @@ int main(int argc, char **argv)
         else if (i + 1 < argc && !strcmp(argv[i], "--recovery-waiters"))
             rwaiters = (unsigned)atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--seconds S] [--trials N] [--procs P] [--recovery-waiters W]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--seconds S] [--trials N] [--procs P] [--recovery-waiters W]\n", argv[0]);
             return 2;
         }
     }

@@ -88,18 +88,18 @@ extern "C" {
  * The project's own error codes.  They are negative, like the negative errno
  * values the API also returns, and far below any errno.
  */
-#define FAIRSEM_ERRNO_MAP(X)                                                  \
-    X(ENOTREG, -4001, "tenant is not registered through this handle")        \
-    X(ETENANTS, -4002, "tenant table of the segment is full")                 \
-    X(EWAITERS, -4003, "wait queue of the segment is full")                   \
-    X(EPROCS, -4004, "process table of the segment is full")                  \
-    X(EMAGIC, -4005, "not a fairsem segment (bad magic)")                     \
-    X(EVERSION, -4006, "segment layout version differs from this library")    \
-    X(ECORRUPT, -4007, "segment is corrupt")                                  \
-    X(EUNLINKED, -4008, "segment was unlinked while in use")                  \
-    X(ERULE, -4009, "share rule differs from the one the segment records")    \
-    X(ESLOT, -4010, "slot is not held through this tenant handle")            \
-    X(EINIT, -4011, "segment is still being initialised")                    \
+#define FAIRSEM_ERRNO_MAP(X)                                               \
+    X(ENOTREG, -4001, "tenant is not registered through this handle")      \
+    X(ETENANTS, -4002, "tenant table of the segment is full")              \
+    X(EWAITERS, -4003, "wait queue of the segment is full")                \
+    X(EPROCS, -4004, "process table of the segment is full")               \
+    X(EMAGIC, -4005, "not a fairsem segment (bad magic)")                  \
+    X(EVERSION, -4006, "segment layout version differs from this library") \
+    X(ECORRUPT, -4007, "segment is corrupt")                               \
+    X(EUNLINKED, -4008, "segment was unlinked while in use")               \
+    X(ERULE, -4009, "share rule differs from the one the segment records") \
+    X(ESLOT, -4010, "slot is not held through this tenant handle")         \
+    X(EINIT, -4011, "segment is still being initialised")                  \
     X(EATTACHED, -4012, "live processes are attached to the segment")
 
 enum {
@@ -129,18 +129,17 @@ typedef struct fairsem_slot {
  * called only inside fairsem_create(), fairsem_open_anonymous() and (to
  * verify a rule an opener brings) fairsem_open(), on the calling thread.
  */
-typedef unsigned (*fairsem_share_fn)(unsigned max_slots, unsigned demanding,
-                                     void *arg);
+typedef unsigned (*fairsem_share_fn)(unsigned max_slots, unsigned demanding, void *arg);
 
 typedef struct fairsem_options {
-    unsigned max_slots; /**< required, 1..FAIRSEM_MAX_SLOTS_LIMIT */
-    unsigned min_share; /**< 0 = default 1; at most max_slots */
+    unsigned max_slots;                           /**< required, 1..FAIRSEM_MAX_SLOTS_LIMIT */
+    unsigned min_share;                           /**< 0 = default 1; at most max_slots */
     unsigned max_tenants, max_waiters, max_procs; /**< 0 = defaults */
-    unsigned flags;     /**< FAIRSEM_WORK_CONSERVING */
-    unsigned mode;      /**< permission bits; 0 = 0600 */
-    const char *share_fn_name; /**< NULL = built-in (weighted) rule */
-    fairsem_share_fn share_fn; /**< required with share_fn_name to create */
-    void *share_fn_arg;        /**< passed to share_fn */
+    unsigned flags;                               /**< FAIRSEM_WORK_CONSERVING */
+    unsigned mode;                                /**< permission bits; 0 = 0600 */
+    const char *share_fn_name;                    /**< NULL = built-in (weighted) rule */
+    fairsem_share_fn share_fn;                    /**< required with share_fn_name to create */
+    void *share_fn_arg;                           /**< passed to share_fn */
 } fairsem_options_t;
 
 typedef struct fairsem_stats {
@@ -153,8 +152,8 @@ typedef struct fairsem_stats {
                                       still registered somewhere */
     unsigned slots_in_use;
     unsigned slots_available;
-    unsigned waiters;            /**< queued requests not yet granted */
-    unsigned attached_procs;     /**< process records in use */
+    unsigned waiters;        /**< queued requests not yet granted */
+    unsigned attached_procs; /**< process records in use */
 } fairsem_stats_t;
 
 /** One tenant that is registered somewhere or waits.  A closing tenant
@@ -166,9 +165,9 @@ typedef struct fairsem_tenant_stats {
     char id[FAIRSEM_TENANT_ID_MAX + 1];
     unsigned held;
     unsigned waiting;
-    unsigned share;          /**< share it has (or would have) now */
+    unsigned share; /**< share it has (or would have) now */
     unsigned weight;
-    unsigned registrations;  /**< processes that have it registered (and
+    unsigned registrations; /**< processes that have it registered (and
                                   not unregistered) */
 } fairsem_tenant_stats_t;
 
@@ -200,8 +199,7 @@ typedef struct fairsem_reap_report {
  *         -ENOMEM; FAIRSEM_EPROCS (attaching: no free process record);
  *         another negative errno from open, posix_fallocate, mmap or linkat.
  */
-FAIRSEM_EXTERN int fairsem_create(const char *name, const fairsem_options_t *opts,
-                                  fairsem_t **out);
+FAIRSEM_EXTERN int fairsem_create(const char *name, const fairsem_options_t *opts, fairsem_t **out);
 
 /**
  * Attach to the existing segment `name`.
@@ -220,16 +218,14 @@ FAIRSEM_EXTERN int fairsem_create(const char *name, const fairsem_options_t *opt
  *         FAIRSEM_EPROCS (no free process record); -ENOMEM; another
  *         negative errno from shm_open, fstat or mmap.
  */
-FAIRSEM_EXTERN int fairsem_open(const char *name, const fairsem_options_t *local,
-                                fairsem_t **out);
+FAIRSEM_EXTERN int fairsem_open(const char *name, const fairsem_options_t *local, fairsem_t **out);
 
 /**
  * Create an unnamed segment, shared with the children this process forks
  * after the call (and with nobody else).
  * @return as fairsem_create(), without the name errors.
  */
-FAIRSEM_EXTERN int fairsem_open_anonymous(const fairsem_options_t *opts,
-                                          fairsem_t **out);
+FAIRSEM_EXTERN int fairsem_open_anonymous(const fairsem_options_t *opts, fairsem_t **out);
 
 /**
  * Detach.  Slots still held and requests still queued through this handle
@@ -311,8 +307,8 @@ FAIRSEM_EXTERN int fairsem_lease_dup(fairsem_t *sem);
  *         FAIRSEM_EPROCS; -EBUSY (another process has been inserting this
  *         id, or one with the same hash, for 2 s: it is stopped); -ENOMEM.
  */
-FAIRSEM_EXTERN int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id,
-                                           unsigned weight, fairsem_tenant_t **out);
+FAIRSEM_EXTERN int fairsem_tenant_register(fairsem_t *sem, const char *tenant_id, unsigned weight,
+                                           fairsem_tenant_t **out);
 
 /**
  * End a registration.  While the registration still holds slots or has
@@ -392,8 +388,7 @@ FAIRSEM_EXTERN int fairsem_try_acquire(fairsem_tenant_t *tenant, fairsem_slot_t 
  * as success: the slot is never lost.
  * @return as fairsem_acquire(), or -ETIMEDOUT.
  */
-FAIRSEM_EXTERN int fairsem_acquire_timeout(fairsem_tenant_t *tenant, uint64_t timeout_ns,
-                                           fairsem_slot_t *slot);
+FAIRSEM_EXTERN int fairsem_acquire_timeout(fairsem_tenant_t *tenant, uint64_t timeout_ns, fairsem_slot_t *slot);
 
 /**
  * Give a slot back; it goes straight to the oldest eligible waiter.
@@ -422,8 +417,7 @@ FAIRSEM_EXTERN unsigned fairsem_slot_index(fairsem_slot_t slot);
  *         damaged grant shows later, as -ECANCELED from
  *         fairsem_request_result().)
  */
-FAIRSEM_EXTERN int fairsem_request_start(fairsem_tenant_t *tenant, void *user,
-                                         fairsem_request_t **out);
+FAIRSEM_EXTERN int fairsem_request_start(fairsem_tenant_t *tenant, void *user, fairsem_request_t **out);
 
 /**
  * The outcome of a request.  On success the slot belongs to the caller (as
@@ -476,9 +470,8 @@ FAIRSEM_EXTERN size_t fairsem_events(fairsem_t *sem, fairsem_request_t **done, s
  * up to `cap` tenants; *count (may be NULL) receives how many there are.
  * @return 0; -EINVAL (NULL sem or stats); -ENOMEM.
  */
-FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats,
-                                 fairsem_tenant_stats_t *tenants, size_t cap,
-                                 size_t *count);
+FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t *tenants,
+                                 size_t cap, size_t *count);
 
 /**
  * Reclaim what dead processes held, queued or registered.  Live processes
@@ -507,10 +500,10 @@ typedef struct fairsem_info {
     unsigned layout_version;
     unsigned max_slots, min_share;
     unsigned max_tenants, max_waiters, max_procs;
-    unsigned flags;                          /**< FAIRSEM_WORK_CONSERVING */
+    unsigned flags;                            /**< FAIRSEM_WORK_CONSERVING */
     char rule_name[FAIRSEM_RULE_NAME_MAX + 1]; /**< "" = built-in rule */
-    uint64_t size;                           /**< bytes */
-    uint64_t created_ns;                     /**< CLOCK_REALTIME */
+    uint64_t size;                             /**< bytes */
+    uint64_t created_ns;                       /**< CLOCK_REALTIME */
 } fairsem_info_t;
 
 /**
@@ -526,30 +519,30 @@ FAIRSEM_EXTERN int fairsem_info(fairsem_t *sem, fairsem_info_t *info);
 
 /* `alive` fields: 1 the process holds its lease, 0 it is dead (reapable). */
 typedef struct fairsem_proc_info {
-    unsigned record;        /**< process record index */
-    int pid;                /**< for display: pids are not identities */
+    unsigned record; /**< process record index */
+    int pid;         /**< for display: pids are not identities */
     int alive;
-    uint64_t attached_ns;   /**< CLOCK_REALTIME */
+    uint64_t attached_ns; /**< CLOCK_REALTIME */
 } fairsem_proc_info_t;
 
 typedef struct fairsem_holder_info {
     unsigned slot;
-    const char *tenant;     /**< valid during the callback only */
+    const char *tenant; /**< valid during the callback only */
     unsigned record;
     int pid;
     int alive;
-    int granted;            /**< 1: granted to a queued request, not yet taken */
-    uint64_t held_ns;       /**< how long it has been held (coarse) */
+    int granted;      /**< 1: granted to a queued request, not yet taken */
+    uint64_t held_ns; /**< how long it has been held (coarse) */
 } fairsem_holder_info_t;
 
 typedef struct fairsem_waiter_info {
-    uint64_t ticket;        /**< FIFO order: smaller is older */
-    const char *tenant;     /**< valid during the callback only */
+    uint64_t ticket;    /**< FIFO order: smaller is older */
+    const char *tenant; /**< valid during the callback only */
     unsigned record;
     int pid;
     int alive;
-    int state;              /**< FAIRSEM_REQUEST_* */
-    uint64_t age_ns;        /**< time since it was queued */
+    int state;       /**< FAIRSEM_REQUEST_* */
+    uint64_t age_ns; /**< time since it was queued */
 } fairsem_waiter_info_t;
 
 /** Callbacks of fairsem_dump(); any may be NULL. */
@@ -568,10 +561,11 @@ typedef struct fairsem_dump_ops {
 FAIRSEM_EXTERN int fairsem_dump(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg);
 
 /* Kinds of violation fairsem_check() reports (bits of its result). */
-#define FAIRSEM_CHECK_SLOTS 0x1u   /**< a slot word is malformed or names nothing valid */
-#define FAIRSEM_CHECK_DEAD 0x2u    /**< a tag or registration names a dead or free record */
-#define FAIRSEM_CHECK_QUEUE 0x4u   /**< queue map, cells and grants disagree */
-#define FAIRSEM_CHECK_TENANTS 0x8u /**< tenant table malformed or duplicated, or
+#define FAIRSEM_CHECK_SLOTS 0x1u /**< a slot word is malformed or names nothing valid */
+#define FAIRSEM_CHECK_DEAD 0x2u  /**< a tag or registration names a dead or free record */
+#define FAIRSEM_CHECK_QUEUE 0x4u /**< queue map, cells and grants disagree */
+#define FAIRSEM_CHECK_TENANTS \
+    0x8u /**< tenant table malformed or duplicated, or
                                         a tenant's closing mark disagrees with
                                         its open registrations */
 

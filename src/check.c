@@ -62,8 +62,7 @@ static bool tag_claiming(fairsem_t *sem, uint32_t tag)
     if (p >= sem->geo.max_procs)
         return false;
     uint64_t st = atomic_load(&sem->procs[p].state);
-    return fs_proc_is_dead(st) && fs_proc_tag(p, fs_proc_gen(st) + 1) == tag &&
-           fairsem__record_alive(sem, p);
+    return fs_proc_is_dead(st) && fs_proc_tag(p, fs_proc_gen(st) + 1) == tag && fairsem__record_alive(sem, p);
 }
 
 /* Is owner word o a well-formed cell owner naming a live incarnation? */
@@ -123,8 +122,8 @@ static void check_slots(fairsem_t *sem, struct pass *ps)
                      fs_slot_record(w));
             if (valid && live && !registers(sem, fs_slot_record(w), fs_slot_who(w)))
                 note(ps, FAIRSEM_CHECK_SLOTS,
-                     "slot %u: held by record %u for tenant %u, which it does not register", i,
-                     fs_slot_record(w), fs_slot_who(w));
+                     "slot %u: held by record %u for tenant %u, which it does not register", i, fs_slot_record(w),
+                     fs_slot_who(w));
             break;
         }
         case FS_SLOT_RESERVED: {
@@ -135,8 +134,7 @@ static void check_slots(fairsem_t *sem, struct pass *ps)
             }
             uint64_t s = atomic_load(&sem->cells[c].state);
             bool granted = fs_cell_kind(s) == FS_CELL_GRANTED && fs_cell_slot(s) == i;
-            if (fs_cell_stamp(s) != fs_slot_stamp(w) ||
-                !(granted || fs_cell_kind(s) == FS_CELL_WAITING))
+            if (fs_cell_stamp(s) != fs_slot_stamp(w) || !(granted || fs_cell_kind(s) == FS_CELL_WAITING))
                 note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: reserved for a request of cell %u that is gone", i, c);
             else if (granted && !owner_live(sem, atomic_load(&sem->cells[c].owner)))
                 note(ps, FAIRSEM_CHECK_DEAD, "slot %u: granted to a request of a dead record", i);
@@ -144,8 +142,7 @@ static void check_slots(fairsem_t *sem, struct pass *ps)
                 note(ps, FAIRSEM_CHECK_DEAD, "slot %u: reservation by a dead record", i);
             break;
         }
-        default:
-            note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: malformed word %#llx", i, (unsigned long long)w);
+        default: note(ps, FAIRSEM_CHECK_SLOTS, "slot %u: malformed word %#llx", i, (unsigned long long)w);
         }
     }
 }
@@ -165,17 +162,16 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
             continue;
         }
         if (owner & ~(FS_OWNER_BIT | FS_TAG_MASK))
-            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed owner word %#llx", c,
-                 (unsigned long long)owner);
-        else if (!owner_live(sem, owner) && !(s == 0 && fs_owner_well_formed(owner) && tag_claiming(sem, fs_owner_tag(owner))))
+            note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed owner word %#llx", c, (unsigned long long)owner);
+        else if (!owner_live(sem, owner) &&
+                 !(s == 0 && fs_owner_well_formed(owner) && tag_claiming(sem, fs_owner_tag(owner))))
             note(ps, FAIRSEM_CHECK_DEAD, "cell %u: owned by record %u, which is dead or gone", c,
                  fs_owner_record(owner));
         if (fs_cell_kind(s) == FS_CELL_EMPTY)
             continue; /* being filled or emptied */
         if (!mapped)
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: queued but missing from the queue map", c);
-        if (fs_cell_kind(s) > FS_CELL_CANCELLED ||
-            (fs_cell_kind(s) != FS_CELL_GRANTED && fs_cell_slot(s) != 0))
+        if (fs_cell_kind(s) > FS_CELL_CANCELLED || (fs_cell_kind(s) != FS_CELL_GRANTED && fs_cell_slot(s) != 0))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed state %#llx", c, (unsigned long long)s);
         if (atomic_load(&cell->seq) >= next_seq || !fs_cell_of_seq(s, atomic_load(&cell->seq)))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: ticket number out of step", c);

@@ -14,14 +14,11 @@ const char *fairsem_strerror(int err)
         return "unknown error";
     switch (err) {
 #define FAIRSEM_ERRNO_TEXT(name, value, text) \
-    case value:                               \
-        return text;
+    case value: return text;
         FAIRSEM_ERRNO_MAP(FAIRSEM_ERRNO_TEXT)
 #undef FAIRSEM_ERRNO_TEXT
-    case 0:
-        return "success";
-    default:
-        return err < 0 ? strerror(-err) : "unknown error";
+    case 0: return "success";
+    default: return err < 0 ? strerror(-err) : "unknown error";
     }
 }
 
@@ -31,12 +28,10 @@ const char *fairsem_err_name(int err)
         return "UNKNOWN";
     switch (err) {
 #define FAIRSEM_ERRNO_NAME(name, value, text) \
-    case value:                               \
-        return "FAIRSEM_" #name;
+    case value: return "FAIRSEM_" #name;
         FAIRSEM_ERRNO_MAP(FAIRSEM_ERRNO_NAME)
 #undef FAIRSEM_ERRNO_NAME
-    case 0:
-        return "OK";
+    case 0: return "OK";
     default: {
         const char *n = err < 0 ? strerrorname_np(-err) : NULL;
         return n ? n : "UNKNOWN";

@@ -39,14 +39,14 @@
 
 /* Event-loop state of one handle (request.c). */
 struct fs_events {
-    int efd;                         /* eventfd the user polls */
-    pthread_t thread;                /* waits on the record's wake word */
+    int efd;          /* eventfd the user polls */
+    pthread_t thread; /* waits on the record's wake word */
     _Atomic int stop;
     struct cds_wfcq_head pending_head; /* started requests -> waker thread */
     struct cds_wfcq_tail pending_tail;
-    struct cds_wfcq_head done_head;    /* completed requests -> user */
+    struct cds_wfcq_head done_head; /* completed requests -> user */
     struct cds_wfcq_tail done_tail;
-    pthread_mutex_t collect_lock;      /* process-local: one dequeuer of
+    pthread_mutex_t collect_lock; /* process-local: one dequeuer of
                                           done_* at a time (fairsem_events
                                           from several threads) */
 };
@@ -74,11 +74,11 @@ struct fairsem {
     _Atomic uint64_t *slots;
     _Atomic uint64_t *since;
     struct fs_cell *cells;
-    const uint32_t *shares;          /* the custom rule's table; NULL: built-in */
-    bool readonly;                   /* FAIRSEM_READONLY: never attaches */
+    const uint32_t *shares; /* the custom rule's table; NULL: built-in */
+    bool readonly;          /* FAIRSEM_READONLY: never attaches */
 
     /* Attachment: valid while attach_epoch == fairsem__fork_epoch. */
-    pthread_mutex_t attach_lock;     /* process-local: guards attaching, the
+    pthread_mutex_t attach_lock; /* process-local: guards attaching, the
                                         tenant-handle list and starting the event
                                         thread; acquire and release take it only
                                         in a fork child's first call and when a
@@ -88,21 +88,21 @@ struct fairsem {
     uint32_t proc_idx;
     uint32_t proc_tag;
     _Atomic uint32_t next_stamp;
-    _Atomic uint64_t last_probe_ns;  /* last look for dead holders by a
+    _Atomic uint64_t last_probe_ns; /* last look for dead holders by a
                                         caller that could not wait */
-    _Atomic uint64_t prober_epoch;   /* fork epoch of this handle's thread
+    _Atomic uint64_t prober_epoch;  /* fork epoch of this handle's thread
                                         that holds FS_PROBER_BYTE (0: none) */
-    _Atomic uint64_t watcher_epoch;  /* fork epoch of this handle's waiting
+    _Atomic uint64_t watcher_epoch; /* fork epoch of this handle's waiting
                                         thread that watches the prober */
     _Atomic uint32_t next_serial;
-    _Atomic int32_t *local_refs;     /* [max_tenants]: this record's
+    _Atomic int32_t *local_refs;        /* [max_tenants]: this record's
                                         registrations; -1 while clearing */
-    _Atomic int32_t *local_open;     /* [max_tenants]: those of them not
+    _Atomic int32_t *local_open;        /* [max_tenants]: those of them not
                                         unregistered; -1 while changing */
     struct fairsem_tenant *tenant_list; /* under attach_lock */
-    struct fs_events *events;        /* NULL until first async request */
+    struct fs_events *events;           /* NULL until first async request */
 
-    struct fairsem *next_open;       /* fork registry (segment.c) */
+    struct fairsem *next_open; /* fork registry (segment.c) */
 };
 
 /* Busy word of a tenant handle: (slots held + requests queued) counted in
@@ -116,35 +116,32 @@ struct fairsem {
  * registration ends, so no thread still using it reads freed memory. */
 struct fairsem_tenant {
     fairsem_t *sem;
-    uint32_t idx;                    /* tenant table index */
-    uint32_t serial;                 /* names this handle in cells it queues */
-    uint64_t epoch;                  /* fork epoch of the registration */
+    uint32_t idx;    /* tenant table index */
+    uint32_t serial; /* names this handle in cells it queues */
+    uint64_t epoch;  /* fork epoch of the registration */
     _Atomic uint64_t busy;
-    _Atomic bool finished;           /* the registration has ended */
+    _Atomic bool finished; /* the registration has ended */
     unsigned weight;
     char id[FAIRSEM_TENANT_ID_MAX + 1];
     struct fairsem_tenant *prev, *next; /* sem->tenant_list */
 };
 
 /* Unregistered with FAIRSEM_FORCE: requests must not start waiting. */
-static inline bool fs_tenant_forced(const fairsem_tenant_t *t)
-{
-    return atomic_load(&t->busy) & FS_BUSY_FORCED;
-}
+static inline bool fs_tenant_forced(const fairsem_tenant_t *t) { return atomic_load(&t->busy) & FS_BUSY_FORCED; }
 
 enum { FS_REQ_QUEUED, FS_REQ_SETTLING, FS_REQ_GRANTED, FS_REQ_TAKEN, FS_REQ_CANCELLED };
 
 struct fairsem_request {
     fairsem_tenant_t *tenant;
-    uint64_t epoch;                  /* fork epoch it was started in */
+    uint64_t epoch; /* fork epoch it was started in */
     void *user;
     uint32_t cell;
     uint64_t seq;
     bool async;
-    _Atomic int state;               /* FS_REQ_* */
-    _Atomic int refs;                /* user + waker thread while async */
-    fairsem_slot_t slot;             /* valid in FS_REQ_GRANTED */
-    uint64_t reserved_seen;          /* fairsem__ticket_unhide's memory */
+    _Atomic int state;      /* FS_REQ_* */
+    _Atomic int refs;       /* user + waker thread while async */
+    fairsem_slot_t slot;    /* valid in FS_REQ_GRANTED */
+    uint64_t reserved_seen; /* fairsem__ticket_unhide's memory */
     struct cds_wfcq_node node;
 };
 
@@ -180,9 +177,9 @@ void fairsem__crash_arm(long n, int sig, int trace_fd);
 #endif
 
 extern _Atomic uint64_t fairsem__fork_epoch;
-uint64_t fairsem__now_ns(void);      /* CLOCK_MONOTONIC */
+uint64_t fairsem__now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t fairsem__realtime_ns(void);
-uint64_t fairsem__coarse_ns(void);  /* CLOCK_MONOTONIC_COARSE */
+uint64_t fairsem__coarse_ns(void); /* CLOCK_MONOTONIC_COARSE */
 /* Sleep while *word == expected, at most timeout_ns; shared futex. */
 void fairsem__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 void fairsem__futex_wake(_Atomic uint32_t *word, int count);
@@ -205,7 +202,8 @@ int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell
  * last poll, move it to a new cell with the same seq (*cell is updated)
  * and return true (visible again: the caller kicks).  If no cell is free,
  * or the request stopped waiting meanwhile, nothing moves. */
-bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t seq, uint64_t *last_seen);
+bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell, uint64_t seq,
+                            uint64_t *last_seen);
 /* A granter's CAS of cell c from WAITING(seq) to GRANTED(seq, slot). */
 bool fairsem__ticket_grant(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t slot);
 /* Owner's cancel: 1 cancelled, 0 it was granted (slot in *granted_slot). */
@@ -290,27 +288,27 @@ struct fs_waiter {
 /* What the slots and cells say at one moment (taken by snapshot.c). */
 struct fs_snapshot {
     unsigned max_slots, min_share, flags, ntenants;
-    const uint32_t *shares;          /* [ntenants + 1] custom rule; NULL: built-in */
-    struct fs_tenant *tenants;       /* for weights */
+    const uint32_t *shares;    /* [ntenants + 1] custom rule; NULL: built-in */
+    struct fs_tenant *tenants; /* for weights */
     unsigned nfree;
-    uint32_t first_free;             /* a free slot index when nfree > 0 */
-    uint16_t *held;                  /* [ntenants] slots held or reserved */
-    uint16_t *waiting;               /* [ntenants] requests still waiting */
-    uint32_t *weight;                /* [ntenants] read once, for touched */
-    bool *closing;                   /* [ntenants] read once, for touched:
+    uint32_t first_free; /* a free slot index when nfree > 0 */
+    uint16_t *held;      /* [ntenants] slots held or reserved */
+    uint16_t *waiting;   /* [ntenants] requests still waiting */
+    uint32_t *weight;    /* [ntenants] read once, for touched */
+    bool *closing;       /* [ntenants] read once, for touched:
                                         its held slots make it no demand */
-    uint32_t *touched;               /* tenants with held or waiting > 0 */
+    uint32_t *touched;   /* tenants with held or waiting > 0 */
     unsigned ntouched;
-    struct fs_waiter *waiters;       /* waiting requests, in no order (seq is the order) */
+    struct fs_waiter *waiters; /* waiting requests, in no order (seq is the order) */
     unsigned nwaiters;
-    unsigned in_use;                 /* slots not free */
+    unsigned in_use; /* slots not free */
 };
 
 enum fs_action_kind { FS_ACT_NONE, FS_ACT_GRANT, FS_ACT_TAKE };
 
 struct fs_action {
     enum fs_action_kind kind;
-    const struct fs_waiter *waiter;  /* FS_ACT_GRANT */
+    const struct fs_waiter *waiter; /* FS_ACT_GRANT */
 };
 
 #define FS_NO_TENANT UINT32_MAX
@@ -353,12 +351,12 @@ void fairsem__reap_referenced(fairsem_t *sem);
  * until woken (FS_LONG_NS at most). */
 struct fs_idle {
     bool prober;
-    bool watcher;                    /* this handle's watcher */
-    uint64_t last_round_ns;          /* also the beat it last published */
-    bool tried;                      /* has tried to take the role */
-    unsigned rounds;                 /* rounds done (safety-net schedule) */
-    uint32_t nudges_seen;            /* the record's nudge word, last look */
-    unsigned npending;               /* reservations pending at last round */
+    bool watcher;           /* this handle's watcher */
+    uint64_t last_round_ns; /* also the beat it last published */
+    bool tried;             /* has tried to take the role */
+    unsigned rounds;        /* rounds done (safety-net schedule) */
+    uint32_t nudges_seen;   /* the record's nudge word, last look */
+    unsigned npending;      /* reservations pending at last round */
     uint32_t pending_slot[FS_PENDING_MAX];
     uint64_t pending_word[FS_PENDING_MAX];
 };

@@ -189,7 +189,7 @@
 #define FS_LAYOUT_VERSION 4u
 #define FS_READY 0x52454459u /* header.ready once initialised */
 #define FS_CACHELINE 64u
-#define FS_LEASE_BASE ((off_t)1 << 40) /* lease byte of record p: base + p */
+#define FS_LEASE_BASE ((off_t)1 << 40)     /* lease byte of record p: base + p */
 #define FS_PROBER_BYTE (FS_LEASE_BASE - 1) /* locked by the pool's prober */
 
 /* ----------------------------------------------------------------- header */
@@ -205,14 +205,14 @@ struct fs_header {
     uint32_t max_waiters;
     uint32_t max_procs;
     uint32_t flags;
-    uint32_t ready;          /* FS_READY once every region is initialised */
-    uint32_t map_words;      /* ceil(max_waiters / 64) */
-    uint32_t reg_words;      /* ceil(max_tenants / 64) */
+    uint32_t ready;     /* FS_READY once every region is initialised */
+    uint32_t map_words; /* ceil(max_waiters / 64) */
+    uint32_t reg_words; /* ceil(max_tenants / 64) */
     uint32_t reserved0;
     uint64_t off_map, off_procs, off_regs, off_tenants, off_slots, off_since, off_cells;
-    uint64_t created_ns;     /* CLOCK_REALTIME at creation, for display */
-    char rule_name[32];      /* "" = built-in weighted rule */
-    uint64_t off_shares;     /* the share table; 0 with the built-in rule */
+    uint64_t created_ns; /* CLOCK_REALTIME at creation, for display */
+    char rule_name[32];  /* "" = built-in weighted rule */
+    uint64_t off_shares; /* the share table; 0 with the built-in rule */
     uint64_t off_opens;
     _Atomic uint64_t probe_beat; /* the prober's last round (CLOCK_MONOTONIC),
                                     0: nobody probes; read about once a second
@@ -236,11 +236,11 @@ enum { FS_PROC_FREE = 0, FS_PROC_LIVE = 1 };
  * incarnation live?" test bit 0, which is clear in DEAD. */
 struct fs_proc {
     _Atomic uint64_t state;
-    _Atomic uint32_t wake;   /* futex word: bumped when an async request of
+    _Atomic uint32_t wake;  /* futex word: bumped when an async request of
                                 this record is granted or cancelled */
-    int32_t pid;             /* display only */
-    uint64_t attached_ns;    /* CLOCK_REALTIME, display only */
-    _Atomic uint32_t nudge;  /* bumped by the prober (before it wakes the
+    int32_t pid;            /* display only */
+    uint64_t attached_ns;   /* CLOCK_REALTIME, display only */
+    _Atomic uint32_t nudge; /* bumped by the prober (before it wakes the
                                 request) when a request of this record is
                                 hidden by a stopped granter's reservation */
     uint8_t pad[FS_CACHELINE - 28];
@@ -329,16 +329,22 @@ static inline void fs_name_load(const struct fs_tenant *e, char out[sizeof e->na
 #define FS_TENANT_PROC_BITS 12
 #define FS_TENANT_GEN_BITS 18
 #define FS_TENANT_GEN_MASK ((1u << FS_TENANT_GEN_BITS) - 1)
-_Static_assert(FS_TENANT_KIND_BITS + FS_TENANT_PROC_BITS + FS_TENANT_GEN_BITS == 32, "tenant state: hash in the high half");
-_Static_assert(FAIRSEM_MAX_PROCS_LIMIT <= 1u << FS_TENANT_PROC_BITS, "an inserter's record index fits the tenant state");
+_Static_assert(FS_TENANT_KIND_BITS + FS_TENANT_PROC_BITS + FS_TENANT_GEN_BITS == 32,
+               "tenant state: hash in the high half");
+_Static_assert(FAIRSEM_MAX_PROCS_LIMIT <= 1u << FS_TENANT_PROC_BITS,
+               "an inserter's record index fits the tenant state");
 _Static_assert(FS_TENANT_GEN_BITS + 1 <= 32, "the closing word holds a generation and a bit");
 
 static inline uint64_t fs_tenant_state(unsigned kind, uint32_t proc, uint32_t gen, uint32_t hash)
 {
-    return (uint64_t)hash << 32 | (uint64_t)(gen & FS_TENANT_GEN_MASK) << (FS_TENANT_KIND_BITS + FS_TENANT_PROC_BITS) |
+    return (uint64_t)hash << 32 |
+           (uint64_t)(gen & FS_TENANT_GEN_MASK) << (FS_TENANT_KIND_BITS + FS_TENANT_PROC_BITS) |
            (uint64_t)(proc & ((1u << FS_TENANT_PROC_BITS) - 1)) << FS_TENANT_KIND_BITS | kind;
 }
-static inline unsigned fs_tenant_kind(uint64_t state) { return (unsigned)(state & ((1u << FS_TENANT_KIND_BITS) - 1)); }
+static inline unsigned fs_tenant_kind(uint64_t state)
+{
+    return (unsigned)(state & ((1u << FS_TENANT_KIND_BITS) - 1));
+}
 static inline uint32_t fs_tenant_proc(uint64_t state)
 {
     return (uint32_t)(state >> FS_TENANT_KIND_BITS) & ((1u << FS_TENANT_PROC_BITS) - 1);
@@ -353,7 +359,10 @@ static inline bool fs_tenant_live(uint64_t state)
 {
     return fs_tenant_kind(state) == FS_TENANT_ACTIVE || fs_tenant_kind(state) == FS_TENANT_DYING;
 }
-static inline uint32_t fs_closing_word(uint32_t gen, bool closing) { return (gen & FS_TENANT_GEN_MASK) << 1 | closing; }
+static inline uint32_t fs_closing_word(uint32_t gen, bool closing)
+{
+    return (gen & FS_TENANT_GEN_MASK) << 1 | closing;
+}
 /* Is the entry, in state `state`, closing? */
 static inline bool fs_tenant_closing(uint64_t state, uint32_t closing)
 {
@@ -369,9 +378,9 @@ enum { FS_CELL_EMPTY = 0, FS_CELL_WAITING = 1, FS_CELL_GRANTED = 2, FS_CELL_CANC
  * Carrying the seq makes a granter's CAS fail on a recycled cell (ABA).
  * Sleepers wait on its low half (fs_cell_futex), which holds the kind. */
 struct fs_cell {
-    _Atomic uint64_t owner;  /* 0, or FS_OWNER_BIT | proc tag (fs_owner_word) */
-    _Atomic uint64_t seq;    /* FIFO order */
-    _Atomic uint64_t state;  /* futex word in its low half */
+    _Atomic uint64_t owner; /* 0, or FS_OWNER_BIT | proc tag (fs_owner_word) */
+    _Atomic uint64_t seq;   /* FIFO order */
+    _Atomic uint64_t state; /* futex word in its low half */
     _Atomic uint32_t tenant;
     _Atomic uint32_t flags;  /* FS_CELL_ASYNC */
     _Atomic uint32_t serial; /* owner's tenant-handle serial (forced unregister) */
@@ -390,8 +399,8 @@ _Static_assert(FAIRSEM_MAX_SLOTS_LIMIT <= 1u << FS_CELL_SLOT_BITS, "a slot index
 
 static inline uint64_t fs_cell_word(uint64_t seq, uint32_t kind, uint32_t slot)
 {
-    return (seq & 0xffffffffu) << FS_CELL_SEQ_BITS | (uint64_t)(slot & ((1u << FS_CELL_SLOT_BITS) - 1)) << FS_CELL_KIND_BITS |
-           kind;
+    return (seq & 0xffffffffu) << FS_CELL_SEQ_BITS |
+           (uint64_t)(slot & ((1u << FS_CELL_SLOT_BITS) - 1)) << FS_CELL_KIND_BITS | kind;
 }
 static inline uint32_t fs_cell_kind(uint64_t s) { return (uint32_t)s & ((1u << FS_CELL_KIND_BITS) - 1); }
 static inline uint32_t fs_cell_slot(uint64_t s) { return (uint32_t)s >> FS_CELL_KIND_BITS; }
@@ -404,10 +413,7 @@ static inline uint64_t fs_cell_moved(uint64_t s, uint32_t kind, uint32_t slot)
 {
     return fs_cell_word(fs_cell_seq(s), kind, slot);
 }
-static inline _Atomic uint32_t *fs_cell_futex(struct fs_cell *cell)
-{
-    return (_Atomic uint32_t *)&cell->state;
-}
+static inline _Atomic uint32_t *fs_cell_futex(struct fs_cell *cell) { return (_Atomic uint32_t *)&cell->state; }
 
 /* OWNER WORD (cell.owner): 0, or FS_OWNER_BIT | the owner's proc tag; no
  * other bit is ever set. */
@@ -416,7 +422,10 @@ static inline uint64_t fs_owner_word(uint32_t tag) { return FS_OWNER_BIT | tag; 
 static inline uint32_t fs_owner_tag(uint64_t owner) { return (uint32_t)(owner & FS_TAG_MASK); }
 static inline uint32_t fs_owner_record(uint64_t owner) { return fs_tag_proc(fs_owner_tag(owner)); }
 /* Could owner word o name a record (exactly FS_OWNER_BIT and a tag)? */
-static inline bool fs_owner_well_formed(uint64_t owner) { return (owner & ~(uint64_t)FS_TAG_MASK) == FS_OWNER_BIT; }
+static inline bool fs_owner_well_formed(uint64_t owner)
+{
+    return (owner & ~(uint64_t)FS_TAG_MASK) == FS_OWNER_BIT;
+}
 
 /* BIT SETS: the queue map (bit c: cell c is owned) and the rows of the
  * registrations and opens regions (row p, bit t: record p has tenant t),
@@ -445,27 +454,18 @@ _Static_assert(FAIRSEM_MAX_TENANTS_LIMIT <= 1u << FS_WHO_BITS, "a tenant index f
 _Static_assert(FAIRSEM_MAX_WAITERS_LIMIT <= 1u << FS_WHO_BITS, "a cell index fits a RESERVED slot word");
 _Static_assert(FS_STAMP_BITS <= FS_CELL_SEQ_BITS, "a reservation's stamp is taken from the cell's seq");
 
-static inline uint64_t fs_slot_word(unsigned kind, uint32_t stamp, uint32_t who,
-                                    uint32_t proc_tag)
+static inline uint64_t fs_slot_word(unsigned kind, uint32_t stamp, uint32_t who, uint32_t proc_tag)
 {
-    return (uint64_t)kind << 62 |
-           (uint64_t)(stamp & FS_STAMP_MASK) << (FS_TAG_BITS + FS_WHO_BITS) |
-           (uint64_t)(who & ((1u << FS_WHO_BITS) - 1)) << FS_TAG_BITS |
-           (proc_tag & FS_TAG_MASK);
+    return (uint64_t)kind << 62 | (uint64_t)(stamp & FS_STAMP_MASK) << (FS_TAG_BITS + FS_WHO_BITS) |
+           (uint64_t)(who & ((1u << FS_WHO_BITS) - 1)) << FS_TAG_BITS | (proc_tag & FS_TAG_MASK);
 }
 static inline unsigned fs_slot_kind(uint64_t w) { return (unsigned)(w >> 62); }
 static inline uint32_t fs_slot_stamp(uint64_t w)
 {
     return (uint32_t)(w >> (FS_TAG_BITS + FS_WHO_BITS)) & FS_STAMP_MASK;
 }
-static inline uint32_t fs_slot_who(uint64_t w)
-{
-    return (uint32_t)(w >> FS_TAG_BITS) & ((1u << FS_WHO_BITS) - 1);
-}
-static inline uint32_t fs_slot_owner(uint64_t w)
-{
-    return (uint32_t)w & FS_TAG_MASK;
-}
+static inline uint32_t fs_slot_who(uint64_t w) { return (uint32_t)(w >> FS_TAG_BITS) & ((1u << FS_WHO_BITS) - 1); }
+static inline uint32_t fs_slot_owner(uint64_t w) { return (uint32_t)w & FS_TAG_MASK; }
 /* The record index a non-free slot word names (holder or granter). */
 static inline uint32_t fs_slot_record(uint64_t w) { return fs_tag_proc(fs_slot_owner(w)); }
 /* The stamp a reservation for the request numbered seq carries. */
@@ -485,11 +485,9 @@ static inline bool fs_cell_granted_by(uint64_t s, uint32_t i, uint64_t w)
 }
 
 /* A format word derived from the structs: builds that disagree never attach. */
-#define FS_LAYOUT_HASH                                                         \
-    ((uint32_t)(sizeof(struct fs_header) * 1000003u ^                          \
-                sizeof(struct fs_proc) * 10007u ^                              \
-                sizeof(struct fs_tenant) * 101u ^ sizeof(struct fs_cell) * 7u ^ \
-                FS_LAYOUT_VERSION << 24 ^ FS_STAMP_BITS << 16 ^                \
-                FS_WHO_BITS << 8 ^ FS_TAG_BITS))
+#define FS_LAYOUT_HASH                                                                                    \
+    ((uint32_t)(sizeof(struct fs_header) * 1000003u ^ sizeof(struct fs_proc) * 10007u ^                   \
+                sizeof(struct fs_tenant) * 101u ^ sizeof(struct fs_cell) * 7u ^ FS_LAYOUT_VERSION << 24 ^ \
+                FS_STAMP_BITS << 16 ^ FS_WHO_BITS << 8 ^ FS_TAG_BITS))
 
 #endif /* FAIRSEM_LAYOUT_H */

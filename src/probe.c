@@ -236,4 +236,3 @@ void fairsem__idle_leave(fairsem_t *sem, struct fs_idle *me)
      * watchers' FS_IDLE_NS sleeps bound the gap.) */
     wake_one(sem, 0);
 }
-

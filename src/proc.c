@@ -40,15 +40,9 @@ struct scrub {
 /* The tag of the incarnation a scrub frees: only words naming exactly it
  * are touched (a claimer's own words, naming p's next generation, never
  * are). */
-static uint32_t victim_tag(const struct scrub *sc)
-{
-    return fs_proc_state_tag(sc->p, sc->guard);
-}
+static uint32_t victim_tag(const struct scrub *sc) { return fs_proc_state_tag(sc->p, sc->guard); }
 
-static bool guarded(const struct scrub *sc)
-{
-    return atomic_load(&sc->sem->procs[sc->p].state) == sc->guard;
-}
+static bool guarded(const struct scrub *sc) { return atomic_load(&sc->sem->procs[sc->p].state) == sc->guard; }
 
 /* Free slot i if it still holds the reservation for cell c's request,
  * granted in state `granted` (the stamp ties the slot word to that one
@@ -80,8 +74,7 @@ static bool close_cell(const struct scrub *sc, uint32_t c, uint64_t *s, uint64_t
             return false;
     }
     FS_CRASHPOINT("scrub.cell_closed");
-    if (fs_cell_kind(*s) == FS_CELL_GRANTED && free_reservation(sc->sem, fs_cell_slot(*s), c, *s) &&
-        sc->report)
+    if (fs_cell_kind(*s) == FS_CELL_GRANTED && free_reservation(sc->sem, fs_cell_slot(*s), c, *s) && sc->report)
         sc->report->slots++;
     FS_CRASHPOINT("scrub.cell_slot_freed");
     return true;
@@ -231,7 +224,8 @@ static int try_claim(fairsem_t *sem, uint32_t p, bool *scrubbed)
         /* Its owner died since we looked (it would hold the lease): say so
          * at once, so that lease-less scrubbers free its words even if we
          * are stopped from here on. */
-        if (!atomic_compare_exchange_strong(&rec->state, &st, fs_proc_dead(fs_proc_gen(st))) && fs_proc_is_live(st)) {
+        if (!atomic_compare_exchange_strong(&rec->state, &st, fs_proc_dead(fs_proc_gen(st))) &&
+            fs_proc_is_live(st)) {
             fairsem__lease_unlock(sem->fd, FS_LEASE_BASE + p);
             return -EAGAIN;
         }

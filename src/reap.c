@@ -26,10 +26,8 @@
 static bool slot_orphaned(fairsem_t *sem, uint32_t i, uint64_t w)
 {
     switch (fs_slot_kind(w)) {
-    case FS_SLOT_FREE:
-        return w != 0; /* stray bits: no writer makes such a word */
-    case FS_SLOT_HELD:
-        return fairsem__tag_gone(sem, fs_slot_owner(w));
+    case FS_SLOT_FREE: return w != 0; /* stray bits: no writer makes such a word */
+    case FS_SLOT_HELD: return fairsem__tag_gone(sem, fs_slot_owner(w));
     case FS_SLOT_RESERVED: {
         uint32_t c = fs_slot_who(w);
         if (c >= sem->geo.max_waiters)
@@ -41,8 +39,7 @@ static bool slot_orphaned(fairsem_t *sem, uint32_t i, uint64_t w)
         uint64_t s = atomic_load(&sem->cells[c].state);
         return !fs_cell_granted_by(s, i, w);
     }
-    default:
-        return true;
+    default: return true;
     }
 }
 
@@ -57,10 +54,7 @@ static void repair_slots(fairsem_t *sem, fairsem_reap_report_t *report)
     }
 }
 
-static bool mapped(const fairsem_t *sem, uint32_t c)
-{
-    return fs_bit_test(sem->map, c);
-}
+static bool mapped(const fairsem_t *sem, uint32_t c) { return fs_bit_test(sem->map, c); }
 
 /* Does cell c, whose owner word is `owner`, belong to nobody? */
 static bool cell_orphaned(fairsem_t *sem, uint32_t c, uint64_t owner)

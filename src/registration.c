@@ -127,8 +127,9 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         atomic_store(&e->weight, weight);
         atomic_store(&e->closing, fs_closing_word(fs_tenant_gen(st), false));
         FS_CRASHPOINT("tenant.named");
-        uint64_t next = duplicate_exists(sem, i, hash, id, len) ? fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(st) + 1, 0)
-                                                                : fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), hash);
+        uint64_t next = duplicate_exists(sem, i, hash, id, len)
+                            ? fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(st) + 1, 0)
+                            : fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), hash);
         if (!atomic_compare_exchange_strong(&e->state, &init, next) || fs_tenant_kind(next) == FS_TENANT_FREE) {
             pause_briefly();
             continue;
@@ -247,7 +248,8 @@ static int register_index(fairsem_t *sem, const char *id, size_t len, unsigned w
                 return 0;
             }
             /* DYING: take it back from the retirer. */
-            atomic_compare_exchange_strong(&e->state, &st, fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), hash));
+            atomic_compare_exchange_strong(&e->state, &st,
+                                           fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), hash));
         }
         if (local_count_put(sem, registrations(sem), (uint32_t)idx))
             fairsem__tenant_retire(sem, (uint32_t)idx);

@@ -44,8 +44,7 @@ int fairsem__request_settle(fairsem_request_t *req)
         uint64_t s = atomic_load(&sem->cells[req->cell].state);
         int next = FS_REQ_QUEUED;
         if (fs_cell_kind(s) == FS_CELL_GRANTED) {
-            next = fairsem__slot_consume_grant(t, req->cell, &req->slot) == 0 ? FS_REQ_GRANTED
-                                                                                  : FS_REQ_CANCELLED;
+            next = fairsem__slot_consume_grant(t, req->cell, &req->slot) == 0 ? FS_REQ_GRANTED : FS_REQ_CANCELLED;
         } else if (fs_cell_kind(s) == FS_CELL_CANCELLED) {
             fairsem__ticket_free(sem, req->cell);
             next = FS_REQ_CANCELLED;
@@ -226,8 +225,7 @@ void fairsem__events_stop(fairsem_t *sem)
     while ((node = __cds_wfcq_dequeue_nonblocking(&ev->pending_head, &ev->pending_tail)) &&
            node != CDS_WFCQ_WOULDBLOCK)
         request_unref(caa_container_of(node, fairsem_request_t, node));
-    while ((node = __cds_wfcq_dequeue_nonblocking(&ev->done_head, &ev->done_tail)) &&
-           node != CDS_WFCQ_WOULDBLOCK)
+    while ((node = __cds_wfcq_dequeue_nonblocking(&ev->done_head, &ev->done_tail)) && node != CDS_WFCQ_WOULDBLOCK)
         request_unref(caa_container_of(node, fairsem_request_t, node));
     close(ev->efd);
     pthread_mutex_destroy(&ev->collect_lock);
@@ -286,10 +284,7 @@ int fairsem_request_start(fairsem_tenant_t *tenant, void *user, fairsem_request_
 
 /* A request started before a fork belongs to the parent: in the child it
  * reports -ECANCELED and is never touched in shared memory. */
-static bool inherited(const fairsem_request_t *req)
-{
-    return req->epoch != atomic_load(&fairsem__fork_epoch);
-}
+static bool inherited(const fairsem_request_t *req) { return req->epoch != atomic_load(&fairsem__fork_epoch); }
 
 int fairsem_request_result(fairsem_request_t *req, fairsem_slot_t *slot)
 {
@@ -304,12 +299,9 @@ int fairsem_request_result(fairsem_request_t *req, fairsem_slot_t *slot)
             return fairsem_request_result(req, slot);
         *slot = req->slot;
         return 0;
-    case FS_REQ_TAKEN:
-        return -EALREADY;
-    case FS_REQ_CANCELLED:
-        return -ECANCELED;
-    default:
-        return -EAGAIN;
+    case FS_REQ_TAKEN: return -EALREADY;
+    case FS_REQ_CANCELLED: return -ECANCELED;
+    default: return -EAGAIN;
     }
 }
 
@@ -322,21 +314,16 @@ int fairsem_request_cancel(fairsem_request_t *req)
     for (;;) {
         int st = atomic_load(&req->state);
         switch (st) {
-        case FS_REQ_SETTLING:
-            sched_yield();
-            continue;
-        case FS_REQ_TAKEN:
-            return -EALREADY;
-        case FS_REQ_CANCELLED:
-            return 0;
+        case FS_REQ_SETTLING: sched_yield(); continue;
+        case FS_REQ_TAKEN: return -EALREADY;
+        case FS_REQ_CANCELLED: return 0;
         case FS_REQ_GRANTED:
             if (atomic_compare_exchange_strong(&req->state, &st, FS_REQ_CANCELLED)) {
                 fairsem_release(req->tenant, req->slot);
                 return 0;
             }
             continue;
-        default: /* QUEUED */
-            break;
+        default: /* QUEUED */ break;
         }
         if (!atomic_compare_exchange_strong(&req->state, &st, FS_REQ_SETTLING))
             continue;

@@ -55,8 +55,8 @@ static void atfork_child(void)
             /* The inherited mapping pins the parent's description too (a
              * MAP_SHARED mapping holds a reference to its file), and with it
              * the parent's lease: map our own description in its place. */
-            mmap(sem->base, sem->size, sem->readonly ? PROT_READ : PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_FIXED, sem->fd, 0);
+            mmap(sem->base, sem->size, sem->readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                 sem->fd, 0);
         } else {
             close(sem->fd);
             sem->fd = -1;
@@ -75,10 +75,7 @@ static void atfork_child(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
-static void atfork_install(void)
-{
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-}
+static void atfork_install(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
 
 static void registry_enter(void)
 {
@@ -375,18 +372,16 @@ static int validate(const struct fs_header *h, uint64_t file_size)
     if (h->total_size != file_size)
         return FAIRSEM_ECORRUPT;
     if (h->max_slots == 0 || h->max_slots > FAIRSEM_MAX_SLOTS_LIMIT || h->min_share == 0 ||
-        h->min_share > h->max_slots || h->max_tenants == 0 ||
-        h->max_tenants > FAIRSEM_MAX_TENANTS_LIMIT || h->max_waiters == 0 ||
-        h->max_waiters > FAIRSEM_MAX_WAITERS_LIMIT || h->max_procs == 0 ||
+        h->min_share > h->max_slots || h->max_tenants == 0 || h->max_tenants > FAIRSEM_MAX_TENANTS_LIMIT ||
+        h->max_waiters == 0 || h->max_waiters > FAIRSEM_MAX_WAITERS_LIMIT || h->max_procs == 0 ||
         h->max_procs > FAIRSEM_MAX_PROCS_LIMIT || (h->flags & ~FAIRSEM_WORK_CONSERVING) ||
         memchr(h->rule_name, '\0', sizeof h->rule_name) == NULL)
         return FAIRSEM_ECORRUPT;
     struct fs_header g = *h;
-    if (layout_geometry(&g) != h->total_size || g.off_map != h->off_map ||
-        g.off_procs != h->off_procs || g.off_regs != h->off_regs || g.off_opens != h->off_opens ||
-        g.off_tenants != h->off_tenants || g.off_slots != h->off_slots || g.off_since != h->off_since ||
-        g.off_cells != h->off_cells || g.off_shares != h->off_shares || g.map_words != h->map_words ||
-        g.reg_words != h->reg_words)
+    if (layout_geometry(&g) != h->total_size || g.off_map != h->off_map || g.off_procs != h->off_procs ||
+        g.off_regs != h->off_regs || g.off_opens != h->off_opens || g.off_tenants != h->off_tenants ||
+        g.off_slots != h->off_slots || g.off_since != h->off_since || g.off_cells != h->off_cells ||
+        g.off_shares != h->off_shares || g.map_words != h->map_words || g.reg_words != h->reg_words)
         return FAIRSEM_ECORRUPT;
     return 0;
 }
@@ -441,8 +436,7 @@ static int open_locked(const char *name, const fairsem_options_t *local, fairsem
         rc = FAIRSEM_ECORRUPT; /* truncated: not even a header */
         goto fail;
     }
-    void *base = mmap(NULL, (size_t)st.st_size, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
-                      fd, 0);
+    void *base = mmap(NULL, (size_t)st.st_size, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         rc = -errno;
         goto fail;

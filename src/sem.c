@@ -24,10 +24,7 @@ int fairsem_release(fairsem_tenant_t *tenant, fairsem_slot_t slot)
     return 0;
 }
 
-static fairsem_tenant_t *resolve(fairsem_tenant_t *tenant)
-{
-    return tenant ? tenant : fairsem_tenant_current();
-}
+static fairsem_tenant_t *resolve(fairsem_tenant_t *tenant) { return tenant ? tenant : fairsem_tenant_current(); }
 
 /* Before sleeping, watch the cell for a few microseconds: a slot released
  * by a process running on another CPU then reaches us without a futex
@@ -92,8 +89,7 @@ static int wait_on_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint
     }
 }
 
-static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_t deadline,
-                     fairsem_slot_t *slot)
+static int wait_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint64_t deadline, fairsem_slot_t *slot)
 {
     struct fs_idle idle = {.nudges_seen = atomic_load(&tenant->sem->procs[tenant->sem->proc_idx].nudge)};
     int rc = wait_on_cell(tenant, c, seq, deadline, slot, &idle);

@@ -31,7 +31,10 @@ static fairsem_slot_t handle_of(const fairsem_tenant_t *t, uint32_t stamp, uint3
 unsigned fairsem_slot_index(fairsem_slot_t slot) { return (unsigned)(slot.tag & ((1u << HANDLE_INDEX_BITS) - 1)); }
 
 static uint32_t handle_serial(fairsem_slot_t slot) { return (uint32_t)(slot.tag >> HANDLE_SERIAL_SHIFT); }
-static uint32_t handle_stamp(fairsem_slot_t slot) { return (uint32_t)(slot.tag >> HANDLE_STAMP_SHIFT) & FS_STAMP_MASK; }
+static uint32_t handle_stamp(fairsem_slot_t slot)
+{
+    return (uint32_t)(slot.tag >> HANDLE_STAMP_SHIFT) & FS_STAMP_MASK;
+}
 
 uint32_t fairsem__slot_stamp(fairsem_t *sem) { return atomic_fetch_add(&sem->next_stamp, 1) & FS_STAMP_MASK; }
 
@@ -75,7 +78,8 @@ int fairsem__slot_consume_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t 
     if (!fs_slot_reserved_for(w, c, fs_cell_seq(s)))
         return grant_corrupt(sem, c);
     uint32_t stamp = fairsem__slot_stamp(sem);
-    if (!atomic_compare_exchange_strong(&sem->slots[i], &w, fs_slot_word(FS_SLOT_HELD, stamp, t->idx, sem->proc_tag)))
+    if (!atomic_compare_exchange_strong(&sem->slots[i], &w,
+                                        fs_slot_word(FS_SLOT_HELD, stamp, t->idx, sem->proc_tag)))
         return grant_corrupt(sem, c);
     FS_CRASHPOINT("consume.held");
     *slot = fairsem__slot_taken(t, i, stamp);

@@ -68,8 +68,7 @@ static struct scratch *scratch_for(const struct fs_geometry *h)
     sc->snap.waiters = calloc(h->max_waiters, sizeof *sc->snap.waiters);
     sc->reserved_cells = calloc(h->max_slots, sizeof *sc->reserved_cells);
     if (!sc->snap.held || !sc->snap.waiting || !sc->snap.weight || !sc->snap.closing || !sc->snap.touched ||
-        !sc->snap.waiters ||
-        !sc->reserved_cells) {
+        !sc->snap.waiters || !sc->reserved_cells) {
         scratch_free(sc);
         return NULL;
     }
@@ -115,9 +114,7 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
             continue;
         }
         switch (fs_slot_kind(w)) {
-        case FS_SLOT_HELD:
-            t = fs_slot_who(w);
-            break;
+        case FS_SLOT_HELD: t = fs_slot_who(w); break;
         case FS_SLOT_RESERVED: {
             uint32_t c = fs_slot_who(w);
             if (c >= sem->geo.max_waiters)
@@ -132,8 +129,7 @@ static void scan_slots(fairsem_t *sem, struct scratch *sc)
             }
             break;
         }
-        default:
-            break;
+        default: break;
         }
         s->in_use++;
         if (t < s->ntenants) {

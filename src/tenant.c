@@ -42,8 +42,9 @@ void fairsem__tenant_retire(fairsem_t *sem, uint32_t t)
     if (!atomic_compare_exchange_strong(&e->state, &st, dying))
         return;
     FS_CRASHPOINT("retire.dying");
-    uint64_t back = anyone_registered(sem, t) ? fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(dying), fs_tenant_hash(st))
-                                              : fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(dying) + 1, 0);
+    uint64_t back = anyone_registered(sem, t)
+                        ? fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(dying), fs_tenant_hash(st))
+                        : fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(dying) + 1, 0);
     /* A registrant that set its bit after our scan has rescued the entry
      * and makes this CAS fail. */
     atomic_compare_exchange_strong(&e->state, &dying, back);
@@ -58,7 +59,8 @@ void fairsem__tenant_scrub(fairsem_t *sem, uint32_t p)
     for (uint32_t t = 0; t < sem->geo.max_tenants; t++) {
         struct fs_tenant *e = &sem->tenants[t];
         uint64_t st = atomic_load(&e->state);
-        if (fs_tenant_proc(st) != p || (fs_tenant_kind(st) != FS_TENANT_INIT && fs_tenant_kind(st) != FS_TENANT_DYING))
+        if (fs_tenant_proc(st) != p ||
+            (fs_tenant_kind(st) != FS_TENANT_INIT && fs_tenant_kind(st) != FS_TENANT_DYING))
             continue;
         uint64_t next = fs_tenant_kind(st) == FS_TENANT_DYING && anyone_registered(sem, t)
                             ? fs_tenant_state(FS_TENANT_ACTIVE, 0, fs_tenant_gen(st), fs_tenant_hash(st))

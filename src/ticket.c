@@ -114,11 +114,8 @@ int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
                 return 1;
             }
             break;
-        case FS_CELL_GRANTED:
-            *granted_slot = fs_cell_slot(s);
-            return 0;
-        default:
-            return 1;
+        case FS_CELL_GRANTED: *granted_slot = fs_cell_slot(s); return 0;
+        default: return 1;
         }
     }
 }
@@ -126,7 +123,8 @@ int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
 bool fairsem__ticket_grant(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t slot)
 {
     uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
-    return atomic_compare_exchange_strong(&sem->cells[c].state, &waiting, fs_cell_word(seq, FS_CELL_GRANTED, slot));
+    return atomic_compare_exchange_strong(&sem->cells[c].state, &waiting,
+                                          fs_cell_word(seq, FS_CELL_GRANTED, slot));
 }
 
 void fairsem__ticket_free(fairsem_t *sem, uint32_t c)

@@ -140,8 +140,7 @@ static int run_ctl(const char *segment, const char *tenant, const char *tag)
                 reply(tag, "E %d", rc);
             }
             break;
-        default:
-            break; /* newlines and other noise */
+        default: break; /* newlines and other noise */
         }
     }
 }
@@ -229,8 +228,7 @@ int main(int argc, char **argv)
         return run_ctl(argv[2], argv[3], argv[4]);
     if (argc == 9 && strcmp(argv[1], "loop") == 0)
         return run_loop(argv + 2);
-    fprintf(stderr,
-            "usage: prog_worker ctl SEGMENT TENANT TAG\n"
-            "       prog_worker loop SEGMENT TENANT EVIDENCE TIDX SHARE HOLD_US MAX_MS\n");
+    fprintf(stderr, "usage: prog_worker ctl SEGMENT TENANT TAG\n"
+                    "       prog_worker loop SEGMENT TENANT EVIDENCE TIDX SHARE HOLD_US MAX_MS\n");
     return 2;
 }

@@ -29,10 +29,7 @@
  * processes a test started are tracked by procs.h). */
 static char g_seg[FAIRSEM_NAME_MAX + 1];
 
-static void cleanup(void)
-{
-    kill_all_unlink(g_seg);
-}
+static void cleanup(void) { kill_all_unlink(g_seg); }
 
 TestSuite(crash, .fini = cleanup, .timeout = 60);
 
@@ -73,10 +70,10 @@ Test(crash, killed_holder_slot_goes_to_blocked_waiter)
         untrack_pid(w[r].pid);
         worker_close(&w[r]);
     }
-    cr_log_info("SIGKILL holder -> waiter served in %.1f %.1f %.1f %.1f %.1f ms", ms[0], ms[1],
-                ms[2], ms[3], ms[4]);
-    printf("SIGKILL holder -> waiter served in %.1f %.1f %.1f %.1f %.1f ms (worst %.1f)\n", ms[0],
-           ms[1], ms[2], ms[3], ms[4], worst);
+    cr_log_info("SIGKILL holder -> waiter served in %.1f %.1f %.1f %.1f %.1f ms", ms[0], ms[1], ms[2], ms[3],
+                ms[4]);
+    printf("SIGKILL holder -> waiter served in %.1f %.1f %.1f %.1f %.1f ms (worst %.1f)\n", ms[0], ms[1], ms[2],
+           ms[3], ms[4], worst);
     fflush(stdout);
 
     fairsem_stats_t st;
@@ -173,8 +170,7 @@ Test(crash, slot_granted_to_dead_waiter_comes_back)
     uint64_t t0 = test_now_ns();
     cr_assert_eq(fairsem_acquire_timeout(a, TEST_PATIENCE_NS, &s), 0,
                  "the slot granted to a dead waiter never came back");
-    cr_log_info("slot granted to a dead waiter back after %.1f ms",
-                (double)(test_now_ns() - t0) / 1e6);
+    cr_log_info("slot granted to a dead waiter back after %.1f ms", (double)(test_now_ns() - t0) / 1e6);
     fairsem_stats_t st;
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
     cr_assert_eq(st.slots_in_use, 1u);
@@ -289,8 +285,8 @@ Test(crash, reap_report_exact)
     worker_kill(&w);
     fairsem_reap_report_t rep;
     cr_assert_eq(fairsem_reap(sem, &rep), 0);
-    cr_log_info("reap: procs %u slots %u tickets %u registrations %u", rep.procs, rep.slots,
-                rep.tickets, rep.registrations);
+    cr_log_info("reap: procs %u slots %u tickets %u registrations %u", rep.procs, rep.slots, rep.tickets,
+                rep.registrations);
     cr_assert_eq(rep.procs, 1u);
     cr_assert_eq(rep.slots, 2u);
     cr_assert_eq(rep.tickets, 1u);
@@ -444,8 +440,7 @@ static void expect_open(int want, const char *what)
     int rc = fairsem_open(g_seg, NULL, &sem);
     if (rc == 0)
         fairsem_close(sem);
-    cr_assert_eq(rc, want, "%s: fairsem_open gave %s, not %s", what, fairsem_err_name(rc),
-                 fairsem_err_name(want));
+    cr_assert_eq(rc, want, "%s: fairsem_open gave %s, not %s", what, fairsem_err_name(rc), fairsem_err_name(want));
     cr_assert_eq(fairsem_unlink(g_seg, FAIRSEM_UNLINK_FORCE), 0);
     g_seg[0] = '\0';
 }

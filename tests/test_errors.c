@@ -34,11 +34,11 @@ static void finish(const char *name, fairsem_t *sem)
     cr_assert_eq(fairsem_unlink(name, 0), 0);
 }
 
-#define CHECK_RC(call, want)                                                                        \
-    do {                                                                                            \
-        int rc_ = (call);                                                                           \
+#define CHECK_RC(call, want)                                                                          \
+    do {                                                                                              \
+        int rc_ = (call);                                                                             \
         cr_assert_eq(rc_, (want), "%s: got %d (%s), want %d (%s)", #call, rc_, fairsem_err_name(rc_), \
-                     (int)(want), fairsem_err_name(want));                                          \
+                     (int)(want), fairsem_err_name(want));                                            \
     } while (0)
 
 /* ------------------------------------------------------------ NULL input */

@@ -28,10 +28,7 @@
  * processes a test started are tracked by procs.h). */
 static char g_seg[FAIRSEM_NAME_MAX + 1];
 
-static void cleanup(void)
-{
-    kill_all_unlink(g_seg);
-}
+static void cleanup(void) { kill_all_unlink(g_seg); }
 
 TestSuite(events, .fini = cleanup, .timeout = 60);
 
@@ -86,8 +83,7 @@ Test(events, grant_from_other_process_wakes_event_fd)
     uint64_t t0 = test_now_ns();
     worker_expect(&w, 'r', 'R');
     cr_assert(readable_within(efd, TEST_PATIENCE_MS), "the grant never made the descriptor readable");
-    cr_log_info("event fd readable %.2f ms after the other process's release",
-                (double)(test_now_ns() - t0) / 1e6);
+    cr_log_info("event fd readable %.2f ms after the other process's release", (double)(test_now_ns() - t0) / 1e6);
     cr_assert_eq(fairsem_events(sem, done, 4), 1u);
     cr_assert_eq(done[0], req);
     cr_assert_eq(fairsem_request_user(done[0]), &marker);
@@ -109,10 +105,7 @@ Test(events, grant_from_other_process_wakes_event_fd)
     seg_close_unlink(sem, g_seg);
 }
 
-static void *cancel_thread(void *arg)
-{
-    return (void *)(intptr_t)fairsem_request_cancel(arg);
-}
+static void *cancel_thread(void *arg) { return (void *)(intptr_t)fairsem_request_cancel(arg); }
 
 /* Cancelled from another thread while queued: -ECANCELED, reported on the
  * descriptor, and no slot is lost. */
@@ -232,8 +225,7 @@ Test(events, cancel_racing_grants)
         }
         int rc = fairsem_request_cancel(req);
         if (have) {
-            cr_assert_eq(rc, -EALREADY, "iteration %d: cancel of a taken slot gave %s", i,
-                         fairsem_err_name(rc));
+            cr_assert_eq(rc, -EALREADY, "iteration %d: cancel of a taken slot gave %s", i, fairsem_err_name(rc));
             cr_assert_eq(fairsem_release(t, s), 0, "iteration %d", i);
             taken++;
         } else {
@@ -254,8 +246,8 @@ Test(events, cancel_racing_grants)
     untrack_pid(pid);
     cr_assert(WIFEXITED(status));
     cr_assert_eq(WEXITSTATUS(status), 0, "the churning process failed at step %d", WEXITSTATUS(status));
-    cr_log_info("cancel race: %u cancelled, %u taken (%u at once), %ld grants to the other process",
-                cancelled, taken, at_once, (long)atomic_load(&ch->rounds));
+    cr_log_info("cancel race: %u cancelled, %u taken (%u at once), %ld grants to the other process", cancelled,
+                taken, at_once, (long)atomic_load(&ch->rounds));
     cr_assert_gt(atomic_load(&ch->rounds), 10, "no contention happened");
 
     fairsem_stats_t st;
@@ -322,7 +314,7 @@ struct collector {
     _Atomic int *stop;
     pthread_mutex_t *starting; /* held by the starter until it is done with a
                                   new request (a collector may free it) */
-    unsigned twice; /* requests reported a second time */
+    unsigned twice;            /* requests reported a second time */
 };
 
 static void *collector_main(void *arg)

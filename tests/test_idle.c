@@ -233,12 +233,6 @@ static void prober_gone(int how)
                 how == SIGSTOP ? "stopped" : "killed", ms);
 }
 
-Test(idle, stopped_prober_does_not_stop_recovery, .timeout = 120)
-{
-    prober_gone(SIGSTOP);
-}
+Test(idle, stopped_prober_does_not_stop_recovery, .timeout = 120) { prober_gone(SIGSTOP); }
 
-Test(idle, killed_prober_is_replaced, .timeout = 120)
-{
-    prober_gone(SIGKILL);
-}
+Test(idle, killed_prober_is_replaced, .timeout = 120) { prober_gone(SIGKILL); }

@@ -76,10 +76,7 @@ static void cleanup(void)
     g_seg[0] = '\0';
 }
 
-static void setup(void)
-{
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-}
+static void setup(void) { prctl(PR_SET_CHILD_SUBREAPER, 1); }
 
 TestSuite(lifecycle, .init = setup, .fini = cleanup, .timeout = 60);
 
@@ -446,7 +443,8 @@ Test(lifecycle, fork_while_a_thread_waits)
     cr_assert_eq(code, 0, "fork child: %s (status %d)", fork_what(code), code);
 
     /* The waiter is still queued, the free slot still not its own. */
-    cr_assert(wait_in_use(sem, 2, 1, TEST_PATIENCE_MS), "after the child: the waiter left the queue or slots leaked");
+    cr_assert(wait_in_use(sem, 2, 1, TEST_PATIENCE_MS),
+              "after the child: the waiter left the queue or slots leaked");
     test_sleep_ms(30);
     cr_assert_eq(atomic_load(&w.done), 0, "the waiter was served over its share after the fork");
 
@@ -571,7 +569,8 @@ static void spawned_program_keeps_no_lease(enum spawn_kind kind, const char *wha
     close(go[1]);
     double ms = slot_back(t, &s, TEST_PATIENCE_MS);
     cr_assert_geq(ms, 0, "%s: the slot did not come back while the spawned program runs", what);
-    cr_log_info("%s: slot back %.1f ms after the holder %s", what, ms, kind == EXEC_SELF ? "exec'd" : "was killed");
+    cr_log_info("%s: slot back %.1f ms after the holder %s", what, ms,
+                kind == EXEC_SELF ? "exec'd" : "was killed");
     cr_assert(running(prog) && comm_is(prog, "sleep"), "%s: the spawned program is gone", what);
     cr_assert_eq(fairsem_release(t, s), 0);
 
@@ -584,20 +583,11 @@ static void spawned_program_keeps_no_lease(enum spawn_kind kind, const char *wha
     g_seg[0] = '\0';
 }
 
-Test(lifecycle, exec_drops_the_lease)
-{
-    spawned_program_keeps_no_lease(EXEC_SELF, "exec");
-}
+Test(lifecycle, exec_drops_the_lease) { spawned_program_keeps_no_lease(EXEC_SELF, "exec"); }
 
-Test(lifecycle, fork_exec_then_holder_killed)
-{
-    spawned_program_keeps_no_lease(FORK_EXEC, "fork+exec");
-}
+Test(lifecycle, fork_exec_then_holder_killed) { spawned_program_keeps_no_lease(FORK_EXEC, "fork+exec"); }
 
-Test(lifecycle, posix_spawn_then_holder_killed)
-{
-    spawned_program_keeps_no_lease(POSIX_SPAWN, "posix_spawn");
-}
+Test(lifecycle, posix_spawn_then_holder_killed) { spawned_program_keeps_no_lease(POSIX_SPAWN, "posix_spawn"); }
 
 /* ------------------------------------------------------------ (d) fairsem run */
 
@@ -641,7 +631,8 @@ Test(lifecycle, killed_fairsem_run_holds_its_slot_until_its_command_ends)
     fairsem_slot_t s;
     cr_assert_eq(fairsem_try_acquire(t, &s), -EAGAIN, "fairsem run does not hold the slot");
     int status = kill_collect(run);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "fairsem run was not killed (status %#x)", status);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "fairsem run was not killed (status %#x)",
+              status);
     cr_assert_lt(slot_back(t, &s, 200), 0, "the slot of a killed `fairsem run` came back while its command runs");
     cr_assert(running(sleeper), "sleep died with fairsem run");
 

@@ -63,8 +63,7 @@ static pid_t spawn_loop(const char *seg, const char *tenant, const char *ev, int
     snprintf(a_hold, sizeof a_hold, "%u", hold_us);
     pid_t pid = fork();
     if (pid == 0) {
-        execl(WORKER_PATH, "prog_worker", "loop", seg, tenant, ev, a_tidx, a_share, a_hold, "10000",
-              (char *)NULL);
+        execl(WORKER_PATH, "prog_worker", "loop", seg, tenant, ev, a_tidx, a_share, a_hold, "10000", (char *)NULL);
         _exit(127);
     }
     if (pid > 0)
@@ -83,8 +82,8 @@ static struct pw_evidence *loop_evidence(const char *what)
 
 /* Start n loop workers, worker i of tenant tenants[i % ntenants] (index
  * i % ntenants), and wait until all of them are ready. */
-static void spawn_loops(pid_t *pids, int n, struct pw_evidence *ev, const char *const *tenants,
-                        int ntenants, unsigned share, unsigned hold_us)
+static void spawn_loops(pid_t *pids, int n, struct pw_evidence *ev, const char *const *tenants, int ntenants,
+                        unsigned share, unsigned hold_us)
 {
     for (int i = 0; i < n; i++) {
         pids[i] = spawn_loop(g_seg, tenants[i % ntenants], g_ev, i % ntenants, share, hold_us);
@@ -156,8 +155,7 @@ Test(multiproc, holders_never_exceed_max_slots)
         cr_assert_gt(atomic_load(&ev->acquisitions[t]), 10, "tenant %d starved", t);
     cr_log_info("max_slots test: %ld/%ld/%ld acquisitions, max concurrent %d, %u samples (max %u)",
                 (long)atomic_load(&ev->acquisitions[0]), (long)atomic_load(&ev->acquisitions[1]),
-                (long)atomic_load(&ev->acquisitions[2]), atomic_load(&ev->max_total), samples,
-                max_in_use);
+                (long)atomic_load(&ev->acquisitions[2]), atomic_load(&ev->max_total), samples, max_in_use);
 
     fairsem_stats_t st;
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
@@ -218,8 +216,8 @@ Test(multiproc, tenant_held_to_share_while_other_waits)
     long acq_a = atomic_load(&ev->acquisitions[0]), acq_b = atomic_load(&ev->acquisitions[1]);
     cr_log_info("share test: acquisitions A %ld B %ld; worker max held A %d B %d; %u/%u samples "
                 "checked, stats max held A %u B %u",
-                acq_a, acq_b, atomic_load(&ev->max_held[0]), atomic_load(&ev->max_held[1]), checked,
-                samples, max_seen[0], max_seen[1]);
+                acq_a, acq_b, atomic_load(&ev->max_held[0]), atomic_load(&ev->max_held[1]), checked, samples,
+                max_seen[0], max_seen[1]);
     cr_assert_eq(atomic_load(&ev->errors), 0);
     cr_assert_eq(atomic_load(&ev->over_slots), 0);
     cr_assert_eq(atomic_load(&ev->over_share[0]), 0, "tenant A held more than its share");
@@ -251,8 +249,7 @@ Test(multiproc, fifo_across_processes)
     const char *names[3] = {"t2", "t3", "t1"};
     struct worker w[3];
     for (int i = 0; i < 3; i++)
-        cr_assert(spawn_ctl_shared(&w[i], g_seg, names[i], names[i], order[0], order[1]), "spawn %s",
-                  names[i]);
+        cr_assert(spawn_ctl_shared(&w[i], g_seg, names[i], names[i], order[0], order[1]), "spawn %s", names[i]);
     close(order[1]);
     for (int i = 0; i < 3; i++) {
         send_cmd(&w[i], 'a');
@@ -280,8 +277,7 @@ Test(multiproc, fifo_across_processes)
     }
     cr_log_info("fifo: served %s %s %s", served[0], served[1], served[2]);
     for (int k = 0; k < 3; k++)
-        cr_assert_str_eq(served[k], names[k], "position %d: %s instead of %s", k, served[k],
-                         names[k]);
+        cr_assert_str_eq(served[k], names[k], "position %d: %s instead of %s", k, served[k], names[k]);
 
     kill_all();
     fairsem_close(sem);
@@ -358,8 +354,17 @@ Test(multiproc, problem_scenario_across_processes)
 }
 
 /* Exit codes of the fork children below. */
-enum { CHILD_OK = 0, CHILD_STATS = 10, CHILD_SEES, CHILD_RELEASE, CHILD_STILL, CHILD_ACQUIRE,
-       CHILD_REGS, CHILD_OWN_RELEASE, CHILD_AGAIN };
+enum {
+    CHILD_OK = 0,
+    CHILD_STATS = 10,
+    CHILD_SEES,
+    CHILD_RELEASE,
+    CHILD_STILL,
+    CHILD_ACQUIRE,
+    CHILD_REGS,
+    CHILD_OWN_RELEASE,
+    CHILD_AGAIN
+};
 
 static void child_setup(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
@@ -517,8 +522,7 @@ Test(multiproc, anonymous_segment_shared_with_children)
     fairsem_t *sem;
     cr_assert_eq(fairsem_open_anonymous(&o, &sem), 0);
     fairsem_tenant_t *t = tenant_reg(sem, "anon");
-    struct anon_evidence *ev = mmap(NULL, sizeof *ev, PROT_READ | PROT_WRITE,
-                                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct anon_evidence *ev = mmap(NULL, sizeof *ev, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(ev, MAP_FAILED);
 
     /* Parent holds one slot while the children start: they must see it. */
@@ -574,8 +578,7 @@ Test(multiproc, anonymous_segment_shared_with_children)
     for (int i = 0; i < 4; i++) {
         int status = wait_exit(pids[i], TEST_PATIENCE_MS);
         cr_assert(status >= 0 && WIFEXITED(status), "child %d did not end", i);
-        cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child %d failed at step %d", i,
-                     WEXITSTATUS(status));
+        cr_assert_eq(WEXITSTATUS(status), CHILD_OK, "child %d failed at step %d", i, WEXITSTATUS(status));
     }
     cr_assert_eq(atomic_load(&ev->over), 0, "more holders than slots");
     cr_assert_leq(atomic_load(&ev->max_total), 2);

@@ -131,8 +131,8 @@ static void check_share_row(unsigned d, unsigned expect)
     }
     cr_assert_eq(fairsem__policy_demanding(&f.s, FS_NO_TENANT), d);
     for (unsigned t = 0; t < d; t++)
-        cr_assert_eq(fairsem__policy_share(&f.s, t, FS_NO_TENANT), expect, "D=%u tenant %u: share %u, want %u",
-                     d, t, fairsem__policy_share(&f.s, t, FS_NO_TENANT), expect);
+        cr_assert_eq(fairsem__policy_share(&f.s, t, FS_NO_TENANT), expect, "D=%u tenant %u: share %u, want %u", d,
+                     t, fairsem__policy_share(&f.s, t, FS_NO_TENANT), expect);
 }
 
 Test(policy, share_table_1) { check_share_row(1, 10); }

@@ -171,7 +171,8 @@ struct client {
 static void *client_main(void *arg)
 {
     struct client *c = arg;
-    c->rc = c->timeout_ns ? fairsem_acquire_timeout(c->t, c->timeout_ns, &c->slot) : fairsem_acquire(c->t, &c->slot);
+    c->rc =
+        c->timeout_ns ? fairsem_acquire_timeout(c->t, c->timeout_ns, &c->slot) : fairsem_acquire(c->t, &c->slot);
     c->order = atomic_fetch_add(&serve_counter, 1);
     atomic_store(&c->done, 1);
     if (c->rc == 0) {
@@ -631,8 +632,7 @@ static void *stress_main(void *arg)
                     stress_err(s, "result", rc);
                 }
                 break;
-            default: /* free cancels what is still queued */
-                break;
+            default: /* free cancels what is still queued */ break;
             }
             fairsem_request_free(req);
         }
@@ -900,8 +900,8 @@ Test(semantics, unregister_while_other_threads_acquire, .timeout = 30)
         atomic_store(&ch.stop, 1);
         for (int k = 0; k < 3; k++)
             pthread_join(th[k], NULL);
-        cr_assert_eq(tstats_of(g.sem, "shared").registrations, 1u, "round %d: the other handle lost its registration",
-                     round);
+        cr_assert_eq(tstats_of(g.sem, "shared").registrations, 1u,
+                     "round %d: the other handle lost its registration", round);
         cr_assert_eq(stats_of(g.sem).slots_in_use, 0u, "round %d", round);
         /* The handle outlived its registration (ASan would report a use
          * after free in the threads above otherwise); now it goes. */
@@ -1064,8 +1064,8 @@ Test(semantics, forced_unregister_races_enqueue, .timeout = 120)
             ;
         cr_assert_eq(fairsem_tenant_unregister(fr.t, FAIRSEM_FORCE), 0);
         pthread_join(th, NULL);
-        cr_assert(fr.rc == -ECANCELED || fr.rc == FAIRSEM_ENOTREG, "round %d: the racing acquire returned %s", round,
-                  fairsem_err_name(fr.rc));
+        cr_assert(fr.rc == -ECANCELED || fr.rc == FAIRSEM_ENOTREG, "round %d: the racing acquire returned %s",
+                  round, fairsem_err_name(fr.rc));
         cancelled += fr.rc == -ECANCELED;
         refused += fr.rc == FAIRSEM_ENOTREG;
         cr_assert_eq(fairsem_tenant_free(fr.t), 0, "round %d: the forced unregistration is still pending", round);

@@ -98,16 +98,13 @@ static bool cmd_start(struct cmd *c, char *const argv[], int in_fd, uid_t uid)
 }
 
 /* An exit status as the shell shows it: the code, 128+N for signal N. */
-static int shell_status(int status)
-{
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+static int shell_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
 struct result {
-    int code;       /* shell_status(), or -1 if it did not end within 10 s */
+    int code;        /* shell_status(), or -1 if it did not end within 10 s */
     char out[32768]; /* stdout, NUL-terminated (truncated if longer) */
     char err[8192];
-    double secs;    /* how long it ran */
+    double secs; /* how long it ran */
 };
 
 /* Read c's stdout and stderr to EOF, then collect it (killing its group
@@ -297,10 +294,7 @@ static bool line_of(const char *text, const char *start, char *line, size_t cap)
     return false;
 }
 
-static void shm_path(char *path, size_t cap, const char *name)
-{
-    snprintf(path, cap, "/dev/shm%s", name);
-}
+static void shm_path(char *path, size_t cap, const char *name) { snprintf(path, cap, "/dev/shm%s", name); }
 
 static bool exists(const char *name)
 {
@@ -433,8 +427,8 @@ Test(tools, list_shows_the_segment)
     char line[512], name[300], age[16], owner[32], mode[16], status[64];
     cr_assert(line_of(r.out, g_seg, line, sizeof line), "%s not listed:\n%s", g_seg, r.out);
     unsigned slots, inuse, avail, waiters, procs;
-    cr_assert_eq(sscanf(line, "%299s %u %u %u %u %u %15s %31s %15s %63s", name, &slots, &inuse, &avail,
-                        &waiters, &procs, age, owner, mode, status),
+    cr_assert_eq(sscanf(line, "%299s %u %u %u %u %u %15s %31s %15s %63s", name, &slots, &inuse, &avail, &waiters,
+                        &procs, age, owner, mode, status),
                  10, "'%s'", line);
     unsigned age_s;
     char unit;
@@ -517,8 +511,8 @@ Test(tools, dump_tables_show_holders_and_waiters)
     /* Header line. */
     char name[300];
     unsigned layout, slots, inuse, avail, waiters, demanding;
-    cr_assert_eq(sscanf(r.out, "%299s layout %u slots %u in use %u free %u waiters %u demanding tenants %u",
-                        name, &layout, &slots, &inuse, &avail, &waiters, &demanding),
+    cr_assert_eq(sscanf(r.out, "%299s layout %u slots %u in use %u free %u waiters %u demanding tenants %u", name,
+                        &layout, &slots, &inuse, &avail, &waiters, &demanding),
                  7, "header: %s", r.out);
     cr_assert_str_eq(name, g_seg);
     cr_assert_eq(layout, FS_LAYOUT_VERSION);
@@ -725,10 +719,12 @@ Test(tools, dump_json_non_utf8_tenant_ids)
     fairsem_t *sem = new_segment("tl-utf", 2, 0, "caf\xe9 na\xc3\xafve \xf5\x80\x80", &t, &s);
     struct result r;
     cr_assert_eq(tool(&r, "dump", g_seg, "--json", NULL), 0, "%s", r.err);
-    cr_assert(json_ok(r.out,
-                      "    assert [x['id'] for x in d['tenants']] == ['caf\\xe9 na\\xefve \\xf5\\x80\\x80'], d['tenants']\n",
-                      NULL),
-              "%s", r.out);
+    cr_assert(
+        json_ok(
+            r.out,
+            "    assert [x['id'] for x in d['tenants']] == ['caf\\xe9 na\\xefve \\xf5\\x80\\x80'], d['tenants']\n",
+            NULL),
+        "%s", r.out);
     remove_segment(sem, t, s);
 }
 
@@ -833,8 +829,7 @@ Test(tools, dump_watch_json_lines_until_sigint)
         strcat(all, lines[i]);
         strcat(all, "\n");
         if (i == 0)
-            cr_assert_eq(stats_of(sem).attached_procs, procs_before,
-                         "dump --watch took a process record");
+            cr_assert_eq(stats_of(sem).attached_procs, procs_before, "dump --watch took a process record");
     }
     double secs = (double)(test_now_ns() - t0) / 1e9;
     cr_log_info("%d lines in %.2f s", LINES, secs);
@@ -882,7 +877,8 @@ Test(tools, dump_needs_only_read_permission)
     cr_assert_eq(stats_of(sem).attached_procs, before.attached_procs);
     const char *p = strstr(r.out, "\"procs\":[{\"record\":");
     cr_assert(p, "%s", r.out);
-    cr_assert_null(strstr(p + strlen("\"procs\":[{\"record\":"), "{\"record\":"), "procs lists more than this process: %s", r.out);
+    cr_assert_null(strstr(p + strlen("\"procs\":[{\"record\":"), "{\"record\":"),
+                   "procs lists more than this process: %s", r.out);
     char me[48];
     snprintf(me, sizeof me, "\"pid\":%d,\"alive\":true}],", (int)getpid());
     cr_assert(strstr(r.out, me), "%s", r.out);
@@ -903,10 +899,8 @@ Test(tools, dump_needs_only_read_permission)
         cr_assert_eq(tool_as(nobody, &r, "dump", g_seg, "--json", NULL), 0, "%s", r.err);
         cr_assert_eq(tool_as(nobody, &r, "check", g_seg, NULL), 0, "%s", r.err);
         cr_assert_eq(tool_as(nobody, &r, "reap", g_seg, "--dry-run", NULL), 0, "%s", r.err);
-        cr_assert_eq(tool_as(nobody, &r, "reap", g_seg, NULL), 5, "reap needs write permission: %s",
-                     r.err);
-        cr_assert_eq(tool_as(nobody, &r, "run", g_seg, "--tenant", "x", "--", "/bin/true", NULL), 5,
-                     "%s", r.err);
+        cr_assert_eq(tool_as(nobody, &r, "reap", g_seg, NULL), 5, "reap needs write permission: %s", r.err);
+        cr_assert_eq(tool_as(nobody, &r, "run", g_seg, "--tenant", "x", "--", "/bin/true", NULL), 5, "%s", r.err);
         cr_assert_eq(chmod(path, 0600), 0);
         cr_assert_eq(tool_as(nobody, &r, "dump", g_seg, NULL), 5, "dump without read permission");
         cr_assert(strstr(r.err, g_seg), "%s", r.err);
@@ -1018,7 +1012,7 @@ Test(tools, missing_segment_is_exit_3)
 {
     test_name(g_seg, sizeof g_seg, "tl-missing");
     struct result r;
-    const char *cmds[][3] = {{"dump", NULL, NULL},   {"dump", "--json", NULL}, {"check", NULL, NULL},
+    const char *cmds[][3] = {{"dump", NULL, NULL},   {"dump", "--json", NULL},    {"check", NULL, NULL},
                              {"reap", NULL, NULL},   {"reap", "--dry-run", NULL}, {"rm", NULL, NULL},
                              {"rm", "--force", NULL}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -1044,8 +1038,8 @@ Test(tools, not_a_fairsem_segment_is_exit_4)
 {
     char path[FAIRSEM_NAME_MAX + 16];
     struct result r;
-    const char *cmds[][3] = {{"dump", NULL, NULL}, {"dump", "--json", NULL}, {"check", NULL, NULL},
-                             {"reap", NULL, NULL}, {"reap", "--dry-run", NULL}, {"rm", NULL, NULL},
+    const char *cmds[][3] = {{"dump", NULL, NULL},   {"dump", "--json", NULL},    {"check", NULL, NULL},
+                             {"reap", NULL, NULL},   {"reap", "--dry-run", NULL}, {"rm", NULL, NULL},
                              {"rm", "--force", NULL}};
     /* Text, large and small. */
     for (int k = 0; k < 2; k++) {
@@ -1054,8 +1048,8 @@ Test(tools, not_a_fairsem_segment_is_exit_4)
         write_file(path, "this is not a fairsem segment\n", k ? 1 : 4096);
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
             int code = tool(&r, cmds[i][0], g_seg, cmds[i][1], NULL);
-            cr_assert_eq(code, 4, "%s %s on junk: exit %d (%s)", cmds[i][0], cmds[i][1] ? cmds[i][1] : "",
-                         code, r.err);
+            cr_assert_eq(code, 4, "%s %s on junk: exit %d (%s)", cmds[i][0], cmds[i][1] ? cmds[i][1] : "", code,
+                         r.err);
             cr_assert(strstr(r.err, g_seg), "%s", r.err);
         }
         cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "t", "--", "/bin/true", NULL), 4);
@@ -1102,9 +1096,9 @@ Test(tools, bad_usage_is_exit_2)
         {"reap", g_seg, "--force", NULL},
         {"rm", NULL},
         {"rm", g_seg, "--dry-run", NULL},
-        {"run", g_seg, "--", "/bin/true", NULL},                       /* no --tenant */
-        {"run", g_seg, "--tenant", "t", NULL},                         /* no CMD */
-        {"run", "--tenant", "t", "--", "/bin/true", NULL},             /* no NAME */
+        {"run", g_seg, "--", "/bin/true", NULL},           /* no --tenant */
+        {"run", g_seg, "--tenant", "t", NULL},             /* no CMD */
+        {"run", "--tenant", "t", "--", "/bin/true", NULL}, /* no NAME */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int code = tool(&r, bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], NULL);
@@ -1119,8 +1113,8 @@ Test(tools, bad_usage_is_exit_2)
         {"run", g_seg, "--tenant", "t", "--weight", "0", "--", "/bin/true", NULL},
     };
     for (size_t i = 0; i < sizeof runbad / sizeof runbad[0]; i++) {
-        int code = tool(&r, runbad[i][0], runbad[i][1], runbad[i][2], runbad[i][3], runbad[i][4],
-                        runbad[i][5], runbad[i][6], runbad[i][7], runbad[i][8], NULL);
+        int code = tool(&r, runbad[i][0], runbad[i][1], runbad[i][2], runbad[i][3], runbad[i][4], runbad[i][5],
+                        runbad[i][6], runbad[i][7], runbad[i][8], NULL);
         cr_assert_eq(code, 2, "run case %zu: exit %d", i, code);
     }
     /* Help is not an error. */
@@ -1158,12 +1152,10 @@ Test(tools, run_exits_with_the_command_status)
     fairsem_tenant_t *t;
     fairsem_t *sem = run_segment("tl-run", 1, &t);
     struct result r;
-    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "--", "/bin/sh", "-c", "exit 7", NULL), 7, "%s",
-                 r.err);
+    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "--", "/bin/sh", "-c", "exit 7", NULL), 7, "%s", r.err);
     cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "--", "/bin/sh", "-c", "kill -TERM $$", NULL), 143,
                  "%s", r.err);
-    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "--", "/bin/sh", "-c", "echo out; echo err >&2",
-                      NULL),
+    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "job", "--", "/bin/sh", "-c", "echo out; echo err >&2", NULL),
                  0);
     cr_assert_str_eq(r.out, "out\n");
     cr_assert_str_eq(r.err, "err\n");
@@ -1216,9 +1208,8 @@ Test(tools, run_nonblocking_and_timeout_conflicts)
     cr_assert_lt(r.secs, 3.0, "gave up after %.3f s", r.secs);
     cr_assert_str_eq(r.out, "");
     cr_assert_str_eq(r.err, "");
-    cr_assert_eq(tool(&r, "run", g_seg, "--tenant", "late", "-w", "0.2", "-E", "75", "--", "/bin/echo", "ran",
-                      NULL),
-                 75);
+    cr_assert_eq(
+        tool(&r, "run", g_seg, "--tenant", "late", "-w", "0.2", "-E", "75", "--", "/bin/echo", "ran", NULL), 75);
     cr_assert_geq(r.secs, 0.19);
     cr_assert_eq(stats_of(sem).waiters, 0u, "a timed-out wrapper left its request queued");
 
@@ -1238,8 +1229,8 @@ Test(tools, run_holds_the_slot_and_forwards_sigterm)
     fairsem_tenant_t *t;
     fairsem_t *sem = run_segment("tl-hold", 1, &t);
     struct cmd c;
-    tool_start(&c, "run", g_seg, "--tenant", "worker", "--", "/bin/sh", "-c", "echo \"$FAIRSEM_SLOT\"; exec sleep 30",
-               NULL);
+    tool_start(&c, "run", g_seg, "--tenant", "worker", "--", "/bin/sh", "-c",
+               "echo \"$FAIRSEM_SLOT\"; exec sleep 30", NULL);
     char line[64];
     cr_assert_gt(read_line(c.out, line, sizeof line, TEST_PATIENCE_MS), 0, "CMD never started");
     cr_assert_str_eq(line, "0");
@@ -1301,7 +1292,8 @@ Test(tools, run_killed_wrapper_keeps_the_slot_until_the_command_ends)
      * (a blocked acquire finds the dead holder within its poll). */
     cr_assert_eq(kill(-c.pid, SIGTERM), 0);
     uint64_t t0 = test_now_ns();
-    cr_assert_eq(fairsem_acquire_timeout(t, TEST_PATIENCE_NS, &s), 0, "the slot did not come back after CMD ended");
+    cr_assert_eq(fairsem_acquire_timeout(t, TEST_PATIENCE_NS, &s), 0,
+                 "the slot did not come back after CMD ended");
     cr_log_info("slot back %.1f ms after SIGTERM to CMD", (double)(test_now_ns() - t0) / 1e6);
     close(c.out);
     close(c.err);
@@ -1410,8 +1402,8 @@ Test(tools, messages_name_the_argument_and_its_limit)
         {{"--slots"}, "option '--slots' needs a value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int code = tool(&r, "create", g_seg, cases[i].args[0], cases[i].args[1], cases[i].args[2], cases[i].args[3],
-                        NULL);
+        int code = tool(&r, "create", g_seg, cases[i].args[0], cases[i].args[1], cases[i].args[2],
+                        cases[i].args[3], NULL);
         cr_assert_eq(code, 2, "case %zu: exit %d", i, code);
         char want[200];
         snprintf(want, sizeof want, "fairsem create: %s", cases[i].says);

@@ -33,15 +33,15 @@
 
 struct world {
     char name[96];
-    fairsem_t *sem;         /* the test's own handle */
+    fairsem_t *sem; /* the test's own handle */
     fairsem_tenant_t *owner;
     fairsem_slot_t held[SLOTS];
     unsigned nheld;
     pthread_t releaser;
     bool releasing;
-    fairsem_tenant_t *closing;  /* CLOSING: unregistered, holding closing_slot */
+    fairsem_tenant_t *closing; /* CLOSING: unregistered, holding closing_slot */
     fairsem_slot_t closing_slot;
-    int victim_blocking;    /* read end: the victim is about to block */
+    int victim_blocking; /* read end: the victim is about to block */
 };
 
 /* Write end of the world's victim_blocking pipe while a victim is to be
@@ -153,9 +153,9 @@ static void leave_a_corpse(struct world *w, const char *name)
         fairsem_slot_t s;
         fairsem_request_t *req;
         char c = 0;
-        if (open_as(name, "corpse", &sem, &t) == 0 && fairsem_acquire(t, &s) == 0 &&
-            fairsem_acquire(t, &s) == 0 && write(ready[1], &c, 1) == 1 && read(go[0], &c, 1) == 1 &&
-            fairsem_request_start(t, NULL, &req) == 0 && fairsem_request_result(req, &s) == -EAGAIN)
+        if (open_as(name, "corpse", &sem, &t) == 0 && fairsem_acquire(t, &s) == 0 && fairsem_acquire(t, &s) == 0 &&
+            write(ready[1], &c, 1) == 1 && read(go[0], &c, 1) == 1 && fairsem_request_start(t, NULL, &req) == 0 &&
+            fairsem_request_result(req, &s) == -EAGAIN)
             raise(SIGKILL);
         _exit(1);
     }
@@ -261,8 +261,8 @@ static void world_verify(struct world *w, const char *where)
         cr_assert_eq(fairsem_release(w->closing, w->closing_slot), 0, "%s", where);
     }
     fairsem_stats(w->sem, &st, NULL, 0, NULL);
-    cr_assert_eq(st.slots_available, SLOTS, "%u of %u slots free after a kill at %s", st.slots_available,
-                 SLOTS, where);
+    cr_assert_eq(st.slots_available, SLOTS, "%u of %u slots free after a kill at %s", st.slots_available, SLOTS,
+                 where);
     cr_assert_eq(st.waiters, 0, "%u waiters left after a kill at %s", st.waiters, where);
     pid_t pid = fork();
     if (pid == 0) {
@@ -279,8 +279,10 @@ static void world_verify(struct world *w, const char *where)
     }
     int status;
     waitpid(pid, &status, 0);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a fresh process could not take all %d slots "
-              "after a kill at %s", SLOTS, where);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "a fresh process could not take all %d slots "
+              "after a kill at %s",
+              SLOTS, where);
     fairsem_close(w->sem);
     fairsem_unlink(w->name, 0);
 }
@@ -363,16 +365,29 @@ static void torture(enum scenario sc, const char *const *must_pass)
 
 Test(torture, idle_pool, .timeout = 120)
 {
-    static const char *const must[] = {"attach.live", "register.bit_set", "tenant.active", "take.claimed",
-                                       "take.committed", "release.freed", "unregister.bit_cleared",
-                                       "retire.dying", "detach.scrubbed", "detach.freed", NULL};
+    static const char *const must[] = {"attach.live",
+                                       "register.bit_set",
+                                       "tenant.active",
+                                       "take.claimed",
+                                       "take.committed",
+                                       "release.freed",
+                                       "unregister.bit_cleared",
+                                       "retire.dying",
+                                       "detach.scrubbed",
+                                       "detach.freed",
+                                       NULL};
     torture(IDLE, must);
 }
 
 Test(torture, waiters_queued, .timeout = 120)
 {
-    static const char *const must[] = {"enqueue.owned", "enqueue.mapped", "enqueue.published",
-                                       "cancel.cancelled", "free.disowned", "consume.held", NULL};
+    static const char *const must[] = {"enqueue.owned",
+                                       "enqueue.mapped",
+                                       "enqueue.published",
+                                       "cancel.cancelled",
+                                       "free.disowned",
+                                       "consume.held",
+                                       NULL};
     torture(WAITING, must);
 }
 
@@ -385,9 +400,9 @@ Test(torture, closing_tenant, .timeout = 120)
 
 Test(torture, mid_reclaim, .timeout = 120)
 {
-    static const char *const must[] = {"reap.dead", "scrub.cell_closed", "scrub.cell_slot_freed",
-                                       "scrub.cell_emptied", "scrub.cell_taken", "scrub.slot_freed", "reap.leased",
-                                       "scrub.unregistered", "reap.freed", NULL};
+    static const char *const must[] = {
+        "reap.dead",        "scrub.cell_closed", "scrub.cell_slot_freed", "scrub.cell_emptied", "scrub.cell_taken",
+        "scrub.slot_freed", "reap.leased",       "scrub.unregistered",    "reap.freed",         NULL};
     torture(REAPING, must);
 }
 
@@ -619,15 +634,9 @@ static void stopped_granter(long point, const char *what, bool resume)
     world_verify(&w, what);
 }
 
-Test(torture, stopped_granter_after_reserving, .timeout = 60)
-{
-    stopped_granter(2, "grant.reserved", false);
-}
+Test(torture, stopped_granter_after_reserving, .timeout = 60) { stopped_granter(2, "grant.reserved", false); }
 
-Test(torture, stopped_granter_after_committing, .timeout = 60)
-{
-    stopped_granter(3, "grant.committed", false);
-}
+Test(torture, stopped_granter_after_committing, .timeout = 60) { stopped_granter(3, "grant.committed", false); }
 
 Test(torture, stopped_granter_with_no_free_cell, .timeout = 60)
 {

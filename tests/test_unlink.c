@@ -22,25 +22,19 @@
 
 static char g_seg[FAIRSEM_NAME_MAX + 1];
 
-static void cleanup(void)
-{
-    kill_all_unlink(g_seg);
-}
+static void cleanup(void) { kill_all_unlink(g_seg); }
 
 TestSuite(unlink, .fini = cleanup, .timeout = 60);
 
-#define CHECK_RC(call, want)                                                                        \
-    do {                                                                                            \
-        int rc_ = (call);                                                                           \
-        cr_assert_eq(rc_, (want), "%s: got %d (%s), want %d (%s)", #call, rc_, fairsem_err_name(rc_), \
-                     (want), fairsem_err_name(want));                                              \
+#define CHECK_RC(call, want)                                                                                  \
+    do {                                                                                                      \
+        int rc_ = (call);                                                                                     \
+        cr_assert_eq(rc_, (want), "%s: got %d (%s), want %d (%s)", #call, rc_, fairsem_err_name(rc_), (want), \
+                     fairsem_err_name(want));                                                                 \
     } while (0)
 
 /* The name still opens, to the very segment `sem` is attached to. */
-static void assert_still_linked(fairsem_t *sem)
-{
-    CHECK_RC(fairsem_check_linked(sem), 0);
-}
+static void assert_still_linked(fairsem_t *sem) { CHECK_RC(fairsem_check_linked(sem), 0); }
 
 /* A worker process attached to g_seg, holding a slot, so that nobody could
  * mistake it for an idle bystander. */

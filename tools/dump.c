@@ -20,7 +20,11 @@
 #define DUMP_SCHEMA_VERSION 1
 
 static volatile sig_atomic_t stop_watch;
-static void on_interrupt(int sig) { (void)sig; stop_watch = 1; }
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    stop_watch = 1;
+}
 
 /* Length of the well-formed UTF-8 sequence at p, or 0. */
 static int utf8_length(const unsigned char *p)
@@ -84,8 +88,8 @@ struct printer {
     FILE *out;
     bool json;
     bool first;
-    unsigned limit;  /* table rows to show (0: all) */
-    unsigned total;  /* table rows seen */
+    unsigned limit;                                /* table rows to show (0: all) */
+    unsigned total;                                /* table rows seen */
     char kept[WATCH_TENANT_ROWS][WATCH_WIDTH + 1]; /* the largest of the WATCH_*_ROWS */
 };
 
@@ -155,7 +159,7 @@ static void print_holder(void *arg, const fairsem_holder_info_t *i)
                 i->granted ? "true" : "false");
     } else {
         table_row(p, "%-5u %-24.*s %-8d %8.1fs %s%s\n", i->slot, id_width(p), i->tenant, i->pid, i->held_ns / 1e9,
-                i->alive ? "yes" : "NO", i->granted ? " (granted, not yet taken)" : "");
+                  i->alive ? "yes" : "NO", i->granted ? " (granted, not yet taken)" : "");
     }
 }
 
@@ -169,8 +173,8 @@ static void print_waiter(void *arg, const fairsem_waiter_info_t *i)
         fprintf(p->out, ",\"pid\":%d,\"age_ms\":%llu,\"state\":\"%s\",\"alive\":%s}", i->pid,
                 (unsigned long long)(i->age_ns / 1000000), state_name(i->state), i->alive ? "true" : "false");
     } else {
-        table_row(p, "%-8llu %-24.*s %-8d %8.1fs %s%s\n", (unsigned long long)i->ticket, id_width(p), i->tenant, i->pid,
-                i->age_ns / 1e9, state_name(i->state), i->alive ? "" : " (dead)");
+        table_row(p, "%-8llu %-24.*s %-8d %8.1fs %s%s\n", (unsigned long long)i->ticket, id_width(p), i->tenant,
+                  i->pid, i->age_ns / 1e9, state_name(i->state), i->alive ? "" : " (dead)");
     }
 }
 
@@ -194,8 +198,7 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
     if (json) {
         fprintf(out, "{\"schema\":\"fairsem-dump\",\"version\":%d,\"name\":", DUMP_SCHEMA_VERSION);
         json_string(out, name);
-        fprintf(out,
-                ",\"time_ms\":%lld,\"layout_version\":%u,\"max_slots\":%u,\"min_share\":%u,\"rule\":",
+        fprintf(out, ",\"time_ms\":%lld,\"layout_version\":%u,\"max_slots\":%u,\"min_share\":%u,\"rule\":",
                 (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, info.layout_version, info.max_slots,
                 info.min_share);
         json_string(out, info.rule_name);
@@ -261,15 +264,14 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
 
 int cmd_dump(int argc, char **argv)
 {
-    static const char *help =
-        "usage: fairsem dump NAME [--json] [--watch[=SECONDS]]\n"
-        "Show the segment: header, tenants (TENANT WEIGHT SHARE HELD WAITING), holders\n"
-        "(SLOT TENANT PID SINCE ALIVE), waiters (TICKET TENANT PID AGE STATE) and\n"
-        "processes.  Needs only read permission.  --json prints one object (schema\n"
-        "\"fairsem-dump\" version 1, see fairsem(1)); --watch refreshes every SECONDS\n"
-        "(default 1) until interrupted, one JSON object per line with --json; the\n"
-        "tables then show the time and fit an 80x24 terminal (long ones end with\n"
-        "\"... N more\", tenant ids are cut to 24 bytes).\n";
+    static const char *help = "usage: fairsem dump NAME [--json] [--watch[=SECONDS]]\n"
+                              "Show the segment: header, tenants (TENANT WEIGHT SHARE HELD WAITING), holders\n"
+                              "(SLOT TENANT PID SINCE ALIVE), waiters (TICKET TENANT PID AGE STATE) and\n"
+                              "processes.  Needs only read permission.  --json prints one object (schema\n"
+                              "\"fairsem-dump\" version 1, see fairsem(1)); --watch refreshes every SECONDS\n"
+                              "(default 1) until interrupted, one JSON object per line with --json; the\n"
+                              "tables then show the time and fit an 80x24 terminal (long ones end with\n"
+                              "\"... N more\", tenant ids are cut to 24 bytes).\n";
     bool json = false, watch = false;
     double interval = 1.0;
     const char *name = NULL;

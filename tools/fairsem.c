@@ -31,26 +31,19 @@
 int cli_exit_status(int err)
 {
     switch (err) {
-    case 0:
-        return EXIT_OK;
-    case -ENOENT:
-        return EXIT_MISSING;
+    case 0: return EXIT_OK;
+    case -ENOENT: return EXIT_MISSING;
     case -EACCES:
-    case -EPERM:
-        return EXIT_PERMISSION;
+    case -EPERM: return EXIT_PERMISSION;
     case FAIRSEM_EMAGIC:
     case FAIRSEM_EVERSION:
     case FAIRSEM_ECORRUPT:
     case FAIRSEM_EINIT:
-    case FAIRSEM_ERULE:
-        return EXIT_INCOMPATIBLE;
-    case FAIRSEM_EATTACHED:
-        return EXIT_BUSY;
+    case FAIRSEM_ERULE: return EXIT_INCOMPATIBLE;
+    case FAIRSEM_EATTACHED: return EXIT_BUSY;
     case -EINVAL:
-    case -ENAMETOOLONG:
-        return EXIT_USAGE;
-    default:
-        return EXIT_FAIL;
+    case -ENAMETOOLONG: return EXIT_USAGE;
+    default: return EXIT_FAIL;
     }
 }
 
@@ -122,20 +115,19 @@ const char *cli_option_problem(int c, char **argv)
     return text;
 }
 
-static const char *usage_text =
-    "usage: fairsem COMMAND [ARGS]\n"
-    "\n"
-    "  create NAME --slots N [--min-share K] [--work-conserving] [--mode OCTAL]\n"
-    "              [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
-    "  list                        every fairsem segment on this machine\n"
-    "  dump NAME [--json] [--watch[=SECONDS]]\n"
-    "  check NAME [--strict]       verify every invariant\n"
-    "  reap NAME [--dry-run]       reclaim what dead processes held or queued\n"
-    "  rm NAME [--force]           remove the segment\n"
-    "  run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]\n"
-    "           (-c 'COMMAND' | [--] CMD [ARGS...])   hold a slot while it runs\n"
-    "\n"
-    "'fairsem COMMAND --help' describes one command; see also fairsem(1).\n";
+static const char *usage_text = "usage: fairsem COMMAND [ARGS]\n"
+                                "\n"
+                                "  create NAME --slots N [--min-share K] [--work-conserving] [--mode OCTAL]\n"
+                                "              [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
+                                "  list                        every fairsem segment on this machine\n"
+                                "  dump NAME [--json] [--watch[=SECONDS]]\n"
+                                "  check NAME [--strict]       verify every invariant\n"
+                                "  reap NAME [--dry-run]       reclaim what dead processes held or queued\n"
+                                "  rm NAME [--force]           remove the segment\n"
+                                "  run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]\n"
+                                "           (-c 'COMMAND' | [--] CMD [ARGS...])   hold a slot while it runs\n"
+                                "\n"
+                                "'fairsem COMMAND --help' describes one command; see also fairsem(1).\n";
 
 static int usage_error(const char *what)
 {
@@ -190,10 +182,14 @@ static int cmd_create(int argc, char **argv)
         "Create the segment NAME (\"/something\") with N slots (1 to 65535).  Fails if it\n"
         "exists.  K: 1 to N (default 1); capacities: 1 to 4095 (defaults 64, 256, 128).\n";
     static const struct option longopts[] = {
-        {"slots", required_argument, NULL, 's'},      {"min-share", required_argument, NULL, 'm'},
-        {"work-conserving", no_argument, NULL, 'c'},  {"mode", required_argument, NULL, 'o'},
-        {"max-tenants", required_argument, NULL, 't'}, {"max-waiters", required_argument, NULL, 'w'},
-        {"max-procs", required_argument, NULL, 'p'},  {"help", no_argument, NULL, 'h'},
+        {"slots", required_argument, NULL, 's'},
+        {"min-share", required_argument, NULL, 'm'},
+        {"work-conserving", no_argument, NULL, 'c'},
+        {"mode", required_argument, NULL, 'o'},
+        {"max-tenants", required_argument, NULL, 't'},
+        {"max-waiters", required_argument, NULL, 'w'},
+        {"max-procs", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     fairsem_options_t o = {0};
@@ -212,7 +208,10 @@ static int cmd_create(int argc, char **argv)
         struct capacity_opt *cap = NULL;
         switch (c) {
         case 's': cap = &caps[0]; break;
-        case 'm': cap = &caps[1]; min_share_given = true; break;
+        case 'm':
+            cap = &caps[1];
+            min_share_given = true;
+            break;
         case 't': cap = &caps[2]; break;
         case 'w': cap = &caps[3]; break;
         case 'p': cap = &caps[4]; break;
@@ -273,10 +272,9 @@ static void format_age(char *out, size_t cap, uint64_t then_ns)
 
 static int cmd_list(int argc, char **argv)
 {
-    static const char *help =
-        "usage: fairsem list\n"
-        "List every fairsem segment in /dev/shm, one line each: NAME SLOTS INUSE FREE\n"
-        "WAITERS PROCS, AGE (since created), OWNER and MODE (of the file), STATUS.\n";
+    static const char *help = "usage: fairsem list\n"
+                              "List every fairsem segment in /dev/shm, one line each: NAME SLOTS INUSE FREE\n"
+                              "WAITERS PROCS, AGE (since created), OWNER and MODE (of the file), STATUS.\n";
     if (argc > 1) {
         if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
             fputs(help, stdout);
@@ -346,20 +344,16 @@ static void keep_finding(void *arg, unsigned kind, const char *message)
     }
 }
 
-static void count_dead(void *arg, const fairsem_proc_info_t *p)
-{
-    *(unsigned *)arg += !p->alive;
-}
+static void count_dead(void *arg, const fairsem_proc_info_t *p) { *(unsigned *)arg += !p->alive; }
 
 static int cmd_check(int argc, char **argv)
 {
-    static const char *help =
-        "usage: fairsem check NAME [--strict]\n"
-        "Verify every invariant of the segment.  Exit 0 when all hold.  What only\n"
-        "dead processes that nobody has reaped yet hold (the next waiter, or\n"
-        "'fairsem reap', frees it) is printed as warnings and exits 0, or 18 with\n"
-        "--strict.  Otherwise print one line per violation and exit 16 + the sum of\n"
-        "the kinds found: 1 slots, 2 dead or gone holders/waiters, 4 queue, 8 tenants.\n";
+    static const char *help = "usage: fairsem check NAME [--strict]\n"
+                              "Verify every invariant of the segment.  Exit 0 when all hold.  What only\n"
+                              "dead processes that nobody has reaped yet hold (the next waiter, or\n"
+                              "'fairsem reap', frees it) is printed as warnings and exits 0, or 18 with\n"
+                              "--strict.  Otherwise print one line per violation and exit 16 + the sum of\n"
+                              "the kinds found: 1 slots, 2 dead or gone holders/waiters, 4 queue, 8 tenants.\n";
     bool strict = false;
     struct flag_opt flags[] = {{"--strict", &strict}, {NULL, NULL}};
     const char *name;
@@ -392,8 +386,8 @@ static int cmd_check(int argc, char **argv)
     bool unreaped = kinds == FAIRSEM_CHECK_DEAD && dead > 0;
     static const char *names[] = {"slots", "dead", "queue", "tenants"};
     for (unsigned k = 0; k < findings.n; k++)
-        printf("%s [%s]: %s\n", unreaped ? "warning" : "violation", names[__builtin_ctz(findings.found[k].kind) & 3],
-               findings.found[k].text);
+        printf("%s [%s]: %s\n", unreaped ? "warning" : "violation",
+               names[__builtin_ctz(findings.found[k].kind) & 3], findings.found[k].text);
     if (kinds == 0 || unreaped)
         printf("%s: ok (%u slots: %u in use, %u free, %u waiting)\n", name, st.max_slots, st.slots_in_use,
                st.slots_available, st.waiters);
@@ -437,10 +431,10 @@ static void tally_waiter(void *arg, const fairsem_waiter_info_t *w)
 
 static int cmd_reap(int argc, char **argv)
 {
-    static const char *help =
-        "usage: fairsem reap NAME [--dry-run]\n"
-        "Reclaim the slots, queued requests and registrations of dead processes,\n"
-        "and reset corrupt words that nobody owns.  Live processes are never touched.  --dry-run only says what it would do.\n";
+    static const char *help = "usage: fairsem reap NAME [--dry-run]\n"
+                              "Reclaim the slots, queued requests and registrations of dead processes,\n"
+                              "and reset corrupt words that nobody owns.  Live processes are never touched.  "
+                              "--dry-run only says what it would do.\n";
     bool dry = false;
     struct flag_opt flags[] = {{"--dry-run", &dry}, {NULL, NULL}};
     const char *name;
@@ -464,18 +458,15 @@ static int cmd_reap(int argc, char **argv)
     fairsem_close(sem);
     if (rc < 0)
         return cli_fail(name, rc);
-    printf("%s: reaped %u dead processes, %u slots, %u queued requests, %u registrations", name, r.procs,
-           r.slots, r.tickets, r.registrations);
+    printf("%s: reaped %u dead processes, %u slots, %u queued requests, %u registrations", name, r.procs, r.slots,
+           r.tickets, r.registrations);
     if (r.repaired)
         printf(", %u corrupt words repaired", r.repaired);
     printf("\n");
     return EXIT_OK;
 }
 
-static void count_live(void *arg, const fairsem_proc_info_t *p)
-{
-    *(unsigned *)arg += p->alive != 0;
-}
+static void count_live(void *arg, const fairsem_proc_info_t *p) { *(unsigned *)arg += p->alive != 0; }
 
 /* Say how many live processes keep NAME from being removed. */
 static int refuse_attached(const char *name)
@@ -495,12 +486,11 @@ static int refuse_attached(const char *name)
 
 static int cmd_rm(int argc, char **argv)
 {
-    static const char *help =
-        "usage: fairsem rm NAME [--force]\n"
-        "Remove the segment.  Refuses (exit 6) while live processes are attached,\n"
-        "unless --force; attached processes keep working on the removed segment.\n"
-        "--force also removes a segment of another layout version, but never a\n"
-        "file that is not a fairsem segment (exit 4).\n";
+    static const char *help = "usage: fairsem rm NAME [--force]\n"
+                              "Remove the segment.  Refuses (exit 6) while live processes are attached,\n"
+                              "unless --force; attached processes keep working on the removed segment.\n"
+                              "--force also removes a segment of another layout version, but never a\n"
+                              "file that is not a fairsem segment (exit 4).\n";
     bool force = false;
     struct flag_opt flags[] = {{"--force", &force}, {NULL, NULL}};
     const char *name;

@@ -91,16 +91,15 @@ static int run_child(char **cmd, int lease, const char *name, const char *tenant
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static const char run_help[] =
-    "usage: fairsem run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]\n"
-    "                   (-c 'COMMAND' | [--] CMD [ARGS...])\n"
-    "Hold one slot of NAME for tenant T while CMD (or COMMAND, run by /bin/sh -c)\n"
-    "runs, as flock(1) holds a lock: if this wrapper is killed, the slot stays held\n"
-    "until the command ends too.  Exits with the command's status (128+N if signal\n"
-    "N killed it).  -n: fail rather than wait when no slot is free for T now;\n"
-    "-w SECONDS: give up after SECONDS; both then exit with CODE (-E, default 1),\n"
-    "silently unless -v.  SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the\n"
-    "command, which sees FAIRSEM_NAME, FAIRSEM_TENANT and FAIRSEM_SLOT (the index).\n";
+static const char run_help[] = "usage: fairsem run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]\n"
+                               "                   (-c 'COMMAND' | [--] CMD [ARGS...])\n"
+                               "Hold one slot of NAME for tenant T while CMD (or COMMAND, run by /bin/sh -c)\n"
+                               "runs, as flock(1) holds a lock: if this wrapper is killed, the slot stays held\n"
+                               "until the command ends too.  Exits with the command's status (128+N if signal\n"
+                               "N killed it).  -n: fail rather than wait when no slot is free for T now;\n"
+                               "-w SECONDS: give up after SECONDS; both then exit with CODE (-E, default 1),\n"
+                               "silently unless -v.  SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the\n"
+                               "command, which sees FAIRSEM_NAME, FAIRSEM_TENANT and FAIRSEM_SLOT (the index).\n";
 
 /* What is wrong with a tenant id (as its limit says), or NULL. */
 static const char *tenant_problem(const char *id)
@@ -120,12 +119,17 @@ static const char *tenant_problem(const char *id)
 int cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"tenant", required_argument, NULL, 't'},  {"weight", required_argument, NULL, 'W'},
-        {"nonblock", no_argument, NULL, 'n'},      {"nb", no_argument, NULL, 'n'},
-        {"wait", required_argument, NULL, 'w'},    {"timeout", required_argument, NULL, 'w'},
+        {"tenant", required_argument, NULL, 't'},
+        {"weight", required_argument, NULL, 'W'},
+        {"nonblock", no_argument, NULL, 'n'},
+        {"nb", no_argument, NULL, 'n'},
+        {"wait", required_argument, NULL, 'w'},
+        {"timeout", required_argument, NULL, 'w'},
         {"conflict-exit-code", required_argument, NULL, 'E'},
-        {"command", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"command", required_argument, NULL, 'c'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *tenant = NULL, *command = NULL;
     unsigned weight = 0, conflict = 1;
@@ -164,12 +168,12 @@ int cmd_run(int argc, char **argv)
         default: return cli_usage("run", run_help, "%s", cli_option_problem(c, argv));
         }
     }
-    const char *problem = !name                          ? "NAME is required (before the options)"
-                          : !tenant                      ? "--tenant T is required"
-                          : nonblock && wait_s >= 0      ? "-n and -w exclude each other"
-                          : command && optind < argc     ? "-c 'COMMAND' and CMD exclude each other"
-                          : !command && optind >= argc   ? "CMD (or -c 'COMMAND') is required"
-                                                         : NULL;
+    const char *problem = !name                        ? "NAME is required (before the options)"
+                          : !tenant                    ? "--tenant T is required"
+                          : nonblock && wait_s >= 0    ? "-n and -w exclude each other"
+                          : command && optind < argc   ? "-c 'COMMAND' and CMD exclude each other"
+                          : !command && optind >= argc ? "CMD (or -c 'COMMAND') is required"
+                                                       : NULL;
     if (!problem)
         problem = cli_name_problem(name);
     if (!problem)

@@ -40,21 +40,21 @@ typedef struct tenant_box tenant_box;
 typedef struct req_box req_box;
 
 struct sem_box {
-    fairsem_t *sem;              /* NULL once closed */
+    fairsem_t *sem; /* NULL once closed */
     napi_env env;
-    uv_poll_t *poll;             /* NULL until the first request waits */
-    napi_ref dispatch;           /* JS function(ids, codes, tags); strong while waiting */
+    uv_poll_t *poll;   /* NULL until the first request waits */
+    napi_ref dispatch; /* JS function(ids, codes, tags); strong while waiting */
     napi_async_context actx;
-    uint32_t waiting;            /* requests queued, not yet completed nor freed */
-    tenant_box *tenants;         /* live tenant boxes (list) */
-    req_box *reqs;               /* live request boxes (list) */
+    uint32_t waiting;    /* requests queued, not yet completed nor freed */
+    tenant_box *tenants; /* live tenant boxes (list) */
+    req_box *reqs;       /* live request boxes (list) */
     bool cleanup_hook;
 };
 
 struct tenant_box {
-    fairsem_tenant_t *t;   /* NULL once the C library may have freed it */
-    sem_box *owner;        /* NULL once the semaphore is gone */
-    uint32_t busy;         /* slots held + requests not yet freed, through it */
+    fairsem_tenant_t *t; /* NULL once the C library may have freed it */
+    sem_box *owner;      /* NULL once the semaphore is gone */
+    uint32_t busy;       /* slots held + requests not yet freed, through it */
     bool unregistered;
     tenant_box *prev, *next;
 };
@@ -64,7 +64,7 @@ struct req_box {
     tenant_box *tenant;
     sem_box *owner;
     double id;
-    bool queued;            /* counted in owner->waiting */
+    bool queued; /* counted in owner->waiting */
     req_box *prev, *next;
 };
 
@@ -124,10 +124,10 @@ static napi_value throw_type(napi_env env, const char *msg)
 
 /* ------------------------------------------------------------- helpers */
 
-#define ARGS(n)                                                              \
-    size_t argc = (n);                                                       \
-    napi_value argv[(n) > 0 ? (n) : 1];                                      \
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok)     \
+#define ARGS(n)                                                          \
+    size_t argc = (n);                                                   \
+    napi_value argv[(n) > 0 ? (n) : 1];                                  \
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) \
         return NULL;
 
 static void *unbox(napi_env env, napi_value v, const napi_type_tag *tag)
@@ -185,8 +185,8 @@ static bool get_uint(napi_env env, napi_value v, uint32_t *out)
         return true;
     }
     double d;
-    if (type != napi_number || napi_get_value_double(env, v, &d) != napi_ok || d < 0 ||
-        d > 4294967295.0 || d != (double)(uint32_t)d) {
+    if (type != napi_number || napi_get_value_double(env, v, &d) != napi_ok || d < 0 || d > 4294967295.0 ||
+        d != (double)(uint32_t)d) {
         throw_type(env, "expected a non-negative integer");
         return false;
     }
@@ -458,10 +458,9 @@ static napi_value wrap_sem(napi_env env, fairsem_t *sem)
 /* create(name, {maxSlots, minShare, maxTenants, maxWaiters, maxProcs, flags, mode}) */
 static bool read_options(napi_env env, napi_value obj, fairsem_options_t *o)
 {
-    static const char *keys[] = {"maxSlots", "minShare", "maxTenants", "maxWaiters",
-                                 "maxProcs", "flags", "mode"};
+    static const char *keys[] = {"maxSlots", "minShare", "maxTenants", "maxWaiters", "maxProcs", "flags", "mode"};
     unsigned *fields[] = {&o->max_slots, &o->min_share, &o->max_tenants, &o->max_waiters,
-                          &o->max_procs, &o->flags, &o->mode};
+                          &o->max_procs, &o->flags,     &o->mode};
     memset(o, 0, sizeof *o);
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         napi_value v;
