@@ -37,15 +37,19 @@ static void pause_briefly(void)
 #define INIT_WAIT_NS (2ull * 1000 * 1000 * 1000)
 
 /* Wait while entry i stays the INIT word `st`; if its inserter died, its
- * scrub (which this may run, setting *kick) frees the entry.  False if it
- * is still there after INIT_WAIT_NS (its inserter is alive but stopped). */
-static bool wait_init(fairsem_t *sem, uint32_t i, uint64_t st, bool *kick)
+ * scrub (which this may run) frees the entry.  What a scrub here frees is
+ * kicked to waiters at once, not when the wait ends: the entry stays INIT
+ * while another scrubber holds the dead record's lease, up to INIT_WAIT_NS.
+ * False if it is still there after INIT_WAIT_NS (its inserter is alive but
+ * stopped, or its scrubber is). */
+static bool wait_init(fairsem_t *sem, uint32_t i, uint64_t st)
 {
     uint64_t deadline = fairsem__now_ns() + INIT_WAIT_NS;
     for (int spins = 0; atomic_load(&sem->tenants[i].state) == st; spins++) {
-        if (spins % 64 == 63 && fs_tenant_proc(st) != sem->proc_idx && fs_tenant_proc(st) < sem->geo.max_procs)
-            *kick |= fairsem__proc_reap_if_dead(sem, fs_tenant_proc(st), NULL);
-        if (fairsem__now_ns() > deadline)
+        if (spins % 64 == 63 && fs_tenant_proc(st) != sem->proc_idx && fs_tenant_proc(st) < sem->geo.max_procs &&
+            fairsem__proc_reap_if_dead(sem, fs_tenant_proc(st), NULL))
+            fairsem__kick(sem);
+        if (fairsem__now_ns() > deadline && atomic_load(&sem->tenants[i].state) == st)
             return false;
         pause_briefly();
     }
@@ -76,7 +80,7 @@ static bool duplicate_exists(fairsem_t *sem, uint32_t mine, uint32_t hash, const
 }
 
 /* Find id, or insert it.  Returns its index, or an error. */
-static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t hash, unsigned weight, bool *kick)
+static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t hash, unsigned weight)
 {
     uint32_t n = sem->geo.max_tenants;
     bool retired = false;
@@ -93,7 +97,7 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
                 break;
             case FS_TENANT_INIT:
                 if (fs_tenant_hash(st) == hash) {
-                    if (!wait_init(sem, i, st, kick))
+                    if (!wait_init(sem, i, st))
                         return -EBUSY;
                     restart = true;
                 }
@@ -223,13 +227,12 @@ static bool registration_closes(fairsem_t *sem, uint32_t t)
 }
 
 /* Find or create the entry and hold a registration on it.  *kick: the
- * state became more permissive on the way (a dead inserter reaped, the
- * weight changed). */
+ * weight changed (a dead inserter reaped on the way is kicked at once). */
 static int register_index(fairsem_t *sem, const char *id, size_t len, unsigned weight, uint32_t *out, bool *kick)
 {
     uint32_t hash = fs_hash(id, len);
     for (;;) {
-        int idx = lookup_or_insert(sem, id, len, hash, weight, kick);
+        int idx = lookup_or_insert(sem, id, len, hash, weight);
         if (idx < 0)
             return idx;
         struct fs_tenant *e = &sem->tenants[idx];

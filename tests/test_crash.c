@@ -980,6 +980,57 @@ Test(crash, corrupt_tenant_entry_of_absent_inserter)
     seg_close_unlink(sem, g_seg);
 }
 
+/* A registration waiting for a tenant entry half-inserted by a dead process
+ * reaps that process; the slot it frees goes to a waiter at once, before the
+ * registration pauses to wait on.  The dead record's lease is held (here by
+ * the test's own lock, as by a stopped scrubber), so the entry stays INIT
+ * while the test wants; the registering process stops at its first grant,
+ * which must come while it still waits: the test then frees the entry, and
+ * the registration succeeds (a grant only after the wait gave up would come
+ * with -EBUSY). */
+Test(crash, reaped_inserter_serves_waiters_before_the_wait_goes_on)
+{
+    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-initkick", 1);
+    tenant_reg(sem, "A");
+    tenant_reg(sem, "B");
+    struct raw r = raw_map();
+    uint32_t p = raw_free_record(&r), e = 0;
+    while (fs_tenant_kind(atomic_load(&r.tenants[e].state)) != FS_TENANT_FREE)
+        e++;
+    atomic_store(&r.procs[p].state, fs_proc_dead(0));
+    atomic_store(&r.slots[0], fs_slot_word(FS_SLOT_HELD, 7, raw_tenant(&r, "A"), fs_proc_tag(p, 0)));
+    atomic_store(&r.tenants[e].state, fs_tenant_state(FS_TENANT_INIT, p, 0, fs_hash("X", 1)));
+    raw_queue(&r, 0, raw_tenant(&r, "B"), fs_owner_word(raw_tag_of(&r, getpid())));
+    char path[sizeof g_seg + 16];
+    snprintf(path, sizeof path, "/dev/shm%s", g_seg);
+    int lease_fd = open(path, O_RDWR | O_CLOEXEC);
+    cr_assert_geq(lease_fd, 0);
+    cr_assert_eq(fairsem__lease_lock(lease_fd, FS_LEASE_BASE + p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fairsem_t *s2;
+        fairsem_tenant_t *x;
+        if (fairsem_open(g_seg, NULL, &s2) < 0)
+            _exit(1);
+        fairsem__crash_arm(2, SIGSTOP, -1); /* "scrub.slot_freed", then "grant.reserved" */
+        _exit(fairsem_tenant_register(s2, "X", 1, &x) == 0 ? 0 : 2);
+    }
+    track_pid(pid);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(status), "the registering process did not stop at its grant");
+    atomic_store(&r.tenants[e].state, fs_tenant_state(FS_TENANT_FREE, 0, 1, 0));
+    kill(pid, SIGCONT);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    untrack_pid(pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the waiter was served only after the registration gave up waiting (status %d)", status);
+    cr_assert_eq(fs_cell_kind(atomic_load(&r.cells[0].state)), FS_CELL_GRANTED);
+    raw_unmap(&r);
+    close(lease_fd);
+    seg_close_unlink(sem, g_seg);
+}
+
 /* Words nothing acts on, but nothing explains either: check lists them
  * (a map bit past the last cell, an owner word with stray high bits naming
  * this live process, a waiting cell whose state carries a slot index). */
