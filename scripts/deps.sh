@@ -8,8 +8,13 @@ set -euo pipefail
 # pytest, Chromium for Playwright; for the install tests: pip, venv,
 # setuptools and wheel to build and install the wheel, dpkg-dev and file for
 # cpack's .deb, Node with npm and its headers for the npm tarball; gunicorn
-# for the pre-fork server test).
+# for the pre-fork server test).  `deps.sh --bench` adds what the benchmarks
+# use: gnuplot for fairsem-bench --chart, valgrind for the
+# instructions-per-pair count.
 pkgs=(build-essential cmake pkg-config liburcu-dev)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(gnuplot-nox valgrind)
+fi
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(clang libclang-rt-14-dev clang-format-14 libcriterion-dev python3 python3-pytest python3-pytest-asyncio chromium
     python3-pip python3-venv python3-setuptools python3-wheel dpkg-dev file gunicorn)
