@@ -209,10 +209,13 @@ static void unique_name(char *buf, size_t n, const char *what)
 
 #define MAXW 64
 #define MAXLAT 20000
+#define MAXMS 2048 /* per-millisecond op counts of a worker (scenario b) */
 struct wres {
     uint64_t ops, held_ns;
     uint64_t wait_p50, wait_p99, nwaits;
     double ns_per_pair;
+    uint64_t first_ns;      /* when its first acquire returned (0: never) */
+    uint32_t per_ms[MAXMS]; /* ops completed in each ms of the window */
 };
 
 struct board {
@@ -829,6 +832,7 @@ struct thr_arg {
     struct pctx *p;
     unsigned id;
     bool record_waits;
+    struct wres *res; /* single-threaded workers: their per-ms counts here */
     uint64_t ops, held;
     uint64_t *waits;
     size_t nwaits, capwaits;
@@ -862,6 +866,13 @@ static void *load_thread(void *arg)
         t_release(&t, tok);
         ta->ops++;
         ta->held += (t2 < end ? t2 : end) - t1;
+        if (ta->res) {
+            if (!ta->res->first_ns)
+                ta->res->first_ns = t1;
+            uint64_t ms = (t1 - start) / 1000000u;
+            if (ms < MAXMS)
+                ta->res->per_ms[ms]++;
+        }
         if (ta->record_waits && ta->nwaits < ta->capwaits)
             ta->waits[ta->nwaits++] = t1 - t0;
     }
@@ -878,7 +889,9 @@ static void load_child(void *arg)
     pthread_t th[16];
     size_t cap = a->record_waits ? 400000 : 0;
     for (int i = 0; i < a->threads; i++) {
-        ta[i] = (struct thr_arg){&p, (unsigned)(a->slot + i), a->record_waits, 0, 0, NULL, 0, cap};
+        ta[i] = (struct thr_arg){
+            &p, (unsigned)(a->slot + i), a->record_waits, a->threads == 1 ? &B->w[a->slot] : NULL, 0, 0, NULL, 0,
+            cap};
         if (cap && !(ta[i].waits = malloc(cap * sizeof(uint64_t))))
             die("out of memory");
     }
@@ -949,6 +962,33 @@ static double jain(const struct wres *w, int n)
     return s2 > 0 ? s * s / (n * s2) : 0;
 }
 
+/* Jain's index of the ops done after every worker had its first slot, and
+ * how long into the window that was (ms; NAN if some worker never got
+ * one).  Telling it from the whole window's index shows whether an
+ * unfair total comes from the start (some processes ran before others
+ * were on a CPU at all) or from the steady state. */
+static double jain_settled(const struct wres *w, int n, double *settle_ms)
+{
+    uint64_t last = 0;
+    for (int i = 0; i < n; i++) {
+        if (!w[i].first_ns) {
+            *settle_ms = NAN;
+            return NAN;
+        }
+        last = w[i].first_ns > last ? w[i].first_ns : last;
+    }
+    uint64_t from = (last - B->start) / 1000000u + 1, to = (B->end - B->start) / 1000000u;
+    *settle_ms = (double)(last - B->start) / 1e6;
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) {
+        double ops = 0;
+        for (uint64_t ms = from; ms < to && ms < MAXMS; ms++)
+            ops += w[i].per_ms[ms];
+        s += ops, s2 += ops * ops;
+    }
+    return s2 > 0 ? s * s / (n * s2) : NAN;
+}
+
 /* Scenario b's grid, kept for the targets and the chart. */
 static const int b_P[] = {2, 4, 8, 16};
 static const unsigned b_S[] = {1, 4};
@@ -988,7 +1028,8 @@ static void scenario_b(void)
 {
     uint64_t dur = opt_quick ? 30000000u : 400000000u;
     printf("\n== b. Contended: P processes, S slots, hold H; %.0f ms per run ==\n", dur / 1e6);
-    printf("%-8s %3s %2s %5s %12s %7s %6s\n", "impl", "P", "S", "H_us", "ops/s", "Jain", "util");
+    printf("%-8s %3s %2s %5s %12s %7s %6s %9s %7s\n", "impl", "P", "S", "H_us", "ops/s", "Jain", "util",
+           "settle_ms", "Jain_s");
     for (size_t hi = 0; hi < 2; hi++)
         for (size_t si = 0; si < 2; si++)
             for (size_t pi = 0; pi < B_NP; pi++)
@@ -1008,10 +1049,12 @@ static void scenario_b(void)
                     *tput = (double)ops * 1e9 / (double)dur;
                     *util = (double)held / ((double)dur * b_S[si]);
                     *j = jain(B->w, b_P[pi]);
-                    printf("%-8s %3d %2u %5.0f %12.0f %7.4f %6.3f\n", kind_name[k], b_P[pi], b_S[si],
-                           b_H[hi] / 1e3, *tput, *j, *util);
+                    double settle, js = jain_settled(B->w, b_P[pi], &settle);
+                    printf("%-8s %3d %2u %5.0f %12.0f %7.4f %6.3f %9.2f %7.4f\n", kind_name[k], b_P[pi], b_S[si],
+                           b_H[hi] / 1e3, *tput, *j, *util, settle, js);
                     emit("scenario", S("b"), "impl", S(kind_name[k]), "P", F(b_P[pi]), "S", F(b_S[si]), "hold_us",
-                         F(b_H[hi] / 1e3), "ops_per_s", F(*tput), "jain", F(*j), "util", F(*util), NULL);
+                         F(b_H[hi] / 1e3), "ops_per_s", F(*tput), "jain", F(*j), "util", F(*util), "settle_ms",
+                         F(settle), "jain_settled", F(js), NULL);
                 }
     have_b = true;
     b_targets();
