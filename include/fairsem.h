@@ -437,6 +437,14 @@ FAIRSEM_EXTERN int fairsem_request_result(fairsem_request_t *req, fairsem_slot_t
  */
 FAIRSEM_EXTERN int fairsem_request_cancel(fairsem_request_t *req);
 
+/**
+ * As fairsem_request_cancel(), for a caller whose own deadline for the
+ * request passed (the event-loop API has no timeout of its own): the pool
+ * counts it in `timeouts` instead of `cancels` (fairsem_counters()).
+ * @return as fairsem_request_cancel().
+ */
+FAIRSEM_EXTERN int fairsem_request_expire(fairsem_request_t *req);
+
 /** Free a request, cancelling it first if still queued.  NULL is ignored. */
 FAIRSEM_EXTERN void fairsem_request_free(fairsem_request_t *req);
 
@@ -472,6 +480,58 @@ FAIRSEM_EXTERN size_t fairsem_events(fairsem_t *sem, fairsem_request_t **done, s
  */
 FAIRSEM_EXTERN int fairsem_stats(fairsem_t *sem, fairsem_stats_t *stats, fairsem_tenant_stats_t *tenants,
                                  size_t cap, size_t *count);
+
+/** Buckets of the wait-time histogram: upper bounds 1, 2, 5, 10, 20, 50 ...
+ *  µs up to 100 s (1-2-5 steps, 25 finite bounds), then one bucket for
+ *  longer waits.  Bucket k counts waits w with bound(k-1) < w <= bound(k). */
+#define FAIRSEM_WAIT_BUCKETS 26
+
+/** Upper bound of bucket k in ns (k < FAIRSEM_WAIT_BUCKETS - 1); UINT64_MAX
+ *  for the last bucket and for k out of range. */
+FAIRSEM_EXTERN uint64_t fairsem_wait_bucket_bound_ns(unsigned k);
+
+/** What a pool, or one tenant, did since it was created.  Each count is
+ * made by the process that acted, after the event; a process killed between
+ * the event and its count loses that one count, and nothing is ever counted
+ * twice. */
+typedef struct fairsem_counters {
+    uint64_t grants_immediate;                   /**< acquisitions granted without queueing */
+    uint64_t grants_waited;                      /**< queued requests that were granted */
+    uint64_t timeouts;                           /**< queued requests whose deadline passed
+                                      (fairsem_acquire_timeout,
+                                      fairsem_request_expire) */
+    uint64_t cancels;                            /**< queued requests cancelled (fairsem_request_cancel,
+                                      a forced unregistration) */
+    uint64_t reclaimed_slots;                    /**< slots taken back from dead processes */
+    uint64_t reclaimed_requests;                 /**< queued requests of dead processes dropped */
+    uint64_t held_ns;                            /**< slot-time of holds that ended (released
+                                      or reclaimed), ns (coarse clock) */
+    uint64_t wait_ns;                            /**< sum of the waits counted in wait_buckets */
+    uint64_t wait_buckets[FAIRSEM_WAIT_BUCKETS]; /**< waits of grants_waited
+                                      (enqueue -> grant), per bucket, NOT cumulative */
+} fairsem_counters_t;
+
+typedef struct fairsem_tenant_counters {
+    char id[FAIRSEM_TENANT_ID_MAX + 1];
+    fairsem_counters_t counters; /**< since this tenant's entry was created */
+    uint64_t oldest_wait_ns;     /**< age of its oldest waiting request, 0 if none */
+} fairsem_tenant_counters_t;
+
+/**
+ * Read the counters of the pool and of each tenant that has an entry.
+ * Pool counters are monotonic over the segment's life; a tenant's start at
+ * 0 when its entry is created (a tenant that leaves and comes back starts
+ * again: exporters see a counter reset).  Works on read-only handles.
+ * @param pool            filled with the pool's counters (required)
+ * @param oldest_wait_ns  age of the pool's oldest waiting request (0: none);
+ *                        may be NULL
+ * @param tenants         up to cap entries (may be NULL when cap is 0)
+ * @param count           set to the number of tenants with entries (may
+ *                        exceed cap); may be NULL
+ * @return 0; -EINVAL (NULL sem or pool, NULL tenants with cap > 0).
+ */
+FAIRSEM_EXTERN int fairsem_counters(fairsem_t *sem, fairsem_counters_t *pool, uint64_t *oldest_wait_ns,
+                                    fairsem_tenant_counters_t *tenants, size_t cap, size_t *count);
 
 /**
  * Reclaim what dead processes held, queued or registered.  Live processes

@@ -74,6 +74,7 @@ struct fairsem {
     _Atomic uint64_t *slots;
     _Atomic uint64_t *since;
     struct fs_cell *cells;
+    struct fs_tenant_counters *counters;
     const uint32_t *shares; /* the custom rule's table; NULL: built-in */
     bool readonly;          /* FAIRSEM_READONLY: never attaches */
 
@@ -190,6 +191,52 @@ int fairsem__lease_lock(int fd, off_t byte);
 int fairsem__lease_held(int fd, off_t byte);
 void fairsem__lease_unlock(int fd, off_t byte);
 
+/* ---------------------------------------------------------------- counting */
+
+/* The counts each module takes as it acts (layout.h, "counters"), inline so
+ * that the shared-word modules need no call into a file above them. */
+
+/* Count n in word `k` (FS_CNT_*) of tenant entry t's lifetime block.
+ * Relaxed: a count orders nothing and is read by nobody who decides.  t
+ * may come from shared memory (a scrubbed slot word or cell): an index out
+ * of range counts nowhere. */
+static inline void fs_count(fairsem_t *sem, uint32_t t, unsigned k, uint64_t n)
+{
+    if (t < sem->geo.max_tenants)
+        atomic_fetch_add_explicit(&sem->counters[t].lifetime.word[k], n, memory_order_relaxed);
+}
+
+/* A hold of tenant t that began at `since` (since[i], coarse clock) ended.
+ * since is 0 for a slot nobody ever stamped (a holder killed between its
+ * claim and the stamp, on a fresh slot): no time to count. */
+static inline void fs_count_hold_end(fairsem_t *sem, uint32_t t, uint64_t since)
+{
+    uint64_t now = fairsem__coarse_ns();
+    if (since && now > since)
+        fs_count(sem, t, FS_CNT_HELD_NS, now - since);
+}
+
+/* A request of tenant t queued at `enqueued_ns` (CLOCK_MONOTONIC) was
+ * granted, and its grant consumed. */
+static inline void fs_count_wait(fairsem_t *sem, uint32_t t, uint64_t enqueued_ns)
+{
+    uint64_t now = fairsem__now_ns();
+    uint64_t wait = now > enqueued_ns ? now - enqueued_ns : 0;
+    fs_count(sem, t, FS_CNT_GRANTS_WAITED, 1);
+    fs_count(sem, t, FS_CNT_WAIT_BUCKET0 + fs_wait_bucket(wait), 1);
+    fs_count(sem, t, FS_CNT_WAIT_NS, wait);
+}
+
+/* Entry t is INIT and ours: its counters start at 0 (baseline := lifetime). */
+static inline void fs_counters_baseline(fairsem_t *sem, uint32_t t)
+{
+    struct fs_tenant_counters *c = &sem->counters[t];
+    for (unsigned k = 0; k < FS_COUNTER_WORDS; k++)
+        atomic_store_explicit(&c->baseline.word[k],
+                              atomic_load_explicit(&c->lifetime.word[k], memory_order_relaxed),
+                              memory_order_relaxed);
+}
+
 /* --------------------------------------------------------------- ticket.c */
 
 /* Queue a request of tenant (FIFO number in *seq, cell in *cell): 0 or
@@ -206,7 +253,10 @@ bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell
                             uint64_t *last_seen);
 /* A granter's CAS of cell c from WAITING(seq) to GRANTED(seq, slot). */
 bool fairsem__ticket_grant(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t slot);
-/* Owner's cancel: 1 cancelled, 0 it was granted (slot in *granted_slot). */
+/* Owner's cancel: FS_TICKET_GRANTED (slot in *granted_slot),
+ * FS_TICKET_CANCELLED (this call ended the request: the caller counts it),
+ * FS_TICKET_ENDED (someone else had cancelled it). */
+enum { FS_TICKET_GRANTED, FS_TICKET_CANCELLED, FS_TICKET_ENDED };
 int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot);
 void fairsem__ticket_free(fairsem_t *sem, uint32_t c);
 /* Cancel every waiting cell of this process queued through `serial`; how
@@ -232,8 +282,8 @@ fairsem_slot_t fairsem__slot_taken(fairsem_tenant_t *t, uint32_t i, uint32_t sta
  * free the cell: 0, or FAIRSEM_ECORRUPT (the grant named no slot reserved
  * for it; the cell is freed all the same). */
 int fairsem__slot_consume_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t *slot);
-/* Free the slot `slot` names if tenant handle t holds it; true if freed
- * (more permissive: the caller kicks). */
+/* Free the slot `slot` names if tenant handle t holds it, and count the
+ * hold's time; true if freed (more permissive: the caller kicks). */
 bool fairsem__slot_give_back(fairsem_tenant_t *t, fairsem_slot_t slot);
 
 /* --------------------------------------------------------------- tenant.c */

@@ -27,9 +27,15 @@
  *   tenants       struct fs_tenant[max_tenants]
  *   slots         _Atomic uint64_t[max_slots]: the owner word of each slot
  *   since         _Atomic uint64_t[max_slots]: CLOCK_MONOTONIC_COARSE time the
- *                 current holder took the slot (display only; written by the
- *                 holder after it owns the slot, so a stale value is harmless)
+ *                 current holder took the slot (for display and held_ns;
+ *                 written by the holder after it owns the slot, so a holder
+ *                 killed in between leaves the previous hold's time, and its
+ *                 reclaimer counts from then)
  *   cells         struct fs_cell[max_waiters]: queued requests ("tickets")
+ *   counters      struct fs_tenant_counters[max_tenants]: what happened to
+ *                 each tenant entry (lifetime words, never reset) and the
+ *                 lifetime values when its current incarnation was inserted
+ *                 (baseline); see "counters" below
  *   shares        uint32_t[max_tenants + 1], only for a custom share rule
  *                 (rule_name not empty): entry D is the rule's share of each
  *                 demanding tenant when D tenants demand, already clamped to
@@ -46,7 +52,8 @@
  * queued request it is reserved for; a cell's owner word names the process
  * waiting in it; a registration bit sits in the registering record's row.
  * There are no counters to keep in step: held, waiting and demanding counts
- * are derived by scanning slots and cells (fs_snapshot in policy code).  So
+ * are derived by scanning slots and cells (fs_snapshot in policy code); the
+ * statistics counters (region "counters") are never read by a decision.  So
  * a process that dies between two writes leaves nothing that needs undoing
  * beyond what its tags name, and whoever scrubs its record frees exactly
  * that.  (The design brief's "intent" words are therefore not needed: no
@@ -103,6 +110,29 @@
  *   cell.state        owner (EMPTY->WAITING, ->EMPTY when done), a granter
  *                     (WAITING->GRANTED), anyone cancelling (WAITING->
  *                     CANCELLED: the owner, a forced unregister, a scrubber)
+ *   counters.lifetime whoever acted, after the event, by relaxed fetch_add
+ *                     (never any other write, so no word ever decreases):
+ *                     grants_immediate  the taker, after its TAKE committed
+ *                     grants_waited, wait_buckets[], wait_ns
+ *                                       the request's owner, after its HELD
+ *                                       CAS consumed the grant (wait = now -
+ *                                       cell.enqueued_ns, CLOCK_MONOTONIC)
+ *                     timeouts          the owner whose deadline passed, if
+ *                                       its CAS WAITING->CANCELLED won
+ *                     cancels           whoever won that CAS for a cancel
+ *                                       (fairsem_request_cancel, a forced
+ *                                       unregister, a detaching owner)
+ *                     reclaimed_requests a scrubber of a DEAD record whose
+ *                                       CAS WAITING->CANCELLED won
+ *                     reclaimed_slots   a scrubber of a DEAD record whose CAS
+ *                                       freed a HELD word, or the reservation
+ *                                       of a GRANTED cell
+ *                     held_ns           the holder at release, or whoever
+ *                                       frees a HELD word in a scrub (now -
+ *                                       since[i], coarse clock)
+ *                     for the tenant the slot word or cell names
+ *   counters.baseline the inserter, while the entry is INIT (a copy of the
+ *                     lifetime words at that moment)
  *
  * SLOT WORD (64 bits)
  *
@@ -186,7 +216,7 @@
 #include "fairsem.h" /* the public limits the field widths are checked against */
 
 #define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
-#define FS_LAYOUT_VERSION 4u
+#define FS_LAYOUT_VERSION 5u
 #define FS_READY 0x52454459u /* header.ready once initialised */
 #define FS_CACHELINE 64u
 #define FS_LEASE_BASE ((off_t)1 << 40)     /* lease byte of record p: base + p */
@@ -217,7 +247,7 @@ struct fs_header {
     _Atomic uint64_t probe_beat; /* the prober's last round (CLOCK_MONOTONIC),
                                     0: nobody probes; read about once a second
                                     by each waiter, so it shares this line */
-    uint8_t pad0[FS_CACHELINE * 3 - 184];
+    uint64_t off_counters;
     /* hot words, each alone on its cache line */
     _Atomic uint64_t version;
     uint8_t pad1[FS_CACHELINE - 8];
@@ -225,6 +255,7 @@ struct fs_header {
     uint8_t pad2[FS_CACHELINE - 8];
 };
 _Static_assert(sizeof(struct fs_header) == 5 * FS_CACHELINE, "header size");
+_Static_assert(offsetof(struct fs_header, version) == 3 * FS_CACHELINE, "hot words on their own lines");
 
 /* --------------------------------------------------------- process record */
 
@@ -385,7 +416,8 @@ struct fs_cell {
     _Atomic uint32_t flags;  /* FS_CELL_ASYNC */
     _Atomic uint32_t serial; /* owner's tenant-handle serial (forced unregister) */
     uint32_t reserved0;
-    _Atomic uint64_t enqueued_ns; /* CLOCK_MONOTONIC, display only */
+    _Atomic uint64_t enqueued_ns; /* CLOCK_MONOTONIC: ages, and the wait
+                                     counted at the grant */
     uint8_t pad[FS_CACHELINE - 48];
 };
 _Static_assert(sizeof(struct fs_cell) == FS_CACHELINE, "cell size");
@@ -441,6 +473,66 @@ static inline _Atomic uint64_t *fs_row(_Atomic uint64_t *rows, uint32_t reg_word
     return rows + (size_t)p * reg_words;
 }
 
+/* --------------------------------------------------------------- counters */
+
+/* COUNTERS.  Each tenant entry index has a block of lifetime counters,
+ * bumped by whichever process acts (relaxed fetch_add, no lock) and never
+ * reset, and a baseline block, written by the inserter while the entry is
+ * INIT: a copy of the lifetime words at that moment.  A tenant's counters
+ * are lifetime - baseline, so they start at 0 with each incarnation of its
+ * entry; the pool's are the sum of every entry's lifetime block, monotonic
+ * because no lifetime word ever decreases, and nothing is folded anywhere a
+ * crash could tear.  Each count follows its event: a process killed between
+ * the two loses that one count, and nothing is counted twice (only the
+ * winner of the CAS that ends a request, or frees a word, counts it).  The
+ * blocks live in their own region, away from the tenants' decision lines.
+ * Word k of a block is field k of fairsem_counters_t. */
+enum {
+    FS_CNT_GRANTS_IMMEDIATE,
+    FS_CNT_GRANTS_WAITED,
+    FS_CNT_TIMEOUTS,
+    FS_CNT_CANCELS,
+    FS_CNT_RECLAIMED_SLOTS,
+    FS_CNT_RECLAIMED_REQUESTS,
+    FS_CNT_HELD_NS,
+    FS_CNT_WAIT_NS,
+    FS_CNT_WAIT_BUCKET0, /* FS_WAIT_BUCKETS words: the wait histogram */
+};
+#define FS_WAIT_BUCKETS 26
+#define FS_COUNTER_WORDS (FS_CNT_WAIT_BUCKET0 + FS_WAIT_BUCKETS)
+
+struct fs_counters {
+    _Atomic uint64_t word[FS_COUNTER_WORDS];
+    uint8_t pad[FS_CACHELINE * 5 - FS_COUNTER_WORDS * 8];
+};
+_Static_assert(sizeof(struct fs_counters) == 5 * FS_CACHELINE, "counter block size");
+
+struct fs_tenant_counters {
+    struct fs_counters lifetime; /* hot: the first line takes every count but the histogram */
+    struct fs_counters baseline;
+};
+
+/* The wait histogram: bucket k < FS_WAIT_BUCKETS - 1 counts waits up to
+ * 1, 2, 5 x 10^(k/3) us (1 us .. 100 s); the last one, longer waits. */
+static inline uint64_t fs_wait_bucket_bound(unsigned k)
+{
+    static const uint64_t steps[3] = {1, 2, 5};
+    if (k >= FS_WAIT_BUCKETS - 1)
+        return UINT64_MAX;
+    uint64_t bound = steps[k % 3] * 1000u;
+    for (unsigned decade = 0; decade < k / 3; decade++)
+        bound *= 10;
+    return bound;
+}
+
+static inline unsigned fs_wait_bucket(uint64_t wait_ns)
+{
+    unsigned k = 0;
+    while (k < FS_WAIT_BUCKETS - 1 && wait_ns > fs_wait_bucket_bound(k))
+        k++;
+    return k;
+}
+
 /* ------------------------------------------------------------- slot words */
 
 enum { FS_SLOT_FREE = 0, FS_SLOT_HELD = 1, FS_SLOT_RESERVED = 2 };
@@ -485,9 +577,10 @@ static inline bool fs_cell_granted_by(uint64_t s, uint32_t i, uint64_t w)
 }
 
 /* A format word derived from the structs: builds that disagree never attach. */
-#define FS_LAYOUT_HASH                                                                                    \
-    ((uint32_t)(sizeof(struct fs_header) * 1000003u ^ sizeof(struct fs_proc) * 10007u ^                   \
-                sizeof(struct fs_tenant) * 101u ^ sizeof(struct fs_cell) * 7u ^ FS_LAYOUT_VERSION << 24 ^ \
-                FS_STAMP_BITS << 16 ^ FS_WHO_BITS << 8 ^ FS_TAG_BITS))
+#define FS_LAYOUT_HASH                                                                                   \
+    ((uint32_t)(sizeof(struct fs_header) * 1000003u ^ sizeof(struct fs_proc) * 10007u ^                  \
+                sizeof(struct fs_tenant) * 101u ^ sizeof(struct fs_cell) * 7u ^                          \
+                sizeof(struct fs_tenant_counters) * 3u ^ FS_LAYOUT_VERSION << 24 ^ FS_STAMP_BITS << 16 ^ \
+                FS_WHO_BITS << 8 ^ FS_TAG_BITS))
 
 #endif /* FAIRSEM_LAYOUT_H */

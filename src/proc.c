@@ -58,24 +58,33 @@ static bool free_reservation(fairsem_t *sem, uint32_t i, uint32_t c, uint64_t gr
            atomic_compare_exchange_strong(&sem->slots[i], &w, 0);
 }
 
+/* A request or a slot of a dead record counts as reclaimed; one of a
+ * record detaching (its own scrub) as what it is: a cancel, a hold's end. */
+static bool reclaiming(const struct scrub *sc) { return fs_proc_is_dead(sc->guard); }
+
 /* Close a WAITING cell to granters (CAS, so a recycled cell's new request,
  * with its own seq, is never touched); free the slot a GRANTED one was
  * given.  *s is the state read; `owner` the owner word it was read under. */
 static bool close_cell(const struct scrub *sc, uint32_t c, uint64_t *s, uint64_t owner)
 {
     struct fs_cell *cell = &sc->sem->cells[c];
+    uint32_t tenant = atomic_load(&cell->tenant);
     while (fs_cell_kind(*s) == FS_CELL_WAITING) {
         uint64_t closed = fs_cell_moved(*s, FS_CELL_CANCELLED, 0);
         if (atomic_compare_exchange_strong(&cell->state, s, closed)) {
             *s = closed;
+            fs_count(sc->sem, tenant, reclaiming(sc) ? FS_CNT_RECLAIMED_REQUESTS : FS_CNT_CANCELS, 1);
             break;
         }
         if (atomic_load(&cell->owner) != owner || !guarded(sc))
             return false;
     }
     FS_CRASHPOINT("scrub.cell_closed");
-    if (fs_cell_kind(*s) == FS_CELL_GRANTED && free_reservation(sc->sem, fs_cell_slot(*s), c, *s) && sc->report)
-        sc->report->slots++;
+    if (fs_cell_kind(*s) == FS_CELL_GRANTED && free_reservation(sc->sem, fs_cell_slot(*s), c, *s)) {
+        fs_count(sc->sem, tenant, reclaiming(sc) ? FS_CNT_RECLAIMED_SLOTS : FS_CNT_CANCELS, 1);
+        if (sc->report)
+            sc->report->slots++;
+    }
     FS_CRASHPOINT("scrub.cell_slot_freed");
     return true;
 }
@@ -131,10 +140,16 @@ static void scrub_slots(const struct scrub *sc)
             }
             if (!guarded(sc))
                 return;
+            uint64_t since = atomic_load_explicit(&sem->since[i], memory_order_relaxed);
             if (atomic_compare_exchange_strong(&sem->slots[i], &w, 0)) {
-                if (sc->report && fs_slot_kind(w) == FS_SLOT_HELD)
-                    sc->report->slots++;
                 FS_CRASHPOINT("scrub.slot_freed");
+                if (fs_slot_kind(w) == FS_SLOT_HELD) {
+                    fs_count_hold_end(sem, fs_slot_who(w), since);
+                    if (reclaiming(sc))
+                        fs_count(sem, fs_slot_who(w), FS_CNT_RECLAIMED_SLOTS, 1);
+                    if (sc->report)
+                        sc->report->slots++;
+                }
                 break;
             }
         }

@@ -86,7 +86,7 @@ static void repair_cell(fairsem_t *sem, uint32_t c, uint64_t owner, fairsem_reap
      * clean, and giving it back repairs nothing.) */
     bool dirty = owner || atomic_load(&cell->state) != 0 || mapped(sem, c);
     uint32_t i;
-    if (fairsem__ticket_cancel(sem, c, &i) == 0 && i < sem->geo.max_slots) {
+    if (fairsem__ticket_cancel(sem, c, &i) == FS_TICKET_GRANTED && i < sem->geo.max_slots) {
         uint64_t w = atomic_load(&sem->slots[i]);
         if (fs_slot_kind(w) == FS_SLOT_RESERVED && fs_slot_who(w) == c &&
             atomic_compare_exchange_strong(&sem->slots[i], &w, 0))

@@ -130,6 +130,7 @@ static int lookup_or_insert(fairsem_t *sem, const char *id, size_t len, uint32_t
         e->hash = hash;
         atomic_store(&e->weight, weight);
         atomic_store(&e->closing, fs_closing_word(fs_tenant_gen(st), false));
+        fs_counters_baseline(sem, i);
         FS_CRASHPOINT("tenant.named");
         uint64_t next = duplicate_exists(sem, i, hash, id, len)
                             ? fs_tenant_state(FS_TENANT_FREE, 0, fs_tenant_gen(st) + 1, 0)

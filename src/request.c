@@ -305,7 +305,9 @@ int fairsem_request_result(fairsem_request_t *req, fairsem_slot_t *slot)
     }
 }
 
-int fairsem_request_cancel(fairsem_request_t *req)
+/* Cancel, counting a request this call takes out of the queue in counter
+ * `why` (FS_CNT_CANCELS, FS_CNT_TIMEOUTS). */
+static int request_end(fairsem_request_t *req, unsigned why)
 {
     if (!req)
         return -EINVAL;
@@ -330,7 +332,8 @@ int fairsem_request_cancel(fairsem_request_t *req)
         fairsem_tenant_t *t = req->tenant;
         fairsem_t *sem = t->sem;
         uint32_t granted;
-        if (fairsem__ticket_cancel(sem, req->cell, &granted) == 0) {
+        int ended = fairsem__ticket_cancel(sem, req->cell, &granted);
+        if (ended == FS_TICKET_GRANTED) {
             /* A grant raced the cancel: take the slot and give it back. */
             fairsem_slot_t slot;
             if (fairsem__slot_consume_grant(t, req->cell, &slot) == 0)
@@ -338,6 +341,8 @@ int fairsem_request_cancel(fairsem_request_t *req)
             else
                 fairsem__tenant_busy_put(t);
         } else {
+            if (ended == FS_TICKET_CANCELLED)
+                fs_count(sem, t->idx, why, 1);
             fairsem__ticket_free(sem, req->cell);
             fairsem__kick(sem); /* our leaving may lift shares */
             fairsem__tenant_busy_put(t);
@@ -347,6 +352,10 @@ int fairsem_request_cancel(fairsem_request_t *req)
         return 0;
     }
 }
+
+int fairsem_request_cancel(fairsem_request_t *req) { return request_end(req, FS_CNT_CANCELS); }
+
+int fairsem_request_expire(fairsem_request_t *req) { return request_end(req, FS_CNT_TIMEOUTS); }
 
 void fairsem_request_free(fairsem_request_t *req)
 {

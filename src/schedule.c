@@ -65,6 +65,7 @@ static int take(fairsem_t *sem, fairsem_tenant_t *newcomer, uint64_t v, uint32_t
     }
     FS_CRASHPOINT("take.committed");
     *slot = fairsem__slot_taken(newcomer, i, stamp);
+    fs_count(sem, newcomer->idx, FS_CNT_GRANTS_IMMEDIATE, 1);
     return 0;
 }
 

@@ -144,6 +144,8 @@ static uint64_t layout_geometry(struct fs_header *h)
     off = align_up(off + (uint64_t)h->max_slots * 8);
     h->off_cells = off;
     off = align_up(off + (uint64_t)h->max_waiters * sizeof(struct fs_cell));
+    h->off_counters = off;
+    off = align_up(off + (uint64_t)h->max_tenants * sizeof(struct fs_tenant_counters));
     h->off_shares = 0;
     if (h->rule_name[0]) {
         h->off_shares = off;
@@ -202,6 +204,7 @@ static void map_regions(fairsem_t *sem, const struct fs_header *h)
     sem->slots = (_Atomic uint64_t *)(sem->base + h->off_slots);
     sem->since = (_Atomic uint64_t *)(sem->base + h->off_since);
     sem->cells = (struct fs_cell *)(sem->base + h->off_cells);
+    sem->counters = (struct fs_tenant_counters *)(sem->base + h->off_counters);
     sem->shares = h->off_shares ? (const uint32_t *)(sem->base + h->off_shares) : NULL;
 }
 
@@ -381,7 +384,8 @@ static int validate(const struct fs_header *h, uint64_t file_size)
     if (layout_geometry(&g) != h->total_size || g.off_map != h->off_map || g.off_procs != h->off_procs ||
         g.off_regs != h->off_regs || g.off_opens != h->off_opens || g.off_tenants != h->off_tenants ||
         g.off_slots != h->off_slots || g.off_since != h->off_since || g.off_cells != h->off_cells ||
-        g.off_shares != h->off_shares || g.map_words != h->map_words || g.reg_words != h->reg_words)
+        g.off_counters != h->off_counters || g.off_shares != h->off_shares || g.map_words != h->map_words ||
+        g.reg_words != h->reg_words)
         return FAIRSEM_ECORRUPT;
     return 0;
 }

@@ -64,8 +64,11 @@ static int wait_on_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint
         uint64_t now = fairsem__now_ns();
         if (deadline && now >= deadline) {
             uint32_t granted;
-            if (fairsem__ticket_cancel(sem, c, &granted) == 0)
+            int ended = fairsem__ticket_cancel(sem, c, &granted);
+            if (ended == FS_TICKET_GRANTED)
                 continue; /* the grant won the race: keep the slot */
+            if (ended == FS_TICKET_CANCELLED)
+                fs_count(sem, tenant->idx, FS_CNT_TIMEOUTS, 1);
             fairsem__ticket_free(sem, c);
             fairsem__kick(sem); /* our leaving may lift shares */
             return -ETIMEDOUT;

@@ -83,6 +83,7 @@ int fairsem__slot_consume_grant(fairsem_tenant_t *t, uint32_t c, fairsem_slot_t 
         return grant_corrupt(sem, c);
     FS_CRASHPOINT("consume.held");
     *slot = fairsem__slot_taken(t, i, stamp);
+    fs_count_wait(sem, t->idx, atomic_load(&cell->enqueued_ns));
     fairsem__ticket_free(sem, c);
     return 0;
 }
@@ -92,9 +93,13 @@ bool fairsem__slot_give_back(fairsem_tenant_t *t, fairsem_slot_t slot)
     fairsem_t *sem = t->sem;
     uint32_t i = fairsem_slot_index(slot);
     uint64_t word = fs_slot_word(FS_SLOT_HELD, handle_stamp(slot), t->idx, sem->proc_tag);
-    if (handle_serial(slot) != (t->serial & HANDLE_SERIAL_MASK) || i >= sem->geo.max_slots ||
-        !atomic_compare_exchange_strong(&sem->slots[i], &word, 0))
+    if (handle_serial(slot) != (t->serial & HANDLE_SERIAL_MASK) || i >= sem->geo.max_slots)
+        return false;
+    /* The hold's stamp, read while the slot is still ours. */
+    uint64_t since = atomic_load_explicit(&sem->since[i], memory_order_relaxed);
+    if (!atomic_compare_exchange_strong(&sem->slots[i], &word, 0))
         return false;
     FS_CRASHPOINT("release.freed");
+    fs_count_hold_end(sem, t->idx, since);
     return true;
 }

@@ -64,15 +64,17 @@ static int claim_cell(fairsem_t *sem, uint64_t kept_seq, uint32_t *out)
 }
 
 /* Fill a claimed cell and make the request WAITING with number `seq`
- * (FS_NEW_SEQ: the next one, i.e. the back of the queue). */
-static uint64_t publish(fairsem_tenant_t *tenant, bool async, uint32_t c, uint64_t seq)
+ * (FS_NEW_SEQ: the next one, i.e. the back of the queue), queued since
+ * `enqueued_ns` (a moved request keeps its first cell's, so its wait and
+ * age count from when it really queued). */
+static uint64_t publish(fairsem_tenant_t *tenant, bool async, uint32_t c, uint64_t seq, uint64_t enqueued_ns)
 {
     fairsem_t *sem = tenant->sem;
     struct fs_cell *cell = &sem->cells[c];
     atomic_store(&cell->tenant, tenant->idx);
     atomic_store(&cell->flags, async ? FS_CELL_ASYNC : 0);
     atomic_store(&cell->serial, tenant->serial);
-    atomic_store(&cell->enqueued_ns, fairsem__now_ns());
+    atomic_store(&cell->enqueued_ns, enqueued_ns);
     FS_CRASHPOINT("enqueue.filled");
     if (seq == FS_NEW_SEQ)
         seq = atomic_fetch_add(&sem->hdr->ticket_seq, 1);
@@ -89,7 +91,8 @@ static uint64_t publish(fairsem_tenant_t *tenant, bool async, uint32_t c, uint64
      * registration is left waiting. */
     if (fs_tenant_forced(tenant)) {
         uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
-        atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(seq, FS_CELL_CANCELLED, 0));
+        if (atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(seq, FS_CELL_CANCELLED, 0)))
+            fs_count(sem, tenant->idx, FS_CNT_CANCELS, 1);
     }
     return seq;
 }
@@ -98,7 +101,7 @@ int fairsem__ticket_enqueue(fairsem_tenant_t *tenant, bool async, uint32_t *cell
 {
     int rc = claim_cell(tenant->sem, FS_NEW_SEQ, cell);
     if (rc == 0)
-        *seq = publish(tenant, async, *cell, FS_NEW_SEQ);
+        *seq = publish(tenant, async, *cell, FS_NEW_SEQ, fairsem__now_ns());
     return rc;
 }
 
@@ -111,11 +114,11 @@ int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
         case FS_CELL_WAITING:
             if (atomic_compare_exchange_weak(&cell->state, &s, fs_cell_moved(s, FS_CELL_CANCELLED, 0))) {
                 FS_CRASHPOINT("cancel.cancelled");
-                return 1;
+                return FS_TICKET_CANCELLED;
             }
             break;
-        case FS_CELL_GRANTED: *granted_slot = fs_cell_slot(s); return 0;
-        default: return 1;
+        case FS_CELL_GRANTED: *granted_slot = fs_cell_slot(s); return FS_TICKET_GRANTED;
+        default: return FS_TICKET_ENDED;
         }
     }
 }
@@ -178,7 +181,7 @@ bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, u
         return false;
     }
     FS_CRASHPOINT("unhide.left");
-    publish(tenant, async, fresh, seq);
+    publish(tenant, async, fresh, seq, atomic_load(&cell->enqueued_ns));
     fairsem__ticket_free(sem, old);
     *c = fresh;
     *last_seen = 0;
@@ -198,6 +201,7 @@ unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)
             continue;
         if (fs_cell_kind(s) == FS_CELL_WAITING &&
             atomic_compare_exchange_strong(&cell->state, &s, fs_cell_moved(s, FS_CELL_CANCELLED, 0))) {
+            fs_count(sem, atomic_load(&cell->tenant), FS_CNT_CANCELS, 1);
             fairsem__ticket_wake(sem, c);
             n++;
         }

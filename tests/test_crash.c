@@ -403,7 +403,9 @@ Test(crash, header_layout_matches_layout_h)
     cr_assert_eq(h.off_map, sizeof(struct fs_header));
     cr_assert(h.off_map < h.off_procs && h.off_procs < h.off_regs && h.off_regs < h.off_tenants &&
               h.off_tenants < h.off_slots && h.off_slots < h.off_cells &&
-              h.off_cells + (uint64_t)h.max_waiters * sizeof(struct fs_cell) <= h.total_size);
+              h.off_cells + (uint64_t)h.max_waiters * sizeof(struct fs_cell) <= h.off_counters &&
+              h.off_counters + (uint64_t)h.max_tenants * sizeof(struct fs_tenant_counters) <= h.total_size);
+    cr_assert_eq(h.off_counters % FS_CACHELINE, 0u);
     cr_assert_eq(h.off_procs % FS_CACHELINE, 0u);
     cr_assert_eq(h.off_cells % FS_CACHELINE, 0u);
     seg_close_unlink(sem, g_seg);
@@ -512,6 +514,7 @@ Test(crash, corrupt_header_fields)
         {offsetof(struct fs_header, max_procs), FAIRSEM_MAX_PROCS_LIMIT + 1, 4, "max_procs"},
         {offsetof(struct fs_header, flags), 0x80, 4, "unknown flag"},
         {offsetof(struct fs_header, off_cells), 128, 8, "off_cells"},
+        {offsetof(struct fs_header, off_counters), 64, 8, "off_counters"},
         {offsetof(struct fs_header, off_slots), 1ull << 40, 8, "off_slots far away"},
         {offsetof(struct fs_header, map_words), 1000, 4, "map_words"},
         {offsetof(struct fs_header, off_shares), 4096, 8, "a share table the built-in rule has not"},

@@ -240,10 +240,44 @@ static void world_setup(struct world *w, enum scenario sc)
     }
 }
 
+/* The pool's counters after the clean run of the scenario being tortured
+ * (set by trace()): a run killed anywhere does a part of the same events,
+ * so it counts no more grants, timeouts or cancels (a kill loses a count,
+ * never adds one). */
+static fairsem_counters_t clean_counts;
+static bool clean_counted;
+
+static fairsem_counters_t counts_of(fairsem_t *sem)
+{
+    fairsem_counters_t c;
+    cr_assert_eq(fairsem_counters(sem, &c, NULL, NULL, 0, NULL), 0);
+    return c;
+}
+
+static void check_counts(fairsem_t *sem, const fairsem_counters_t *before, const char *where)
+{
+    fairsem_counters_t c = counts_of(sem);
+    const uint64_t *now = (const uint64_t *)&c, *then = (const uint64_t *)before;
+    for (size_t k = 0; k < sizeof c / sizeof *now; k++)
+        cr_assert_geq(now[k], then[k], "counter word %zu went down (%llu -> %llu) after a kill at %s", k,
+                      (unsigned long long)then[k], (unsigned long long)now[k], where);
+    uint64_t waits = 0;
+    for (unsigned k = 0; k < FAIRSEM_WAIT_BUCKETS; k++)
+        waits += c.wait_buckets[k];
+    cr_assert_eq(waits, c.grants_waited, "histogram count != grants_waited after a kill at %s", where);
+    if (!clean_counted)
+        return;
+    cr_assert_leq(c.grants_immediate + c.grants_waited, clean_counts.grants_immediate + clean_counts.grants_waited,
+                  "more grants counted than a clean run's after a kill at %s", where);
+    cr_assert_leq(c.timeouts, clean_counts.timeouts, "timeouts after a kill at %s", where);
+    cr_assert_leq(c.cancels, clean_counts.cancels, "cancels after a kill at %s", where);
+}
+
 /* After the victim: reap, check, give back, and let a fresh process take
- * every slot. */
+ * every slot; the counters only went up, and counted nothing twice. */
 static void world_verify(struct world *w, const char *where)
 {
+    fairsem_counters_t before = counts_of(w->sem);
     if (w->releasing) {
         pthread_join(w->releaser, NULL);
         close(w->victim_blocking);
@@ -283,6 +317,9 @@ static void world_verify(struct world *w, const char *where)
               "a fresh process could not take all %d slots "
               "after a kill at %s",
               SLOTS, where);
+    check_counts(w->sem, &before, where);
+    if (!clean_counted && !strcmp(where, "(no kill)"))
+        clean_counts = counts_of(w->sem);
     fairsem_close(w->sem);
     fairsem_unlink(w->name, 0);
 }
@@ -340,6 +377,7 @@ static void torture(enum scenario sc, const char *const *must_pass)
 {
     static char names[512][48];
     unsigned n = trace(sc, names, 512);
+    clean_counted = true;
     for (const char *const *m = must_pass; *m; m++) {
         bool seen = false;
         for (unsigned k = 0; k < n && !seen; k++)

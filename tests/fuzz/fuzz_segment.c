@@ -23,9 +23,10 @@
  *               0xffff: truncate the image to value % size bytes.
  *
  * Each input becomes /dev/shm/fairsem-fuzz-<pid>-<n>, is opened read-only
- * (info, stats, dump, check, reap), then read-write (the same, plus a
- * tenant registration, try_acquire/release and a 1 ms acquire_timeout),
- * closed and unlinked (fairsem_unlink, forced if it refuses).
+ * (info, stats, dump, counters, check, reap), then read-write (the same,
+ * plus a tenant registration, try_acquire/release and a 1 ms
+ * acquire_timeout), closed and unlinked (fairsem_unlink, forced if it
+ * refuses).
  */
 #define _GNU_SOURCE
 #include <fairsem.h>
@@ -50,6 +51,7 @@ static const size_t region_offset_field[] = {
     offsetof(struct fs_header, off_regs), offsetof(struct fs_header, off_opens),
     offsetof(struct fs_header, off_tenants), offsetof(struct fs_header, off_slots),
     offsetof(struct fs_header, off_since), offsetof(struct fs_header, off_cells),
+    offsetof(struct fs_header, off_counters),
 };
 #define REGIONS (sizeof region_offset_field / sizeof region_offset_field[0])
 
@@ -219,6 +221,12 @@ static void observe(fairsem_t *sem)
         for (size_t i = 0; i < count && i < 4; i++)
             touched += strlen(ts[i].id);
     fairsem_dump(sem, &ops, NULL);
+    fairsem_counters_t pool;
+    fairsem_tenant_counters_t tc[4];
+    uint64_t oldest;
+    if (fairsem_counters(sem, &pool, &oldest, tc, 4, &count) == 0)
+        for (size_t i = 0; i < count && i < 4; i++)
+            touched += strlen(tc[i].id) + (tc[i].counters.grants_waited & 1);
     if (with_check)
         fairsem_check(sem, on_violation, NULL);
 }
