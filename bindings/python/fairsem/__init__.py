@@ -9,6 +9,8 @@ processes share it fairly; a sync API serves threads and pre-fork servers.
 from ._context import get_tenant_id, set_tenant_id, tenant_context
 from ._native import LIBRARY_PATH, VERSION, FairsemError
 from .semaphore import (
+    WAIT_BUCKET_BOUNDS_NS,
+    Counters,
     FairShareSemaphore,
     PoolInUseError,
     ReapReport,
@@ -23,6 +25,8 @@ from .semaphore import (
 
 __version__ = VERSION
 __all__ = [
+    "WAIT_BUCKET_BOUNDS_NS",
+    "Counters",
     "FairShareSemaphore",
     "FairsemError",
     "LIBRARY_PATH",

@@ -26,6 +26,7 @@ TENANT_ID_MAX = 63
 RULE_NAME_MAX = 31
 MAX_SLOTS_LIMIT = 65535
 MAX_WAITERS_LIMIT = 4095
+WAIT_BUCKETS = 26
 
 ENOTREG = -4001
 ERULE = -4009
@@ -78,6 +79,28 @@ class TenantStats(ctypes.Structure):
     ]
 
 
+class Counters(ctypes.Structure):
+    _fields_ = [
+        ("grants_immediate", ctypes.c_uint64),
+        ("grants_waited", ctypes.c_uint64),
+        ("timeouts", ctypes.c_uint64),
+        ("cancels", ctypes.c_uint64),
+        ("reclaimed_slots", ctypes.c_uint64),
+        ("reclaimed_requests", ctypes.c_uint64),
+        ("held_ns", ctypes.c_uint64),
+        ("wait_ns", ctypes.c_uint64),
+        ("wait_buckets", ctypes.c_uint64 * WAIT_BUCKETS),
+    ]
+
+
+class TenantCounters(ctypes.Structure):
+    _fields_ = [
+        ("id", ctypes.c_char * (TENANT_ID_MAX + 1)),
+        ("counters", Counters),
+        ("oldest_wait_ns", ctypes.c_uint64),
+    ]
+
+
 class ReapReport(ctypes.Structure):
     _fields_ = [
         ("procs", ctypes.c_uint),
@@ -118,6 +141,12 @@ _PROTOTYPES = {
         [_handle, ctypes.POINTER(Stats), ctypes.POINTER(TenantStats), ctypes.c_size_t,
          ctypes.POINTER(ctypes.c_size_t)],
     ),
+    "fairsem_counters": (
+        _int,
+        [_handle, ctypes.POINTER(Counters), ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(TenantCounters),
+         ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "fairsem_wait_bucket_bound_ns": (ctypes.c_uint64, [ctypes.c_uint]),
     "fairsem_reap": (_int, [_handle, ctypes.POINTER(ReapReport)]),
     "fairsem_strerror": (ctypes.c_char_p, [_int]),
     "fairsem_err_name": (ctypes.c_char_p, [_int]),

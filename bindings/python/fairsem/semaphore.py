@@ -53,6 +53,37 @@ class TenantHasActiveSlotsError(RuntimeError):
 
 
 @dataclass(slots=True)
+class Counters:
+    """What the pool, or one tenant, did since it was created (libfairsem's
+    fairsem_counters_t, same names).  The pool's never go down; a tenant's
+    start at 0 each time its entry is created (it left and came back)."""
+
+    grants_immediate: int = 0    # acquisitions granted without queueing
+    grants_waited: int = 0       # queued acquisitions that were granted
+    timeouts: int = 0            # queued acquisitions whose timeout passed
+    cancels: int = 0             # queued acquisitions cancelled (forced unregistration, task cancelled)
+    reclaimed_slots: int = 0     # slots taken back from dead processes
+    reclaimed_requests: int = 0  # queued acquisitions of dead processes dropped
+    held_ns: int = 0             # slot-time of holds that ended, ns
+    wait_ns: int = 0             # sum of the waits counted in wait_buckets, ns
+    # Waits of grants_waited per bucket (not cumulative); bucket k counts
+    # waits up to WAIT_BUCKET_BOUNDS_NS[k] (the last one: longer waits).
+    wait_buckets: tuple[int, ...] = (0,) * N.WAIT_BUCKETS
+
+
+# Upper bounds of the wait buckets in ns: 1, 2, 5, 10 ... µs up to 100 s,
+# then None for the last bucket (longer waits).
+WAIT_BUCKET_BOUNDS_NS: tuple[int | None, ...] = tuple(
+    lib.fairsem_wait_bucket_bound_ns(k) for k in range(N.WAIT_BUCKETS - 1)
+) + (None,)
+
+
+def _counters(raw: N.Counters) -> Counters:
+    return Counters(raw.grants_immediate, raw.grants_waited, raw.timeouts, raw.cancels, raw.reclaimed_slots,
+                    raw.reclaimed_requests, raw.held_ns, raw.wait_ns, tuple(raw.wait_buckets))
+
+
+@dataclass(slots=True)
 class TenantStats:
     """One tenant of the pool, whichever process registered it."""
 
@@ -61,6 +92,8 @@ class TenantStats:
     share: int
     waiting: int
     weight: int = 1
+    counters: Counters = field(default_factory=Counters)
+    oldest_wait_ns: int = 0      # age of its oldest waiting acquisition, 0: none
 
 
 @dataclass(slots=True)
@@ -73,6 +106,8 @@ class SemaphoreStats:
     total_active_slots: int
     available_slots: int
     tenants: dict[str, TenantStats] = field(default_factory=dict)
+    counters: Counters = field(default_factory=Counters)
+    oldest_wait_ns: int = 0      # age of the pool's oldest waiting acquisition, 0: none
 
 
 @dataclass(slots=True)
@@ -794,24 +829,33 @@ class FairShareSemaphore:
         """The pool as every process sees it (one consistent snapshot)."""
         return self.stats_sync()
 
-    def stats_sync(self) -> SemaphoreStats:
-        stats = N.Stats()
+    def _read_entries(self, entry_type: type, what: str, call: Callable[..., int]) -> list:
+        """Every entry a libfairsem reader reports, however many there are:
+        call(handle, entries, capacity, count) with a larger array until
+        the count fits."""
         capacity = STATS_FIRST_CAPACITY
         while True:
-            tenants = (N.TenantStats * capacity)()
+            entries = (entry_type * capacity)()
             count = ctypes.c_size_t()
             with self._lock:
-                rc = lib.fairsem_stats(self._live_handle(), ctypes.byref(stats), tenants, capacity,
-                                       ctypes.byref(count))
+                rc = call(self._live_handle(), entries, capacity, ctypes.byref(count))
             if rc < 0:
-                _raise_for(rc, "fairsem_stats")
+                _raise_for(rc, what)
             if count.value <= capacity:
-                break
+                return entries[: count.value]
             capacity = count.value
+
+    def stats_sync(self) -> SemaphoreStats:
+        stats = N.Stats()
+        tenants = self._read_entries(N.TenantStats, "fairsem_stats",
+                                     lambda h, e, cap, n: lib.fairsem_stats(h, ctypes.byref(stats), e, cap, n))
+        pool, oldest, counted = self._counters()
         by_id = {}
-        for entry in tenants[: count.value]:
+        for entry in tenants:
             tenant_id = entry.id.decode()
-            by_id[tenant_id] = TenantStats(tenant_id, entry.held, entry.share, entry.waiting, entry.weight)
+            mine, mine_oldest = counted.get(tenant_id, (Counters(), 0))
+            by_id[tenant_id] = TenantStats(tenant_id, entry.held, entry.share, entry.waiting, entry.weight, mine,
+                                           mine_oldest)
         return SemaphoreStats(
             max_slots=stats.max_slots,
             active_tenants=stats.registered_tenants,
@@ -819,7 +863,20 @@ class FairShareSemaphore:
             total_active_slots=stats.slots_in_use,
             available_slots=stats.slots_available,
             tenants=by_id,
+            counters=pool,
+            oldest_wait_ns=oldest,
         )
+
+    def _counters(self) -> tuple[Counters, int, dict[str, tuple[Counters, int]]]:
+        """The pool's counters and oldest wait, and each tenant entry's (read
+        right after the stats, not in the same snapshot)."""
+        pool = N.Counters()
+        oldest = ctypes.c_uint64()
+        tenants = self._read_entries(
+            N.TenantCounters, "fairsem_counters",
+            lambda h, e, cap, n: lib.fairsem_counters(h, ctypes.byref(pool), ctypes.byref(oldest), e, cap, n))
+        counted = {t.id.decode(): (_counters(t.counters), t.oldest_wait_ns) for t in tenants}
+        return _counters(pool), oldest.value, counted
 
     def reap(self) -> ReapReport:
         """Take back now what dead processes held (waiters also do it within ~20 ms)."""

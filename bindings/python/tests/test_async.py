@@ -6,6 +6,7 @@ import time
 import pytest
 
 from fairsem import (
+    Counters,
     FairShareSemaphore,
     SemaphoreStats,
     TenantHasActiveSlotsError,
@@ -415,7 +416,9 @@ async def test_stats_shape():
         demanding_tenants=1,
         total_active_slots=1,
         available_slots=2,
-        tenants={"a": TenantStats(tenant_id="a", active_slots=1, share=3, waiting=0, weight=1)},
+        tenants={"a": TenantStats(tenant_id="a", active_slots=1, share=3, waiting=0, weight=1,
+                                  counters=Counters(grants_immediate=1))},
+        counters=Counters(grants_immediate=1),  # the hold has not ended: no held_ns yet
     )
 
 
