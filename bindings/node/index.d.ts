@@ -54,6 +54,31 @@ export interface CloseTenantOptions {
   ifIdle?: boolean;
 }
 
+/** What the pool, or one tenant, did since it was created (libfairsem's
+ * fairsem_counters_t).  The pool's never go down; a tenant's start at 0
+ * each time its entry is created.  Numbers: exact up to 2^53. */
+export interface Counters {
+  /** Acquisitions granted without queueing. */
+  grantsImmediate: number;
+  /** Queued acquisitions that were granted. */
+  grantsWaited: number;
+  /** Queued acquisitions whose timeout passed. */
+  timeouts: number;
+  /** Queued acquisitions cancelled (an abort signal, a forced close). */
+  cancels: number;
+  /** Slots taken back from dead processes. */
+  reclaimedSlots: number;
+  /** Queued acquisitions of dead processes dropped. */
+  reclaimedRequests: number;
+  /** Slot-time of the holds that ended, ns. */
+  heldNs: number;
+  /** Sum of the waits counted in waitBuckets, ns. */
+  waitNs: number;
+  /** Waits of grantsWaited per bucket (not cumulative): bucket k counts
+   * waits up to waitBucketBoundsNs[k]. */
+  waitBuckets: number[];
+}
+
 export interface TenantStats {
   id: string;
   held: number;
@@ -63,6 +88,10 @@ export interface TenantStats {
   weight: number;
   /** Processes (handles) that have it registered. */
   registrations: number;
+  /** Since this tenant's entry was created. */
+  counters: Counters;
+  /** Age of its oldest waiting acquisition, ns; 0: none. */
+  oldestWaitNs: number;
 }
 
 export interface SemaphoreStats {
@@ -76,6 +105,9 @@ export interface SemaphoreStats {
   waiters: number;
   attachedProcs: number;
   tenants: TenantStats[];
+  counters: Counters;
+  /** Age of the pool's oldest waiting acquisition, ns; 0: none. */
+  oldestWaitNs: number;
 }
 
 export interface SemaphoreInfo {
@@ -209,3 +241,6 @@ export class FairShareSemaphore implements Disposable, AsyncDisposable {
 
 /** libfairsem's version, "major.minor.patch". */
 export const version: string;
+/** Upper bounds of the wait buckets in ns: 1, 2, 5, 10 ... µs up to 100 s,
+ * then Infinity. */
+export const waitBucketBoundsNs: readonly number[];

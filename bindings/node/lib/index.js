@@ -576,4 +576,5 @@ module.exports = {
   FairsemError,
   AbortError,
   version: native.version(),
+  waitBucketBoundsNs: Object.freeze(native.waitBucketBounds()),
 };

@@ -3,5 +3,5 @@
 // Every name lib/index.js exports is listed here (the install test checks).
 import fairsem from './index.js';
 
-export const { FairShareSemaphore, Tenant, Slot, FairsemError, AbortError, version } = fairsem;
+export const { FairShareSemaphore, Tenant, Slot, FairsemError, AbortError, version, waitBucketBoundsNs } = fairsem;
 export default fairsem;

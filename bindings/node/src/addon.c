@@ -636,6 +636,69 @@ static napi_value js_info(napi_env env, napi_callback_info info)
     return o;
 }
 
+/* A 64-bit count as a JS number: exact up to 2^53 (ns: 104 days). */
+static void set_u64(napi_env env, napi_value obj, const char *key, uint64_t v)
+{
+    napi_value r;
+    napi_create_double(env, (double)v, &r);
+    napi_set_named_property(env, obj, key, r);
+}
+
+static napi_value counters_object(napi_env env, const fairsem_counters_t *c)
+{
+    napi_value o, buckets;
+    napi_create_object(env, &o);
+    set_u64(env, o, "grantsImmediate", c->grants_immediate);
+    set_u64(env, o, "grantsWaited", c->grants_waited);
+    set_u64(env, o, "timeouts", c->timeouts);
+    set_u64(env, o, "cancels", c->cancels);
+    set_u64(env, o, "reclaimedSlots", c->reclaimed_slots);
+    set_u64(env, o, "reclaimedRequests", c->reclaimed_requests);
+    set_u64(env, o, "heldNs", c->held_ns);
+    set_u64(env, o, "waitNs", c->wait_ns);
+    napi_create_array_with_length(env, FAIRSEM_WAIT_BUCKETS, &buckets);
+    for (uint32_t k = 0; k < FAIRSEM_WAIT_BUCKETS; k++) {
+        napi_value n;
+        napi_create_double(env, (double)c->wait_buckets[k], &n);
+        napi_set_element(env, buckets, k, n);
+    }
+    napi_set_named_property(env, o, "waitBuckets", buckets);
+    return o;
+}
+
+static int counters_by_id(const void *a, const void *b)
+{
+    return strcmp(((const fairsem_tenant_counters_t *)a)->id, ((const fairsem_tenant_counters_t *)b)->id);
+}
+
+/* Every tenant entry's counters, sorted by id (for bsearch), into *out
+ * (the caller frees it); the pool's into *pool.  0 or a negative error. */
+static int read_counters(fairsem_t *sem, fairsem_counters_t *pool, uint64_t *oldest,
+                         fairsem_tenant_counters_t **out, size_t *count)
+{
+    size_t cap = 64;
+    fairsem_tenant_counters_t *tc = NULL;
+    for (;;) {
+        fairsem_tenant_counters_t *grown = realloc(tc, cap * sizeof *tc);
+        if (!grown) {
+            free(tc);
+            return -ENOMEM;
+        }
+        tc = grown;
+        int rc = fairsem_counters(sem, pool, oldest, tc, cap, count);
+        if (rc < 0) {
+            free(tc);
+            return rc;
+        }
+        if (*count <= cap)
+            break;
+        cap = *count;
+    }
+    qsort(tc, *count, sizeof *tc, counters_by_id);
+    *out = tc;
+    return 0;
+}
+
 static napi_value js_stats(napi_env env, napi_callback_info info)
 {
     ARGS(1);
@@ -661,6 +724,15 @@ static napi_value js_stats(napi_env env, napi_callback_info info)
             break;
         cap = count;
     }
+    fairsem_counters_t pool;
+    uint64_t oldest;
+    fairsem_tenant_counters_t *tc;
+    size_t ncounted;
+    int rc = read_counters(s->sem, &pool, &oldest, &tc, &ncounted);
+    if (rc < 0) {
+        free(ts);
+        return throw_fs(env, rc, "fairsem_counters");
+    }
     napi_value o, arr, v;
     napi_create_object(env, &o);
     set_u32(env, o, "maxSlots", st.max_slots);
@@ -684,11 +756,33 @@ static napi_value js_stats(napi_env env, napi_callback_info info)
         set_u32(env, t, "share", ts[i].share);
         set_u32(env, t, "weight", ts[i].weight);
         set_u32(env, t, "registrations", ts[i].registrations);
+        const fairsem_tenant_counters_t *mine = bsearch(&ts[i].id, tc, ncounted, sizeof *tc, counters_by_id);
+        const fairsem_counters_t none = {0};
+        napi_set_named_property(env, t, "counters", counters_object(env, mine ? &mine->counters : &none));
+        set_u64(env, t, "oldestWaitNs", mine ? mine->oldest_wait_ns : 0);
         napi_set_element(env, arr, (uint32_t)i, t);
     }
     napi_set_named_property(env, o, "tenants", arr);
+    napi_set_named_property(env, o, "counters", counters_object(env, &pool));
+    set_u64(env, o, "oldestWaitNs", oldest);
     free(ts);
+    free(tc);
     return o;
+}
+
+/* The wait histogram's upper bounds in ns; Infinity for the last bucket. */
+static napi_value js_wait_bucket_bounds(napi_env env, napi_callback_info info)
+{
+    (void)info;
+    napi_value arr;
+    napi_create_array_with_length(env, FAIRSEM_WAIT_BUCKETS, &arr);
+    for (uint32_t k = 0; k < FAIRSEM_WAIT_BUCKETS; k++) {
+        uint64_t bound = fairsem_wait_bucket_bound_ns(k);
+        napi_value n;
+        napi_create_double(env, bound == UINT64_MAX ? 1.0 / 0.0 : (double)bound, &n);
+        napi_set_element(env, arr, k, n);
+    }
+    return arr;
 }
 
 static napi_value js_reap(napi_env env, napi_callback_info info)
@@ -997,8 +1091,8 @@ static napi_value js_request_cancel(napi_env env, napi_callback_info info)
 }
 
 /* requestTake(req): the slot if the request was granted (a grant racing a
- * timeout is kept, as fairsem_acquire_timeout does), else cancel it and
- * return null. */
+ * timeout is kept, as fairsem_acquire_timeout does), else give it up as
+ * timed out and return null. */
 static napi_value js_request_take(napi_env env, napi_callback_info info)
 {
     ARGS(1);
@@ -1013,6 +1107,8 @@ static napi_value js_request_take(napi_env env, napi_callback_info info)
     int rc = fairsem_request_result(r->req, &slot);
     if (rc == 0)
         result = bigint_tag(env, slot);
+    else
+        fairsem_request_expire(r->req); /* counted as a timeout, not a cancel */
     req_release(r, rc == 0);
     return result;
 }
@@ -1066,6 +1162,7 @@ static napi_value init(napi_env env, napi_value exports)
         {"checkLinked", js_check_linked},
         {"info", js_info},
         {"stats", js_stats},
+        {"waitBucketBounds", js_wait_bucket_bounds},
         {"reap", js_reap},
         {"register", js_register},
         {"unregister", js_unregister},

@@ -1,5 +1,5 @@
 // Compiled (not run) by types.test.js: the README's usage must type-check.
-import { FairShareSemaphore, FairsemError, Slot, Tenant, SemaphoreStats } from '..';
+import { FairShareSemaphore, FairsemError, Slot, Tenant, SemaphoreStats, Counters, waitBucketBoundsNs } from '..';
 
 async function main(): Promise<void> {
   const sem = await FairShareSemaphore.open({ name: '/tabs', maxSlots: 10, minShare: 1, create: true });
@@ -25,6 +25,11 @@ async function main(): Promise<void> {
   const stats: SemaphoreStats = sem.stats();
   const held: number[] = stats.tenants.map((t) => t.held);
   void held;
+  const counters: Counters = stats.counters;
+  const slowWaits: number = counters.waitBuckets.filter((_, k) => waitBucketBoundsNs[k] > 1e9).length;
+  const oldest: number = stats.oldestWaitNs + stats.tenants[0].counters.heldNs + stats.tenants[0].oldestWaitNs;
+  void slowWaits;
+  void oldest;
   sem.close();
   const removed: boolean = FairShareSemaphore.unlink('/tabs');
   const forced: boolean = FairShareSemaphore.unlink('/tabs', { missingOk: false, force: true });
