@@ -235,7 +235,7 @@ static bool json_ok(const char *json, const char *script, const char *const extr
              "for l in lines:\n"
              "    d = json.loads(l)\n"
              "    assert isinstance(d, dict), d\n"
-             "    assert d['schema'] == 'fairsem-dump' and d['version'] == 1, d\n"
+             "    assert d['schema'] == 'fairsem-dump' and d['version'] == 2, d\n"
              "%s\n"
              "print(len(lines))\n",
              script);
@@ -606,7 +606,7 @@ Test(tools, dump_tables_show_holders_and_waiters)
     scene_end(&sc);
 }
 
-Test(tools, dump_json_is_schema_fairsem_dump_v1)
+Test(tools, dump_json_is_schema_fairsem_dump_v2)
 {
     struct scene sc;
     scene_start(&sc, "tl-json");
@@ -620,7 +620,7 @@ Test(tools, dump_json_is_schema_fairsem_dump_v1)
     cr_assert(len > 2 && r.out[0] == '{' && r.out[len - 1] == '\n' && r.out[len - 2] == '}', "%s", r.out);
     cr_assert_eq(strchr(r.out, '\n'), r.out + len - 1, "more than one line: %s", r.out);
     cr_assert(strstr(r.out, "\"schema\":\"fairsem-dump\""));
-    cr_assert(strstr(r.out, "\"version\":1,"));
+    cr_assert(strstr(r.out, "\"version\":2,"));
     cr_assert(strstr(r.out, "\"max_slots\":3,"));
     cr_assert(strstr(r.out, "\"in_use\":3,"));
     cr_assert(strstr(r.out, "\"free\":0,"));
@@ -648,10 +648,21 @@ Test(tools, dump_json_is_schema_fairsem_dump_v1)
                       "    assert all(isinstance(p['record'], int) for p in d['procs'])\n"
                       "    t = {x['id']: x for x in d['tenants']}\n"
                       "    assert sorted(t) == ['alpha', 'beta'], t\n"
+                      "    ca, cb = t['alpha'].pop('counters'), t['beta'].pop('counters')\n"
+                      "    wa, wb = t['alpha'].pop('oldest_wait_seconds'), t['beta'].pop('oldest_wait_seconds')\n"
                       "    assert t['alpha'] == dict(id='alpha', weight=3, share=sa, held=3, waiting=0,"
                       " registrations=1), t['alpha']\n"
                       "    assert t['beta'] == dict(id='beta', weight=1, share=sb, held=0, waiting=1,"
                       " registrations=1), t['beta']\n"
+                      "    zero = dict(grants_immediate=0, grants_waited=0, timeouts=0, cancels=0,\n"
+                      "                reclaimed_slots=0, reclaimed_requests=0, held_ns=0, wait_ns=0,\n"
+                      "                wait_buckets=[0] * 26)\n"
+                      "    assert ca == dict(zero, grants_immediate=3), ca\n"
+                      "    assert cb == zero, cb\n"
+                      "    assert d['counters'] == ca, d['counters']\n"
+                      "    assert wa == 0 and type(wb) is float and 0 < wb <= d['oldest_wait_seconds'], (wa, wb)\n"
+                      "    b = d['wait_bucket_bounds_ns']\n"
+                      "    assert len(b) == 26 and b[0] == 1000 and b[24] == 10**11 and b[25] is None, b\n"
                       "    h = d['holders']\n"
                       "    assert [x['slot'] for x in h] == [0, 1, 2], h\n"
                       "    for x in h:\n"

@@ -2,9 +2,10 @@
  * dump.c - `fairsem dump`: the segment at a glance, as tables or JSON,
  * once or refreshed (--watch).
  *
- * JSON schema "fairsem-dump" version 1 is documented in docs/fairsem.1;
+ * JSON schema "fairsem-dump" version 2 is documented in docs/fairsem.1;
  * add fields freely, but bump the version when a field changes meaning or
- * goes away.
+ * goes away (or, as version 2 did with the counters, when readers should
+ * know they may rely on new ones: every version 1 field stays).
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -17,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#define DUMP_SCHEMA_VERSION 1
+#define DUMP_SCHEMA_VERSION 2
 
 static volatile sig_atomic_t stop_watch;
 static void on_interrupt(int sig)
@@ -178,14 +179,56 @@ static void print_waiter(void *arg, const fairsem_waiter_info_t *i)
     }
 }
 
+static void json_counters(FILE *out, const fairsem_counters_t *c)
+{
+    fprintf(out,
+            "{\"grants_immediate\":%llu,\"grants_waited\":%llu,\"timeouts\":%llu,\"cancels\":%llu,"
+            "\"reclaimed_slots\":%llu,\"reclaimed_requests\":%llu,\"held_ns\":%llu,\"wait_ns\":%llu,"
+            "\"wait_buckets\":[",
+            (unsigned long long)c->grants_immediate, (unsigned long long)c->grants_waited,
+            (unsigned long long)c->timeouts, (unsigned long long)c->cancels,
+            (unsigned long long)c->reclaimed_slots, (unsigned long long)c->reclaimed_requests,
+            (unsigned long long)c->held_ns, (unsigned long long)c->wait_ns);
+    for (unsigned k = 0; k < FAIRSEM_WAIT_BUCKETS; k++)
+        fprintf(out, "%s%llu", k ? "," : "", (unsigned long long)c->wait_buckets[k]);
+    fputs("]}", out);
+}
+
+static int counters_by_id(const void *a, const void *b)
+{
+    return strcmp(((const fairsem_tenant_counters_t *)a)->id, ((const fairsem_tenant_counters_t *)b)->id);
+}
+
+/* The counters part of the JSON object: the histogram's bounds, the pool's
+ * counters and oldest wait; tenant counters sorted by id into tc[] (*ntc). */
+static void json_pool_counters(FILE *out, fairsem_t *sem, fairsem_tenant_counters_t *tc, size_t cap, size_t *ntc)
+{
+    fairsem_counters_t pool = {0};
+    uint64_t oldest = 0;
+    *ntc = 0;
+    fairsem_counters(sem, &pool, &oldest, tc, cap, ntc);
+    if (*ntc > cap)
+        *ntc = cap;
+    qsort(tc, *ntc, sizeof *tc, counters_by_id);
+    fputs(",\"wait_bucket_bounds_ns\":[", out);
+    for (unsigned k = 0; k < FAIRSEM_WAIT_BUCKETS - 1; k++)
+        fprintf(out, "%s%llu", k ? "," : "", (unsigned long long)fairsem_wait_bucket_bound_ns(k));
+    fprintf(out, ",null],\"oldest_wait_seconds\":%.6f,\"counters\":", oldest / 1e9);
+    json_counters(out, &pool);
+}
+
 static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FILE *out)
 {
     fairsem_info_t info;
     fairsem_stats_t st;
     fairsem_info(sem, &info);
     fairsem_tenant_stats_t *tenants = calloc(info.max_tenants, sizeof *tenants);
-    if (!tenants)
+    fairsem_tenant_counters_t *counted = json ? calloc(info.max_tenants, sizeof *counted) : NULL;
+    if (!tenants || (json && !counted)) {
+        free(tenants);
         return cli_fail(name, -ENOMEM);
+    }
+    size_t ncounted = 0;
     size_t count = 0;
     fairsem_stats(sem, &st, tenants, info.max_tenants, &count);
     if (count > info.max_tenants)
@@ -208,13 +251,22 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
                 (info.flags & FAIRSEM_WORK_CONSERVING) ? "true" : "false", st.slots_in_use, st.slots_available,
                 st.waiters, st.demanding_tenants, st.registered_tenants);
         fairsem_dump(sem, &procs, &p);
-        fputs("],\"tenants\":[", out);
+        fputs("]", out);
+        json_pool_counters(out, sem, counted, info.max_tenants, &ncounted);
+        fputs(",\"tenants\":[", out);
         for (size_t k = 0; k < count; k++) {
             fprintf(out, "%s{\"id\":", k ? "," : "");
             json_string(out, tenants[k].id);
-            fprintf(out, ",\"weight\":%u,\"share\":%u,\"held\":%u,\"waiting\":%u,\"registrations\":%u}",
+            fprintf(out, ",\"weight\":%u,\"share\":%u,\"held\":%u,\"waiting\":%u,\"registrations\":%u",
                     tenants[k].weight, tenants[k].share, tenants[k].held, tenants[k].waiting,
                     tenants[k].registrations);
+            const fairsem_tenant_counters_t *mine =
+                bsearch(&tenants[k].id, counted, ncounted, sizeof *counted, counters_by_id);
+            const fairsem_tenant_counters_t none = {.oldest_wait_ns = 0};
+            fprintf(out,
+                    ",\"oldest_wait_seconds\":%.6f,\"counters\":", (mine ? mine : &none)->oldest_wait_ns / 1e9);
+            json_counters(out, &(mine ? mine : &none)->counters);
+            fputc('}', out);
         }
         fputs("],\"holders\":[", out);
         p.first = true;
@@ -259,6 +311,7 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
         end_table(&p);
     }
     free(tenants);
+    free(counted);
     return EXIT_OK;
 }
 
@@ -268,7 +321,7 @@ int cmd_dump(int argc, char **argv)
                               "Show the segment: header, tenants (TENANT WEIGHT SHARE HELD WAITING), holders\n"
                               "(SLOT TENANT PID SINCE ALIVE), waiters (TICKET TENANT PID AGE STATE) and\n"
                               "processes.  Needs only read permission.  --json prints one object (schema\n"
-                              "\"fairsem-dump\" version 1, see fairsem(1)); --watch refreshes every SECONDS\n"
+                              "\"fairsem-dump\" version 2, see fairsem(1)); --watch refreshes every SECONDS\n"
                               "(default 1) until interrupted, one JSON object per line with --json; the\n"
                               "tables then show the time and fit an 80x24 terminal (long ones end with\n"
                               "\"... N more\", tenant ids are cut to 24 bytes).\n";
