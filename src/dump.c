@@ -44,7 +44,7 @@ static void dump_procs(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
 
 static void dump_holders(fairsem_t *sem, const fairsem_dump_ops_t *ops, void *arg)
 {
-    uint64_t now = fairsem__coarse_ns();
+    uint64_t now = fs_coarse_ns();
     char name[FAIRSEM_TENANT_ID_MAX + 1];
     for (uint32_t i = 0; i < sem->geo.max_slots; i++) {
         uint64_t w = atomic_load(&sem->slots[i]);

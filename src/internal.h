@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 /* The static-inline wfcqueue: nothing of liburcu is needed at run time. */
 #define _LGPL_SOURCE 1
 #include <urcu/wfcqueue.h>
@@ -180,7 +181,15 @@ void fairsem__crash_arm(long n, int sig, int trace_fd);
 extern _Atomic uint64_t fairsem__fork_epoch;
 uint64_t fairsem__now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t fairsem__realtime_ns(void);
-uint64_t fairsem__coarse_ns(void); /* CLOCK_MONOTONIC_COARSE */
+/* CLOCK_MONOTONIC_COARSE, for the hold timestamps on the hot path (since[],
+ * held_ns): a few ms of resolution, no more than a memory read.  Inline:
+ * each acquire and each release reads it, and a call costs as much. */
+static inline uint64_t fs_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 /* Sleep while *word == expected, at most timeout_ns; shared futex. */
 void fairsem__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 void fairsem__futex_wake(_Atomic uint32_t *word, int count);
@@ -211,7 +220,7 @@ static inline void fs_count(fairsem_t *sem, uint32_t t, unsigned k, uint64_t n)
  * claim and the stamp, on a fresh slot): no time to count. */
 static inline void fs_count_hold_end(fairsem_t *sem, uint32_t t, uint64_t since)
 {
-    uint64_t now = fairsem__coarse_ns();
+    uint64_t now = fs_coarse_ns();
     if (since && now > since)
         fs_count(sem, t, FS_CNT_HELD_NS, now - since);
 }

@@ -30,9 +30,6 @@ static uint64_t clock_ns(clockid_t id)
 
 uint64_t fairsem__now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 uint64_t fairsem__realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
-/* For the hold timestamps on the hot path (since[], held_ns): a few ms of
- * resolution, no more than a memory read. */
-uint64_t fairsem__coarse_ns(void) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
 
 void fairsem__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
 {

@@ -53,7 +53,7 @@ void fairsem__slot_withdraw(fairsem_t *sem, uint32_t i, uint64_t reservation)
 
 fairsem_slot_t fairsem__slot_taken(fairsem_tenant_t *t, uint32_t i, uint32_t stamp)
 {
-    atomic_store_explicit(&t->sem->since[i], fairsem__coarse_ns(), memory_order_relaxed);
+    atomic_store_explicit(&t->sem->since[i], fs_coarse_ns(), memory_order_relaxed);
     return handle_of(t, stamp, i);
 }
 
