@@ -15,19 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Word k of a block is field k of fairsem_counters_t, so a block's values
- * copy straight into the public struct. */
-_Static_assert(FS_WAIT_BUCKETS == FAIRSEM_WAIT_BUCKETS, "histogram size");
-_Static_assert(sizeof(fairsem_counters_t) == FS_COUNTER_WORDS * sizeof(uint64_t), "counter fields");
-_Static_assert(offsetof(fairsem_counters_t, grants_waited) == FS_CNT_GRANTS_WAITED * 8, "counter order");
-_Static_assert(offsetof(fairsem_counters_t, timeouts) == FS_CNT_TIMEOUTS * 8, "counter order");
-_Static_assert(offsetof(fairsem_counters_t, cancels) == FS_CNT_CANCELS * 8, "counter order");
-_Static_assert(offsetof(fairsem_counters_t, reclaimed_slots) == FS_CNT_RECLAIMED_SLOTS * 8, "counter order");
-_Static_assert(offsetof(fairsem_counters_t, reclaimed_requests) == FS_CNT_RECLAIMED_REQUESTS * 8, "counter order");
-_Static_assert(offsetof(fairsem_counters_t, held_ns) == FS_CNT_HELD_NS * 8, "counter order");
-_Static_assert(offsetof(fairsem_counters_t, wait_ns) == FS_CNT_WAIT_NS * 8, "counter order");
-_Static_assert(offsetof(fairsem_counters_t, wait_buckets) == FS_CNT_WAIT_BUCKET0 * 8, "counter order");
-
 uint64_t fairsem_wait_bucket_bound_ns(unsigned k) { return fs_wait_bucket_bound(k); }
 
 /* Tenant t's counters (lifetime - baseline), read between two equal reads

@@ -485,8 +485,7 @@ static inline _Atomic uint64_t *fs_row(_Atomic uint64_t *rows, uint32_t reg_word
  * crash could tear.  Each count follows its event: a process killed between
  * the two loses that one count, and nothing is counted twice (only the
  * winner of the CAS that ends a request, or frees a word, counts it).  The
- * blocks live in their own region, away from the tenants' decision lines.
- * Word k of a block is field k of fairsem_counters_t. */
+ * blocks live in their own region, away from the tenants' decision lines. */
 enum {
     FS_CNT_GRANTS_IMMEDIATE,
     FS_CNT_GRANTS_WAITED,
@@ -500,6 +499,18 @@ enum {
 };
 #define FS_WAIT_BUCKETS 26
 #define FS_COUNTER_WORDS (FS_CNT_WAIT_BUCKET0 + FS_WAIT_BUCKETS)
+_Static_assert(FS_WAIT_BUCKETS == FAIRSEM_WAIT_BUCKETS, "the public histogram's size");
+/* Word k of a block is field k of fairsem_counters_t, so a block's values
+ * copy straight into the public struct. */
+_Static_assert(sizeof(fairsem_counters_t) == FS_COUNTER_WORDS * sizeof(uint64_t), "counter fields");
+_Static_assert(offsetof(fairsem_counters_t, grants_waited) == FS_CNT_GRANTS_WAITED * 8, "counter order");
+_Static_assert(offsetof(fairsem_counters_t, timeouts) == FS_CNT_TIMEOUTS * 8, "counter order");
+_Static_assert(offsetof(fairsem_counters_t, cancels) == FS_CNT_CANCELS * 8, "counter order");
+_Static_assert(offsetof(fairsem_counters_t, reclaimed_slots) == FS_CNT_RECLAIMED_SLOTS * 8, "counter order");
+_Static_assert(offsetof(fairsem_counters_t, reclaimed_requests) == FS_CNT_RECLAIMED_REQUESTS * 8, "counter order");
+_Static_assert(offsetof(fairsem_counters_t, held_ns) == FS_CNT_HELD_NS * 8, "counter order");
+_Static_assert(offsetof(fairsem_counters_t, wait_ns) == FS_CNT_WAIT_NS * 8, "counter order");
+_Static_assert(offsetof(fairsem_counters_t, wait_buckets) == FS_CNT_WAIT_BUCKET0 * 8, "counter order");
 
 struct fs_counters {
     _Atomic uint64_t word[FS_COUNTER_WORDS];
