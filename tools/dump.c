@@ -194,9 +194,16 @@ static void json_counters(FILE *out, const fairsem_counters_t *c)
     fputs("]}", out);
 }
 
+/* bsearch: the id `key` against a tenant's counters. */
+static int id_vs_counters(const void *key, const void *elem)
+{
+    return strcmp(key, ((const fairsem_tenant_counters_t *)elem)->id);
+}
+
+/* qsort: tenants' counters by id. */
 static int counters_by_id(const void *a, const void *b)
 {
-    return strcmp(((const fairsem_tenant_counters_t *)a)->id, ((const fairsem_tenant_counters_t *)b)->id);
+    return id_vs_counters(((const fairsem_tenant_counters_t *)a)->id, b);
 }
 
 /* The counters part of the JSON object: the histogram's bounds, the pool's
@@ -261,7 +268,7 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
                     tenants[k].weight, tenants[k].share, tenants[k].held, tenants[k].waiting,
                     tenants[k].registrations);
             const fairsem_tenant_counters_t *mine =
-                bsearch(&tenants[k].id, counted, ncounted, sizeof *counted, counters_by_id);
+                bsearch(tenants[k].id, counted, ncounted, sizeof *counted, id_vs_counters);
             const fairsem_tenant_counters_t none = {.oldest_wait_ns = 0};
             fprintf(out,
                     ",\"oldest_wait_seconds\":%.6f,\"counters\":", (mine ? mine : &none)->oldest_wait_ns / 1e9);

@@ -666,9 +666,16 @@ static napi_value counters_object(napi_env env, const fairsem_counters_t *c)
     return o;
 }
 
+/* bsearch: the id `key` against a tenant's counters. */
+static int id_vs_counters(const void *key, const void *elem)
+{
+    return strcmp(key, ((const fairsem_tenant_counters_t *)elem)->id);
+}
+
+/* qsort: tenants' counters by id. */
 static int counters_by_id(const void *a, const void *b)
 {
-    return strcmp(((const fairsem_tenant_counters_t *)a)->id, ((const fairsem_tenant_counters_t *)b)->id);
+    return id_vs_counters(((const fairsem_tenant_counters_t *)a)->id, b);
 }
 
 /* Every tenant entry's counters, sorted by id (for bsearch), into *out
@@ -756,7 +763,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info)
         set_u32(env, t, "share", ts[i].share);
         set_u32(env, t, "weight", ts[i].weight);
         set_u32(env, t, "registrations", ts[i].registrations);
-        const fairsem_tenant_counters_t *mine = bsearch(&ts[i].id, tc, ncounted, sizeof *tc, counters_by_id);
+        const fairsem_tenant_counters_t *mine = bsearch(ts[i].id, tc, ncounted, sizeof *tc, id_vs_counters);
         const fairsem_counters_t none = {0};
         napi_set_named_property(env, t, "counters", counters_object(env, mine ? &mine->counters : &none));
         set_u64(env, t, "oldestWaitNs", mine ? mine->oldest_wait_ns : 0);
