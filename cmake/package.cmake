@@ -8,8 +8,9 @@
 #
 # The package installs under the prefix the build was configured with (give
 # /usr, so GNUInstallDirs picks Debian's multiarch libdir).  Its dependencies
-# come from dpkg-shlibdeps (dpkg-dev, and `file`): libc6 only, because
-# liburcu is used header-only and nothing of it is linked.
+# come from dpkg-shlibdeps (dpkg-dev, and `file`): libc6, and libmicrohttpd12
+# for the command's exporter (fairsem serve); liburcu is used header-only and
+# nothing of it is linked.
 set(CPACK_PACKAGE_NAME fairsem)
 set(CPACK_PACKAGE_VENDOR fairsem)
 set(CPACK_PACKAGE_CONTACT "fairsem maintainers <fairsem@localhost>")

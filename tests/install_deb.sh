@@ -56,6 +56,7 @@ done
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
 [[ "$depends" == *libc6* ]]
+[[ "$depends" == *libmicrohttpd* ]]
 [[ "$depends" != *urcu* ]]
 grep -v '/$' "$scratch/contents" >"$scratch/files"
 if grep -q "installed" <<<"$(dpkg-query -W -f='${Status}' fairsem 2>/dev/null)"; then

@@ -26,6 +26,15 @@ int cli_exit_status(int err);
 int cli_fail(const char *name, int err);
 /* Open NAME for reading (stats, dump, check) or for use. */
 int cli_open(const char *name, bool readonly, fairsem_t **out);
+/* Where the segments' files are. */
+#define CLI_SHM_DIR "/dev/shm"
+/* Call fn for every fairsem segment in CLI_SHM_DIR (what `fairsem list`
+ * shows), opened read-only: sem is NULL and err < 0 when it cannot be
+ * opened.  Files that are not fairsem segments are skipped.
+ * @return 0; a negative errno of opendir. */
+int cli_each_segment(void (*fn)(void *arg, const char *name, fairsem_t *sem, int err), void *arg);
+/* Length of the well-formed UTF-8 sequence at p, or 0. */
+int cli_utf8_length(const unsigned char *p);
 /* Parse an unsigned number; false if not one. */
 bool cli_parse_unsigned(const char *s, unsigned *out);
 bool cli_parse_seconds(const char *s, double *out);
@@ -40,5 +49,7 @@ const char *cli_option_problem(int c, char **argv);
 
 int cmd_dump(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -27,22 +27,6 @@ static void on_interrupt(int sig)
     stop_watch = 1;
 }
 
-/* Length of the well-formed UTF-8 sequence at p, or 0. */
-static int utf8_length(const unsigned char *p)
-{
-    int n = p[0] >= 0xf0 && p[0] <= 0xf4   ? 4
-            : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-            : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
-                                           : 0;
-    for (int k = 1; k < n; k++)
-        if ((p[k] & 0xc0) != 0x80)
-            return 0;
-    if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
-        (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
-        return 0; /* overlong, surrogate, or past U+10FFFF */
-    return n;
-}
-
 /* JSON string.  Tenant ids are bytes other than NUL: valid UTF-8 is copied,
  * any other byte b >= 0x80 is written as \u00bb (documented in fairsem(1)),
  * so the output is always valid JSON. */
@@ -57,7 +41,7 @@ static void json_string(FILE *out, const char *s)
             fprintf(out, "\\u%04x", *p);
         } else if (*p < 0x80) {
             fputc(*p, out);
-        } else if ((n = utf8_length(p)) > 0) {
+        } else if ((n = cli_utf8_length(p)) > 0) {
             fwrite(p, 1, (size_t)n, out);
             p += n - 1;
         } else {
@@ -82,16 +66,18 @@ static const char *state_name(int state)
 #define WATCH_WIDTH 80
 #define WATCH_TENANT_ROWS 4
 #define WATCH_HOLDER_ROWS 4
-#define WATCH_WAITER_ROWS 4
+#define WATCH_WAITER_ROWS 3
 #define WATCH_PROC_ROWS 2
+/* Columns of a tenant's bar (held against share) under --watch. */
+#define WATCH_BAR_CELLS 20
 
 struct printer {
     FILE *out;
     bool json;
     bool first;
-    unsigned limit;                                /* table rows to show (0: all) */
-    unsigned total;                                /* table rows seen */
-    char kept[WATCH_TENANT_ROWS][WATCH_WIDTH + 1]; /* the largest of the WATCH_*_ROWS */
+    unsigned limit;                                    /* table rows to show (0: all) */
+    unsigned total;                                    /* table rows seen */
+    char kept[WATCH_TENANT_ROWS][4 * WATCH_WIDTH + 1]; /* the largest of the WATCH_*_ROWS; UTF-8 */
 };
 
 /* One table row: printed at once, or kept until end_table() when limited. */
@@ -179,6 +165,92 @@ static void print_waiter(void *arg, const fairsem_waiter_info_t *i)
     }
 }
 
+/* --watch: the tenant's bar, WATCH_BAR_CELLS wide, standing for
+ * max(held, share) slots: held within the share is full (U+2588), held
+ * beyond it (slots lent by a work-conserving pool) dark shade (U+2593),
+ * the share not held light shade (U+2591).  A tenant that holds anything
+ * gets at least one full cell. */
+static void share_bar(char *out, unsigned held, unsigned share)
+{
+    unsigned total = held > share ? held : share, within = held < share ? held : share;
+    unsigned full = total ? (within * WATCH_BAR_CELLS + total / 2) / total : 0;
+    unsigned lent = total ? ((held - within) * WATCH_BAR_CELLS + total / 2) / total : 0;
+    if (within && !full)
+        full = 1;
+    if (full + lent > WATCH_BAR_CELLS)
+        lent = WATCH_BAR_CELLS - full;
+    out[0] = '\0';
+    for (unsigned k = 0; k < WATCH_BAR_CELLS; k++)
+        strcat(out, k < full ? "\u2588" : k < full + lent ? "\u2593" : "\u2591");
+}
+
+/* The q-quantile of the waits in the pool's histogram, estimated as
+ * Prometheus' histogram_quantile() does: find the bucket that holds the
+ * rank q * count, and interpolate linearly between its bounds (0 below the
+ * first).  Waits past the last finite bound (100 s) give UINT64_MAX. */
+static uint64_t wait_quantile_ns(const fairsem_counters_t *c, double q)
+{
+    uint64_t count = 0, below = 0;
+    for (unsigned k = 0; k < FAIRSEM_WAIT_BUCKETS; k++)
+        count += c->wait_buckets[k];
+    double rank = q * (double)count;
+    for (unsigned k = 0; k < FAIRSEM_WAIT_BUCKETS; k++) {
+        uint64_t n = c->wait_buckets[k];
+        if (n == 0 || (double)(below + n) < rank) {
+            below += n;
+            continue;
+        }
+        uint64_t lo = k ? fairsem_wait_bucket_bound_ns(k - 1) : 0, hi = fairsem_wait_bucket_bound_ns(k);
+        if (hi == UINT64_MAX)
+            return UINT64_MAX;
+        return lo + (uint64_t)((double)(hi - lo) * (rank - (double)below) / (double)n);
+    }
+    return 0;
+}
+
+/* "850µs", "12.5ms", "3.20s", ">100s". */
+static void format_wait(char *out, size_t cap, uint64_t ns)
+{
+    if (ns == UINT64_MAX)
+        snprintf(out, cap, ">%.0fs", fairsem_wait_bucket_bound_ns(FAIRSEM_WAIT_BUCKETS - 2) / 1e9);
+    else if (ns < 1000000)
+        snprintf(out, cap, "%.0f\u00b5s", ns / 1e3);
+    else if (ns < 1000000000)
+        snprintf(out, cap, "%.1fms", ns / 1e6);
+    else
+        snprintf(out, cap, "%.2fs", ns / 1e9);
+}
+
+/* Holding or waiting most first. */
+static int by_demand(const void *a, const void *b)
+{
+    const fairsem_tenant_stats_t *x = a, *y = b;
+    unsigned dx = x->held + x->waiting, dy = y->held + y->waiting;
+    return dx == dy ? strcmp(x->id, y->id) : dx > dy ? -1 : 1;
+}
+
+/* --watch: the wait quantiles and what came of the queued requests. */
+static void print_waits(FILE *out, fairsem_t *sem)
+{
+    fairsem_counters_t c;
+    uint64_t oldest = 0;
+    if (fairsem_counters(sem, &c, &oldest, NULL, 0, NULL) < 0)
+        return;
+    char oldest_text[24];
+    format_wait(oldest_text, sizeof oldest_text, oldest);
+    if (c.grants_waited == 0) {
+        fprintf(out, "waits: none granted yet  timeouts %llu  oldest %s\n", (unsigned long long)c.timeouts,
+                oldest ? oldest_text : "-");
+        return;
+    }
+    static const double qs[] = {0.5, 0.9, 0.99};
+    char q[3][24];
+    for (int k = 0; k < 3; k++)
+        format_wait(q[k], sizeof q[k], wait_quantile_ns(&c, qs[k]));
+    fprintf(out, "waits p50 %s  p90 %s  p99 %s  of %llu  timeouts %llu  oldest %s\n", q[0], q[1], q[2],
+            (unsigned long long)c.grants_waited, (unsigned long long)c.timeouts, oldest ? oldest_text : "-");
+}
+
 static void json_counters(FILE *out, const fairsem_counters_t *c)
 {
     fprintf(out,
@@ -240,6 +312,8 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
     fairsem_stats(sem, &st, tenants, info.max_tenants, &count);
     if (count > info.max_tenants)
         count = info.max_tenants;
+    if (watch && !json) /* the rows that fit: the busiest */
+        qsort(tenants, count, sizeof *tenants, by_demand);
     struct printer p = {.out = out, .json = json, .first = true};
     fairsem_dump_ops_t procs = {.proc = print_proc}, holders = {.holder = print_holder},
                        waiters = {.waiter = print_waiter};
@@ -289,6 +363,7 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
             fprintf(out, "%.58s  %s\n", name, when);
             fprintf(out, "slots %u  in use %u  free %u  waiters %u  demanding %u  procs %u\n", info.max_slots,
                     st.slots_in_use, st.slots_available, st.waiters, st.demanding_tenants, st.attached_procs);
+            print_waits(out, sem);
         } else {
             fprintf(out, "%s  layout %u  slots %u  in use %u  free %u  waiters %u  demanding tenants %u\n", name,
                     info.layout_version, info.max_slots, st.slots_in_use, st.slots_available, st.waiters,
@@ -297,12 +372,24 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
                     info.rule_name[0] ? info.rule_name : "built-in",
                     (info.flags & FAIRSEM_WORK_CONSERVING) ? "yes" : "no", st.attached_procs);
         }
-        fprintf(out, "%-24s %6s %6s %6s %8s\n", "TENANT", "WEIGHT", "SHARE", "HELD", "WAITING");
+        if (watch)
+            fprintf(out, "%-24s %-*s %11s %8s\n", "TENANT", WATCH_BAR_CELLS, "HELD vs SHARE", "HELD/SHARE",
+                    "WAITING");
+        else
+            fprintf(out, "%-24s %6s %6s %6s %8s\n", "TENANT", "WEIGHT", "SHARE", "HELD", "WAITING");
         start_table(&p, watch ? WATCH_TENANT_ROWS : 0);
-        for (size_t k = 0; k < count; k++)
-            table_row(&p, "%-24.*s %6u %6u %6u %8u%s\n", id_width(&p), tenants[k].id, tenants[k].weight,
-                      tenants[k].share, tenants[k].held, tenants[k].waiting,
-                      tenants[k].held >= tenants[k].share && tenants[k].share ? "  at share" : "");
+        for (size_t k = 0; k < count; k++) {
+            char bar[4 * WATCH_BAR_CELLS + 1];
+            if (watch) {
+                share_bar(bar, tenants[k].held, tenants[k].share);
+                table_row(&p, "%-24.*s %s %5u/%-5u %8u\n", id_width(&p), tenants[k].id, bar, tenants[k].held,
+                          tenants[k].share, tenants[k].waiting);
+            } else {
+                table_row(&p, "%-24.*s %6u %6u %6u %8u%s\n", id_width(&p), tenants[k].id, tenants[k].weight,
+                          tenants[k].share, tenants[k].held, tenants[k].waiting,
+                          tenants[k].held >= tenants[k].share && tenants[k].share ? "  at share" : "");
+            }
+        }
         end_table(&p);
         fprintf(out, "\n%-5s %-24s %-8s %9s %s\n", "SLOT", "TENANT", "PID", "SINCE", "ALIVE");
         start_table(&p, watch ? WATCH_HOLDER_ROWS : 0);
@@ -330,8 +417,10 @@ int cmd_dump(int argc, char **argv)
                               "processes.  Needs only read permission.  --json prints one object (schema\n"
                               "\"fairsem-dump\" version 2, see fairsem(1)); --watch refreshes every SECONDS\n"
                               "(default 1) until interrupted, one JSON object per line with --json; the\n"
-                              "tables then show the time and fit an 80x24 terminal (long ones end with\n"
-                              "\"... N more\", tenant ids are cut to 24 bytes).\n";
+                              "tables then show the time, the wait quantiles (p50 p90 p99, estimated from\n"
+                              "the wait histogram) and a bar per tenant of its slots against its share,\n"
+                              "and fit an 80x24 terminal (long ones end with \"... N more\", tenant ids\n"
+                              "are cut to 24 bytes).\n";
     bool json = false, watch = false;
     double interval = 1.0;
     const char *name = NULL;

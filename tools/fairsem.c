@@ -10,6 +10,8 @@
  *   fairsem rm NAME [--force]
  *   fairsem run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]
  *               (-c 'COMMAND' | [--] CMD ARGS...)
+ *   fairsem metrics [--max-tenants N] [--openmetrics] [--textfile DIR] [--all] [NAME...]
+ *   fairsem serve --listen ADDR:PORT [--max-tenants N] [--all] [NAME...]
  *
  * Built on the public API only (include/fairsem.h).  Exit statuses and
  * output formats are documented in docs/fairsem.1.
@@ -115,6 +117,45 @@ const char *cli_option_problem(int c, char **argv)
     return text;
 }
 
+int cli_utf8_length(const unsigned char *p)
+{
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4   ? 4
+            : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+            : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+                                           : 0;
+    for (int k = 1; k < n; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
+        (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
+        return 0; /* overlong, surrogate, or past U+10FFFF */
+    return n;
+}
+
+int cli_each_segment(void (*fn)(void *arg, const char *name, fairsem_t *sem, int err), void *arg)
+{
+    DIR *dir = opendir(CLI_SHM_DIR);
+    if (!dir)
+        return -errno;
+    struct dirent *d;
+    while ((d = readdir(dir))) {
+        if (d->d_name[0] == '.' || (d->d_type != DT_REG && d->d_type != DT_UNKNOWN))
+            continue;
+        char name[FAIRSEM_NAME_MAX + 2];
+        if (snprintf(name, sizeof name, "/%s", d->d_name) >= (int)sizeof name)
+            continue;
+        fairsem_t *sem = NULL;
+        int rc = cli_open(name, true, &sem);
+        if (rc == FAIRSEM_EMAGIC || rc == FAIRSEM_ECORRUPT)
+            continue; /* not ours */
+        fn(arg, name, rc < 0 ? NULL : sem, rc);
+        if (rc == 0)
+            fairsem_close(sem);
+    }
+    closedir(dir);
+    return 0;
+}
+
 static const char *usage_text = "usage: fairsem COMMAND [ARGS]\n"
                                 "\n"
                                 "  create NAME --slots N [--min-share K] [--work-conserving] [--mode OCTAL]\n"
@@ -126,6 +167,10 @@ static const char *usage_text = "usage: fairsem COMMAND [ARGS]\n"
                                 "  rm NAME [--force]           remove the segment\n"
                                 "  run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]\n"
                                 "           (-c 'COMMAND' | [--] CMD [ARGS...])   hold a slot while it runs\n"
+                                "  metrics [--max-tenants N] [--openmetrics] [--textfile DIR] [--all] [NAME...]\n"
+                                "                              counters and gauges as Prometheus text\n"
+                                "  serve --listen ADDR:PORT [--max-tenants N] [--all] [NAME...]\n"
+                                "                              the same over HTTP, at /metrics\n"
                                 "\n"
                                 "'fairsem COMMAND --help' describes one command; see also fairsem(1).\n";
 
@@ -270,6 +315,37 @@ static void format_age(char *out, size_t cap, uint64_t then_ns)
         snprintf(out, cap, "%llud", (unsigned long long)(s / 86400));
 }
 
+/* The columns of `fairsem list`. */
+static const char *list_columns = "%-32s %6s %6s %6s %8s %6s %5s %-10s %5s %s\n";
+
+/* One row of `fairsem list`. */
+static void list_row(void *arg, const char *name, fairsem_t *sem, int err)
+{
+    (void)arg;
+    char path[FAIRSEM_NAME_MAX + 16], owner[32] = "-", mode[8] = "-", age[16] = "-";
+    snprintf(path, sizeof path, CLI_SHM_DIR "%s", name);
+    struct stat st_file;
+    if (stat(path, &st_file) == 0) {
+        struct passwd *pw = getpwuid(st_file.st_uid);
+        if (pw)
+            snprintf(owner, sizeof owner, "%.10s", pw->pw_name);
+        else
+            snprintf(owner, sizeof owner, "%u", (unsigned)st_file.st_uid);
+        snprintf(mode, sizeof mode, "%04o", (unsigned)(st_file.st_mode & 07777));
+    }
+    if (err < 0) {
+        printf(list_columns, name, "-", "-", "-", "-", "-", age, owner, mode, fairsem_strerror(err));
+        return;
+    }
+    fairsem_stats_t st;
+    fairsem_info_t info;
+    fairsem_stats(sem, &st, NULL, 0, NULL);
+    fairsem_info(sem, &info);
+    format_age(age, sizeof age, info.created_ns);
+    printf("%-32s %6u %6u %6u %8u %6u %5s %-10s %5s ok\n", name, st.max_slots, st.slots_in_use, st.slots_available,
+           st.waiters, st.attached_procs, age, owner, mode);
+}
+
 static int cmd_list(int argc, char **argv)
 {
     static const char *help = "usage: fairsem list\n"
@@ -282,48 +358,9 @@ static int cmd_list(int argc, char **argv)
         }
         return cli_usage("list", help, "takes no arguments ('%s' given)", argv[1]);
     }
-    DIR *dir = opendir("/dev/shm");
-    if (!dir)
-        return cli_fail("/dev/shm", -errno);
-    static const char *row = "%-32s %6s %6s %6s %8s %6s %5s %-10s %5s %s\n";
-    printf(row, "NAME", "SLOTS", "INUSE", "FREE", "WAITERS", "PROCS", "AGE", "OWNER", "MODE", "STATUS");
-    struct dirent *d;
-    while ((d = readdir(dir))) {
-        if (d->d_name[0] == '.' || (d->d_type != DT_REG && d->d_type != DT_UNKNOWN))
-            continue;
-        char name[FAIRSEM_NAME_MAX + 2], path[FAIRSEM_NAME_MAX + 16];
-        if (snprintf(name, sizeof name, "/%s", d->d_name) >= (int)sizeof name)
-            continue;
-        snprintf(path, sizeof path, "/dev/shm%s", name);
-        fairsem_t *sem;
-        int rc = cli_open(name, true, &sem);
-        if (rc == FAIRSEM_EMAGIC || rc == FAIRSEM_ECORRUPT)
-            continue; /* not ours */
-        char owner[32] = "-", mode[8] = "-", age[16] = "-";
-        struct stat st_file;
-        if (stat(path, &st_file) == 0) {
-            struct passwd *pw = getpwuid(st_file.st_uid);
-            if (pw)
-                snprintf(owner, sizeof owner, "%.10s", pw->pw_name);
-            else
-                snprintf(owner, sizeof owner, "%u", (unsigned)st_file.st_uid);
-            snprintf(mode, sizeof mode, "%04o", (unsigned)(st_file.st_mode & 07777));
-        }
-        if (rc < 0) {
-            printf(row, name, "-", "-", "-", "-", "-", age, owner, mode, fairsem_strerror(rc));
-            continue;
-        }
-        fairsem_stats_t st;
-        fairsem_info_t info;
-        fairsem_stats(sem, &st, NULL, 0, NULL);
-        fairsem_info(sem, &info);
-        format_age(age, sizeof age, info.created_ns);
-        printf("%-32s %6u %6u %6u %8u %6u %5s %-10s %5s ok\n", name, st.max_slots, st.slots_in_use,
-               st.slots_available, st.waiters, st.attached_procs, age, owner, mode);
-        fairsem_close(sem);
-    }
-    closedir(dir);
-    return EXIT_OK;
+    printf(list_columns, "NAME", "SLOTS", "INUSE", "FREE", "WAITERS", "PROCS", "AGE", "OWNER", "MODE", "STATUS");
+    int rc = cli_each_segment(list_row, NULL);
+    return rc < 0 ? cli_fail(CLI_SHM_DIR, rc) : EXIT_OK;
 }
 
 /* What fairsem_check reported, kept to be printed once classified. */
@@ -522,8 +559,9 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } commands[] = {
-        {"create", cmd_create}, {"list", cmd_list}, {"dump", cmd_dump}, {"check", cmd_check},
-        {"reap", cmd_reap},     {"rm", cmd_rm},     {"run", cmd_run},
+        {"create", cmd_create}, {"list", cmd_list},       {"dump", cmd_dump},
+        {"check", cmd_check},   {"reap", cmd_reap},       {"rm", cmd_rm},
+        {"run", cmd_run},       {"metrics", cmd_metrics}, {"serve", cmd_serve},
     };
     if (argc < 2)
         return usage_error("missing COMMAND");
