@@ -124,7 +124,7 @@ static void wait_blocked(pid_t pid, uint64_t cap_ns)
 static bool opt_quick, opt_json;
 static const char *opt_chart; /* --chart DIR */
 static char opt_only[16] = "abcdef";
-static char opt_impls[128] = "fairsem,posix,sysv,pthread,ofd";
+static char opt_impls[128] = "fairsem,posix,sysv,pthread,ofd,fairsem-barge";
 static pid_t main_pid;
 
 /* Objects to remove at exit. */
@@ -276,8 +276,12 @@ static void reap_all(void)
 
 /* --------------------------------------------------------- implementations */
 
-enum { K_FAIRSEM, K_POSIX, K_SYSV, K_PTHREAD, K_OFD, NKINDS };
-static const char *kind_name[NKINDS] = {"fairsem", "posix", "sysv", "pthread", "ofd"};
+/* K_FAIRSEM_BARGE: fairsem created with FAIRSEM_BARGING (K_FAIRSEM: strict
+ * FIFO), so that one run compares the two. */
+enum { K_FAIRSEM, K_POSIX, K_SYSV, K_PTHREAD, K_OFD, K_FAIRSEM_BARGE, NKINDS };
+static const char *kind_name[NKINDS] = {"fairsem", "posix", "sysv", "pthread", "ofd", "fairsem-barge"};
+
+static bool is_fairsem(int kind) { return kind == K_FAIRSEM || kind == K_FAIRSEM_BARGE; }
 
 /* What a fairsem segment looks like (scale scenario varies it). */
 struct fcfg {
@@ -331,6 +335,8 @@ static void fs_local(const struct bobj *o, fairsem_options_t *opt)
     opt->max_tenants = o->fc.max_tenants;
     opt->max_waiters = o->fc.max_waiters;
     opt->max_procs = o->fc.max_procs;
+    if (o->kind == K_FAIRSEM_BARGE)
+        opt->flags = FAIRSEM_BARGING;
     if (o->fc.rule_one) {
         opt->share_fn_name = "bench-one";
         opt->share_fn = share_one;
@@ -346,7 +352,8 @@ static void obj_create(struct bobj *o, int kind, unsigned slots, const struct fc
     if (fc)
         o->fc = *fc;
     switch (kind) {
-    case K_FAIRSEM: {
+    case K_FAIRSEM:
+    case K_FAIRSEM_BARGE: {
         unique_name(o->name, sizeof o->name, "fs");
         fairsem_options_t opt;
         fs_local(o, &opt);
@@ -416,7 +423,7 @@ static void obj_create(struct bobj *o, int kind, unsigned slots, const struct fc
 
 static void obj_destroy(struct bobj *o)
 {
-    if (o->kind == K_FAIRSEM && o->fs) {
+    if (is_fairsem(o->kind) && o->fs) {
         fairsem_close(o->fs);
         o->fs = NULL;
     }
@@ -429,7 +436,8 @@ static int p_attach(struct pctx *p, struct bobj *o, const char *tenant)
     memset(p, 0, sizeof *p);
     p->o = o;
     switch (o->kind) {
-    case K_FAIRSEM: {
+    case K_FAIRSEM:
+    case K_FAIRSEM_BARGE: {
         fairsem_options_t opt;
         fs_local(o, &opt);
         int rc = fairsem_open(o->name, &opt, &p->fs);
@@ -453,7 +461,8 @@ static int p_attach(struct pctx *p, struct bobj *o, const char *tenant)
 static void p_detach(struct pctx *p)
 {
     switch (p->o->kind) {
-    case K_FAIRSEM: fairsem_close(p->fs); break;
+    case K_FAIRSEM:
+    case K_FAIRSEM_BARGE: fairsem_close(p->fs); break;
     case K_POSIX: sem_close(p->ps); break;
     case K_PTHREAD: munmap(p->pool, sizeof *p->pool); break;
     default: break;
@@ -495,7 +504,8 @@ static int t_acquire(struct tctx *t, uint64_t timeout_ns, uint64_t *tok)
     struct pctx *p = t->p;
     *tok = 0;
     switch (p->o->kind) {
-    case K_FAIRSEM: {
+    case K_FAIRSEM:
+    case K_FAIRSEM_BARGE: {
         fairsem_slot_t s;
         int rc = timeout_ns ? fairsem_acquire_timeout(p->ft, timeout_ns, &s) : fairsem_acquire(p->ft, &s);
         if (rc == 0)
@@ -588,7 +598,8 @@ static void t_release(struct tctx *t, uint64_t tok)
 {
     struct pctx *p = t->p;
     switch (p->o->kind) {
-    case K_FAIRSEM: {
+    case K_FAIRSEM:
+    case K_FAIRSEM_BARGE: {
         int rc = fairsem_release(p->ft, (fairsem_slot_t){tok});
         if (rc < 0)
             die("fairsem_release: %s", fairsem_strerror(rc));
@@ -711,7 +722,15 @@ static void target(const char *name, const char *rule, double measured, bool hav
     t->pass = have && pass;
 }
 
-static bool impl_on(int kind) { return strstr(opt_impls, kind_name[kind]) != NULL; }
+/* Is kind one of the comma-separated names in --impls? */
+static bool impl_on(int kind)
+{
+    size_t n = strlen(kind_name[kind]);
+    for (const char *s = opt_impls; (s = strstr(s, kind_name[kind])) != NULL; s += n)
+        if ((s == opt_impls || s[-1] == ',') && (s[n] == ',' || s[n] == '\0'))
+            return true;
+    return false;
+}
 
 /* ============================================================ scenario a */
 

@@ -18,6 +18,8 @@
 #include <urcu/wfcqueue.h>
 
 /* How often the pool's prober looks for dead holders (probe.c). */
+/* Every fairsem_options_t.flags bit a segment may carry. */
+#define FS_CREATE_FLAGS (FAIRSEM_WORK_CONSERVING | FAIRSEM_BARGING)
 #define FS_POLL_NS (10u * 1000u * 1000u)
 /* How long one waiting thread per handle (the watcher) sleeps before it
  * looks whether the prober is still there (bounds recovery while a prober
@@ -262,6 +264,17 @@ bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell
                             uint64_t *last_seen);
 /* A granter's CAS of cell c from WAITING(seq) to GRANTED(seq, slot). */
 bool fairsem__ticket_grant(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t slot);
+/* FAIRSEM_BARGING.  A decision found a free slot for request (c, seq) and
+ * nobody running to take it: set FS_CELL_ROUSED by CAS and wake the owner,
+ * unless the mark is set already (the owner is on its way). */
+void fairsem__ticket_rouse(fairsem_t *sem, uint32_t c, uint64_t seq);
+/* The owner of WAITING cell c, whose word it read as *s with FS_CELL_ROUSED
+ * set, clears the mark before it looks for a slot: true and *s the word
+ * left; false if the word is no longer *s (*s is the word now: look again). */
+bool fairsem__ticket_unrouse(fairsem_t *sem, uint32_t c, uint64_t *s);
+/* The owner's look after a rouse lost the slot to a barger: mark the
+ * request FS_CELL_HANDOFF (handed its next slot) while it still waits. */
+void fairsem__ticket_mark_handoff(fairsem_t *sem, uint32_t c, uint64_t seq);
 /* Owner's cancel: FS_TICKET_GRANTED (slot in *granted_slot),
  * FS_TICKET_CANCELLED (this call ended the request: the caller counts it),
  * FS_TICKET_ENDED (someone else had cancelled it). */
@@ -342,6 +355,9 @@ struct fs_waiter {
     uint64_t seq;
     uint32_t cell;
     uint32_t tenant;
+    uint64_t enqueued_ns; /* FAIRSEM_BARGING: its age; 0 when it is handed
+                             its slot whatever its age (an event-loop
+                             request, or one marked FS_CELL_HANDOFF) */
 };
 
 /* What the slots and cells say at one moment (taken by snapshot.c). */
@@ -361,19 +377,24 @@ struct fs_snapshot {
     struct fs_waiter *waiters; /* waiting requests, in no order (seq is the order) */
     unsigned nwaiters;
     unsigned in_use; /* slots not free */
+    uint64_t now_ns; /* FAIRSEM_BARGING with waiters: when they were read */
 };
 
-enum fs_action_kind { FS_ACT_NONE, FS_ACT_GRANT, FS_ACT_TAKE };
+/* FS_ACT_ROUSE (FAIRSEM_BARGING only): a slot is free for a young waiter
+ * and no running caller takes it: wake the waiter to come and take it. */
+enum fs_action_kind { FS_ACT_NONE, FS_ACT_GRANT, FS_ACT_TAKE, FS_ACT_ROUSE };
 
 struct fs_action {
     enum fs_action_kind kind;
-    const struct fs_waiter *waiter; /* FS_ACT_GRANT */
+    const struct fs_waiter *waiter; /* FS_ACT_GRANT, FS_ACT_ROUSE */
 };
 
 #define FS_NO_TENANT UINT32_MAX
+#define FS_NO_CELL UINT32_MAX
 /* The next step fairness asks for.  `newcomer` is a tenant asking without a
- * queued request (FS_NO_TENANT: none). */
-struct fs_action fairsem__policy_next(const struct fs_snapshot *snap, uint32_t newcomer);
+ * queued request (FS_NO_TENANT: none); `self` the cell of a queued request
+ * whose owner is running and asking (FS_NO_CELL: none). */
+struct fs_action fairsem__policy_next(const struct fs_snapshot *snap, uint32_t newcomer, uint32_t self);
 /* Share of tenant t, counting `extra` as demanding too (FS_NO_TENANT: none). */
 unsigned fairsem__policy_share(const struct fs_snapshot *snap, uint32_t t, uint32_t extra);
 unsigned fairsem__policy_demanding(const struct fs_snapshot *snap, uint32_t extra);
@@ -392,6 +413,9 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
 /* Serve waiters after a change that made the state more permissive (the
  * rule for who calls this is at the top of schedule.c). */
 void fairsem__kick(fairsem_t *sem);
+/* FAIRSEM_BARGING: the running owner of queued request (cell c) asks for a
+ * free slot (its kick, see schedule.c); true if its cell is now GRANTED. */
+bool fairsem__schedule_self(fairsem_t *sem, uint32_t c);
 /* fairsem__attach, then a kick if the record it claimed was a dead one's
  * (for entry points that attach and change nothing else shared). */
 int fairsem__attach_kick(fairsem_t *sem);

@@ -216,7 +216,7 @@
 #include "fairsem.h" /* the public limits the field widths are checked against */
 
 #define FS_MAGIC 0x314d455352494146ull /* "FAIRSEM1" read as little-endian */
-#define FS_LAYOUT_VERSION 5u
+#define FS_LAYOUT_VERSION 6u
 #define FS_READY 0x52454459u /* header.ready once initialised */
 #define FS_CACHELINE 64u
 #define FS_LEASE_BASE ((off_t)1 << 40)     /* lease byte of record p: base + p */
@@ -407,7 +407,21 @@ enum { FS_CELL_EMPTY = 0, FS_CELL_WAITING = 1, FS_CELL_GRANTED = 2, FS_CELL_CANC
 
 /* state word: low 32 bits of seq << 32 | slot index << 4 | FS_CELL_*.
  * Carrying the seq makes a granter's CAS fail on a recycled cell (ABA).
- * Sleepers wait on its low half (fs_cell_futex), which holds the kind. */
+ * Sleepers wait on its low half (fs_cell_futex), which holds the kind.
+ * A WAITING word names no slot; with FAIRSEM_BARGING its slot field may
+ * carry two marks (fs_cell_waiting accepts either; every CAS out of
+ * WAITING takes the word as read, marks and all):
+ *   FS_CELL_ROUSED   set by CAS, from an unroused WAITING word, by anyone
+ *                    whose decision found a free slot for the request and
+ *                    no running caller to take it (then a futex wake);
+ *                    cleared by CAS by the owner alone, before it looks for
+ *                    a free slot itself (so a rouse that lands while it
+ *                    looks changes the futex word it sleeps on).
+ *   FS_CELL_HANDOFF  set by CAS by the owner alone, when a look after a
+ *                    rouse lost the slot to a barger: from then on the
+ *                    request, once oldest eligible, is handed its slot
+ *                    directly, whatever its age.  Never cleared: the cell
+ *                    leaves WAITING with it. */
 struct fs_cell {
     _Atomic uint64_t owner; /* 0, or FS_OWNER_BIT | proc tag (fs_owner_word) */
     _Atomic uint64_t seq;   /* FIFO order */
@@ -416,8 +430,12 @@ struct fs_cell {
     _Atomic uint32_t flags;  /* FS_CELL_ASYNC */
     _Atomic uint32_t serial; /* owner's tenant-handle serial (forced unregister) */
     uint32_t reserved0;
-    _Atomic uint64_t enqueued_ns; /* CLOCK_MONOTONIC: ages, and the wait
-                                     counted at the grant */
+    _Atomic uint64_t enqueued_ns; /* CLOCK_MONOTONIC, by the owner before the
+                                     seq; a request moved by unhide keeps
+                                     it: ages, the wait counted at the
+                                     grant, and barging decisions (an
+                                     oldest eligible request older than
+                                     FAIRSEM_HANDOFF_NS is handed its slot) */
     uint8_t pad[FS_CACHELINE - 48];
 };
 _Static_assert(sizeof(struct fs_cell) == FS_CACHELINE, "cell size");
@@ -444,6 +462,24 @@ static inline bool fs_cell_of_seq(uint64_t s, uint64_t seq) { return fs_cell_seq
 static inline uint64_t fs_cell_moved(uint64_t s, uint32_t kind, uint32_t slot)
 {
     return fs_cell_word(fs_cell_seq(s), kind, slot);
+}
+#define FS_CELL_ROUSED (1u << (FS_CELL_SLOT_BITS - 1))
+#define FS_CELL_HANDOFF (1u << (FS_CELL_SLOT_BITS - 2))
+#define FS_CELL_WAIT_MARKS (FS_CELL_ROUSED | FS_CELL_HANDOFF)
+_Static_assert(FAIRSEM_MAX_SLOTS_LIMIT < FS_CELL_HANDOFF, "the waiting marks are not slot indexes");
+/* Is s the WAITING word of request seq, marked or not? */
+static inline bool fs_cell_waiting(uint64_t s, uint64_t seq)
+{
+    return fs_cell_kind(s) == FS_CELL_WAITING && fs_cell_of_seq(s, seq) &&
+           (fs_cell_slot(s) & ~FS_CELL_WAIT_MARKS) == 0;
+}
+static inline bool fs_cell_roused(uint64_t s) { return fs_cell_slot(s) & FS_CELL_ROUSED; }
+static inline bool fs_cell_handoff(uint64_t s) { return fs_cell_slot(s) & FS_CELL_HANDOFF; }
+/* The WAITING word s with `marks` (FS_CELL_WAIT_MARKS) set or cleared. */
+static inline uint64_t fs_cell_marked(uint64_t s, uint32_t marks, bool on)
+{
+    uint64_t bits = (uint64_t)marks << FS_CELL_KIND_BITS;
+    return on ? s | bits : s & ~bits;
 }
 static inline _Atomic uint32_t *fs_cell_futex(struct fs_cell *cell) { return (_Atomic uint32_t *)&cell->state; }
 

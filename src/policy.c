@@ -16,7 +16,15 @@
  *    its share; only when there is none may a newcomer (a request not yet
  *    queued, which is younger than every queued one) under its share take
  *    it; with FAIRSEM_WORK_CONSERVING, a slot nobody under share can use is
- *    lent to the oldest waiter, then to a newcomer.
+ *    lent to the oldest waiter, then to a newcomer;
+ *  - with FAIRSEM_BARGING, that oldest eligible request is handed the slot
+ *    only once it is starving: it has waited FAIRSEM_HANDOFF_NS, or lost a
+ *    race after a rouse (FS_CELL_HANDOFF), or is an event-loop request.
+ *    Before, a running caller under its share takes the slot (a queued
+ *    request whose owner looks, then a newcomer), and when no running
+ *    caller can, the oldest eligible request is roused to come and take
+ *    it.  Shares are the same rules either way: only who, among the
+ *    tenants under share, gets the slot first changes.
  */
 #include "internal.h"
 
@@ -92,26 +100,46 @@ unsigned fairsem__policy_share(const struct fs_snapshot *s, uint32_t t, uint32_t
     return share_in(s, &dm, t);
 }
 
+/* Barging: must request w be handed its slot now? */
+static bool starving(const struct fs_snapshot *s, const struct fs_waiter *w)
+{
+    return !(s->flags & FAIRSEM_BARGING) || w->enqueued_ns == 0 ||
+           (s->now_ns > w->enqueued_ns && s->now_ns - w->enqueued_ns >= FAIRSEM_HANDOFF_NS);
+}
+
 /* One pass over the waiters, in whatever order the snapshot holds them:
  * shares are computed once per decision, so a long queue costs O(n). */
-struct fs_action fairsem__policy_next(const struct fs_snapshot *s, uint32_t newcomer)
+struct fs_action fairsem__policy_next(const struct fs_snapshot *s, uint32_t newcomer, uint32_t self)
 {
     struct fs_action none = {FS_ACT_NONE, NULL};
     if (s->nfree == 0)
         return none;
     /* The newcomer counts as demanding for everyone's share: it is asking. */
     struct demand dm = demand_of(s, newcomer);
-    const struct fs_waiter *eligible = NULL, *oldest = NULL;
+    const struct fs_waiter *eligible = NULL, *oldest = NULL, *me = NULL;
     for (unsigned k = 0; k < s->nwaiters; k++) {
         const struct fs_waiter *w = &s->waiters[k];
+        bool older = !eligible || w->seq < eligible->seq, mine = w->cell == self;
         if (!oldest || w->seq < oldest->seq)
             oldest = w;
-        if ((!eligible || w->seq < eligible->seq) && s->held[w->tenant] < share_in(s, &dm, w->tenant))
-            eligible = w;
+        if ((older || mine) && s->held[w->tenant] < share_in(s, &dm, w->tenant)) {
+            if (older)
+                eligible = w;
+            if (mine)
+                me = w;
+        }
+    }
+    bool newcomer_under = newcomer != FS_NO_TENANT && s->held[newcomer] < share_in(s, &dm, newcomer);
+    if (eligible && !starving(s, eligible)) {
+        if (me)
+            return (struct fs_action){FS_ACT_GRANT, me};
+        if (newcomer_under)
+            return (struct fs_action){FS_ACT_TAKE, NULL};
+        return (struct fs_action){FS_ACT_ROUSE, eligible};
     }
     if (eligible)
         return (struct fs_action){FS_ACT_GRANT, eligible};
-    if (newcomer != FS_NO_TENANT && s->held[newcomer] < share_in(s, &dm, newcomer))
+    if (newcomer_under)
         return (struct fs_action){FS_ACT_TAKE, NULL};
     if (!(s->flags & FAIRSEM_WORK_CONSERVING))
         return none;

@@ -32,6 +32,13 @@
  *                   caller's look for dead holders
  * A kick lost is a wake-up lost: every path that frees capacity must reach
  * one.
+ *
+ * FAIRSEM_BARGING adds one caller and one step.  A waiter whose owner is
+ * running (sem.c: just queued, or woken with its cell FS_CELL_ROUSED)
+ * kicks with itself named (fairsem__schedule_self) and may grant itself.
+ * A decision whose free slot belongs to a young oldest eligible request
+ * and that no running caller may take rouses that request (ticket.c)
+ * instead of reserving the slot for it; see docs/design.md section 3.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -69,29 +76,36 @@ static int take(fairsem_t *sem, fairsem_tenant_t *newcomer, uint64_t v, uint32_t
     return 0;
 }
 
-/* Reserve free slot i for waiter w, commit, then mark its cell GRANTED. */
-static void grant(fairsem_t *sem, const struct fs_waiter *w, uint64_t v, uint32_t i)
+/* Reserve free slot i for waiter w, commit, then mark its cell GRANTED and
+ * wake its owner, unless the owner is the caller (self).  True if the cell
+ * was granted. */
+static bool grant(fairsem_t *sem, const struct fs_waiter *w, uint64_t v, uint32_t i, uint32_t self)
 {
     uint64_t res = fs_slot_word(FS_SLOT_RESERVED, fs_seq_stamp(w->seq), w->cell, sem->proc_tag);
     if (!fairsem__slot_claim(sem, i, res))
-        return;
+        return false;
     FS_CRASHPOINT("grant.reserved");
     if (!commit(sem, v)) {
         fairsem__slot_unclaim(sem, i);
         FS_CRASHPOINT("grant.undone");
-        return;
+        return false;
     }
     FS_CRASHPOINT("grant.committed");
-    if (fairsem__ticket_grant(sem, w->cell, w->seq, i)) {
-        FS_CRASHPOINT("grant.granted");
-        fairsem__ticket_wake(sem, w->cell);
-    } else {
+    if (!fairsem__ticket_grant(sem, w->cell, w->seq, i)) {
         fairsem__slot_withdraw(sem, i, res); /* cancelled meanwhile */
         FS_CRASHPOINT("grant.withdrawn");
+        return false;
     }
+    FS_CRASHPOINT("grant.granted");
+    if (w->cell != self)
+        fairsem__ticket_wake(sem, w->cell);
+    return true;
 }
 
-int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t *slot)
+/* `self`: the cell of a queued request whose owner runs this decision
+ * (FAIRSEM_BARGING), or FS_NO_CELL; *mine is set when that cell is
+ * granted. */
+static int schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, uint32_t self, bool *mine, fairsem_slot_t *slot)
 {
     uint32_t nt = newcomer ? newcomer->idx : FS_NO_TENANT;
     for (;;) {
@@ -99,17 +113,41 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
         struct fs_snapshot *s = fairsem__snapshot(sem);
         if (!s)
             return -ENOMEM;
-        struct fs_action act = fairsem__policy_next(s, nt);
+        struct fs_action act = fairsem__policy_next(s, nt, *mine ? FS_NO_CELL : self);
         if (act.kind == FS_ACT_NONE)
             return newcomer ? -EAGAIN : 0;
+        if (act.kind == FS_ACT_ROUSE) {
+            /* Changes no share, so nothing to commit: the roused owner
+             * looks for itself (and a newcomer that may not take the slot
+             * waits, as without barging). */
+            fairsem__ticket_rouse(sem, act.waiter->cell, act.waiter->seq);
+            return newcomer ? -EAGAIN : 0;
+        }
         if (act.kind == FS_ACT_TAKE) {
             if (take(sem, newcomer, v, s->first_free, slot) == 0)
                 return 0;
             continue;
         }
         const struct fs_waiter w = *act.waiter;
-        grant(sem, &w, v, s->first_free);
+        if (grant(sem, &w, v, s->first_free, self) && w.cell == self) {
+            *mine = true;
+            if (s->nfree == 1)
+                return 0; /* with more free slots, go on to pass them on */
+        }
     }
+}
+
+int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t *slot)
+{
+    bool mine = false;
+    return schedule(sem, newcomer, FS_NO_CELL, &mine, slot);
+}
+
+bool fairsem__schedule_self(fairsem_t *sem, uint32_t c)
+{
+    bool mine = false;
+    schedule(sem, NULL, c, &mine, NULL);
+    return mine;
 }
 
 void fairsem__kick(fairsem_t *sem)

@@ -170,7 +170,7 @@ static int check_options(const fairsem_options_t *o)
     if (o->max_tenants > FAIRSEM_MAX_TENANTS_LIMIT || o->max_waiters > FAIRSEM_MAX_WAITERS_LIMIT ||
         o->max_procs > FAIRSEM_MAX_PROCS_LIMIT)
         return -EINVAL;
-    if (o->flags & ~FAIRSEM_WORK_CONSERVING)
+    if (o->flags & ~FS_CREATE_FLAGS)
         return -EINVAL;
     if (o->mode & ~07777u)
         return -EINVAL;
@@ -377,7 +377,7 @@ static int validate(const struct fs_header *h, uint64_t file_size)
     if (h->max_slots == 0 || h->max_slots > FAIRSEM_MAX_SLOTS_LIMIT || h->min_share == 0 ||
         h->min_share > h->max_slots || h->max_tenants == 0 || h->max_tenants > FAIRSEM_MAX_TENANTS_LIMIT ||
         h->max_waiters == 0 || h->max_waiters > FAIRSEM_MAX_WAITERS_LIMIT || h->max_procs == 0 ||
-        h->max_procs > FAIRSEM_MAX_PROCS_LIMIT || (h->flags & ~FAIRSEM_WORK_CONSERVING) ||
+        h->max_procs > FAIRSEM_MAX_PROCS_LIMIT || (h->flags & ~FS_CREATE_FLAGS) ||
         memchr(h->rule_name, '\0', sizeof h->rule_name) == NULL)
         return FAIRSEM_ECORRUPT;
     struct fs_header g = *h;

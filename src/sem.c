@@ -40,6 +40,16 @@ static bool spin_for_grant(struct fs_cell *cell, uint64_t s)
     return false;
 }
 
+/* The kick of a running waiter (schedule.c's rule): with FAIRSEM_BARGING it
+ * names itself, and may grant itself a free slot its share allows. */
+static void kick_as_waiter(fairsem_t *sem, uint32_t c)
+{
+    if (sem->geo.flags & FAIRSEM_BARGING)
+        fairsem__schedule_self(sem, c);
+    else
+        fairsem__kick(sem);
+}
+
 /* Wait on our own cell until granted, cancelled or the deadline.  Between
  * wakes, take part in watching the pool (fairsem__idle: one prober polls,
  * everyone else sleeps long); a wake that brings no grant may be the
@@ -60,6 +70,16 @@ static int wait_on_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint
         if (fs_cell_kind(s) == FS_CELL_CANCELLED) {
             fairsem__ticket_free(sem, c);
             return -ECANCELED;
+        }
+        /* Roused (FAIRSEM_BARGING): a slot was free for us.  Clear the mark
+         * first, then look: a rouse after the clear sets it again, and so
+         * changes the word the sleep below compares.  A look that finds
+         * the slot taken by a barger marks the request for a direct
+         * hand-off of its next slot. */
+        if (fs_cell_roused(s)) {
+            if (fairsem__ticket_unrouse(sem, c, &s) && !fairsem__schedule_self(sem, c))
+                fairsem__ticket_mark_handoff(sem, c, seq);
+            continue;
         }
         uint64_t now = fairsem__now_ns();
         if (deadline && now >= deadline) {
@@ -84,7 +104,7 @@ static int wait_on_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint
             if ((fairsem__idle_hides(sem, idle, c) || reserved_seen) &&
                 fairsem__ticket_unhide(tenant, false, &c, seq, &reserved_seen)) {
                 cell = &sem->cells[c];
-                fairsem__kick(sem); /* visible again, in a new cell */
+                kick_as_waiter(sem, c); /* visible again, in a new cell */
             }
             if (reserved_seen)
                 nap = FS_POLL_NS; /* unhide moves us on its second look */
@@ -130,7 +150,7 @@ static int acquire(fairsem_tenant_t *tenant, uint64_t deadline, fairsem_slot_t *
         uint64_t seq;
         rc = fairsem__ticket_enqueue(tenant, false, &c, &seq);
         if (rc == 0) {
-            fairsem__kick(sem); /* we may be next already */
+            kick_as_waiter(sem, c); /* we may be next already */
             rc = wait_cell(tenant, c, seq, deadline, slot);
         }
     }

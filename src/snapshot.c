@@ -163,14 +163,20 @@ static void scan_cells(fairsem_t *sem, struct scratch *sc)
                 continue;
             uint32_t t = atomic_load(&cell->tenant);
             uint64_t seq = atomic_load(&cell->seq);
-            if (t >= s->ntenants || !fs_cell_of_seq(st, seq) || fs_cell_slot(st) != 0)
+            if (t >= s->ntenants || !fs_cell_waiting(st, seq))
                 continue; /* recycled while we read it (or malformed) */
             /* Owner read after state: 0 means the cell was freed since (its
              * owner word is cleared last), or that nobody owns it at all; a
              * grant to such a cell would reach nobody. */
             if (!owner_plausible(sem, atomic_load(&cell->owner)))
                 continue;
-            s->waiters[s->nwaiters++] = (struct fs_waiter){seq, c, t};
+            /* Read after the state: this incarnation's (written before its
+             * seq).  0: handed its slot whatever its age. */
+            uint64_t since = 0;
+            if ((s->flags & FAIRSEM_BARGING) && !fs_cell_handoff(st) &&
+                !(atomic_load(&cell->flags) & FS_CELL_ASYNC))
+                since = atomic_load(&cell->enqueued_ns);
+            s->waiters[s->nwaiters++] = (struct fs_waiter){seq, c, t, since};
             touch(s, t);
             s->waiting[t]++;
         }
@@ -202,5 +208,6 @@ struct fs_snapshot *fairsem__snapshot(fairsem_t *sem)
     s->tenants = sem->tenants;
     scan_slots(sem, sc);
     scan_cells(sem, sc);
+    s->now_ns = (s->flags & FAIRSEM_BARGING) && s->nwaiters ? fairsem__now_ns() : 0;
     return s;
 }

@@ -63,6 +63,19 @@ static int claim_cell(fairsem_t *sem, uint64_t kept_seq, uint32_t *out)
     return FAIRSEM_EWAITERS;
 }
 
+/* CAS request (c, seq) from WAITING, marked or not, to `to`: true if this
+ * call made it leave WAITING.  A failed CAS on a word that is still
+ * WAITING only means a mark came or went: try again. */
+static bool leave_waiting(fairsem_t *sem, uint32_t c, uint64_t seq, uint64_t to)
+{
+    struct fs_cell *cell = &sem->cells[c];
+    uint64_t s = atomic_load(&cell->state);
+    while (fs_cell_waiting(s, seq))
+        if (atomic_compare_exchange_weak(&cell->state, &s, to))
+            return true;
+    return false;
+}
+
 /* Fill a claimed cell and make the request WAITING with number `seq`
  * (FS_NEW_SEQ: the next one, i.e. the back of the queue), queued since
  * `enqueued_ns` (a moved request keeps its first cell's, so its wait and
@@ -88,12 +101,10 @@ static uint64_t publish(fairsem_tenant_t *tenant, bool async, uint32_t c, uint64
      * WAITING cells of its serial; this cell was made WAITING before the
      * flag is read here (both sequentially consistent), so either that scan
      * sees the cell or this read sees the flag: no request of a forced
-     * registration is left waiting. */
-    if (fs_tenant_forced(tenant)) {
-        uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
-        if (atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(seq, FS_CELL_CANCELLED, 0)))
-            fs_count(sem, tenant->idx, FS_CNT_CANCELS, 1);
-    }
+     * registration is left waiting.  (The cell may be roused meanwhile:
+     * leave_waiting takes the word marked too.) */
+    if (fs_tenant_forced(tenant) && leave_waiting(sem, c, seq, fs_cell_word(seq, FS_CELL_CANCELLED, 0)))
+        fs_count(sem, tenant->idx, FS_CNT_CANCELS, 1);
     return seq;
 }
 
@@ -125,9 +136,44 @@ int fairsem__ticket_cancel(fairsem_t *sem, uint32_t c, uint32_t *granted_slot)
 
 bool fairsem__ticket_grant(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t slot)
 {
-    uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
-    return atomic_compare_exchange_strong(&sem->cells[c].state, &waiting,
-                                          fs_cell_word(seq, FS_CELL_GRANTED, slot));
+    return leave_waiting(sem, c, seq, fs_cell_word(seq, FS_CELL_GRANTED, slot));
+}
+
+/* Set `mark` in request (c, seq)'s WAITING word: true if this call set it
+ * (false: the request left WAITING, or the mark was set already). */
+static bool set_mark(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t mark)
+{
+    struct fs_cell *cell = &sem->cells[c];
+    uint64_t s = atomic_load(&cell->state);
+    while (fs_cell_waiting(s, seq) && !(fs_cell_slot(s) & mark))
+        if (atomic_compare_exchange_weak(&cell->state, &s, fs_cell_marked(s, mark, true)))
+            return true;
+    return false;
+}
+
+void fairsem__ticket_rouse(fairsem_t *sem, uint32_t c, uint64_t seq)
+{
+    /* Already roused: the owner is on its way (one wake per burst). */
+    if (set_mark(sem, c, seq, FS_CELL_ROUSED)) {
+        FS_CRASHPOINT("rouse.marked");
+        fairsem__ticket_wake(sem, c);
+    }
+}
+
+bool fairsem__ticket_unrouse(fairsem_t *sem, uint32_t c, uint64_t *s)
+{
+    uint64_t cleared = fs_cell_marked(*s, FS_CELL_ROUSED, false);
+    if (!atomic_compare_exchange_strong(&sem->cells[c].state, s, cleared))
+        return false;
+    FS_CRASHPOINT("rouse.cleared");
+    *s = cleared;
+    return true;
+}
+
+void fairsem__ticket_mark_handoff(fairsem_t *sem, uint32_t c, uint64_t seq)
+{
+    if (set_mark(sem, c, seq, FS_CELL_HANDOFF))
+        FS_CRASHPOINT("handoff.marked");
 }
 
 void fairsem__ticket_free(fairsem_t *sem, uint32_t c)
@@ -174,14 +220,12 @@ bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *c, u
     uint32_t fresh, old = *c;
     if (claim_cell(sem, seq, &fresh) < 0)
         return false;
-    struct fs_cell *cell = &sem->cells[old];
-    uint64_t waiting = fs_cell_word(seq, FS_CELL_WAITING, 0);
-    if (!atomic_compare_exchange_strong(&cell->state, &waiting, fs_cell_word(seq, FS_CELL_CANCELLED, 0))) {
+    if (!leave_waiting(sem, old, seq, fs_cell_word(seq, FS_CELL_CANCELLED, 0))) {
         fairsem__ticket_free(sem, fresh);
         return false;
     }
     FS_CRASHPOINT("unhide.left");
-    publish(tenant, async, fresh, seq, atomic_load(&cell->enqueued_ns));
+    publish(tenant, async, fresh, seq, atomic_load(&sem->cells[old].enqueued_ns));
     fairsem__ticket_free(sem, old);
     *c = fresh;
     *last_seen = 0;

@@ -109,15 +109,15 @@ static const char *storm_exit_name(int code)
 enum { STORM_OP_ACQUIRE, STORM_OP_TRY, STORM_OP_TIMEOUT, STORM_OP_EVENT, STORM_OP_CANCEL, STORM_NOPS };
 
 struct storm_entry {
-    _Atomic int slot;   /* slot index held, -1 none */
-    _Atomic int tenant; /* tenant number, -1 no worker */
+    _Atomic int slot;    /* slot index held, -1 none */
+    _Atomic int tenant;  /* tenant number, -1 no worker */
     _Atomic int last_rc; /* the unexpected return code a failing worker saw */
 };
 
 struct storm_evidence {
     _Atomic int stop;
     _Atomic long acquisitions;
-    _Atomic long by_op[STORM_NOPS];      /* acquisitions per way of asking */
+    _Atomic long by_op[STORM_NOPS];        /* acquisitions per way of asking */
     _Atomic long timeouts, again, cancels; /* calls that got no slot */
     _Atomic long event_waits;              /* event-loop requests waited on */
     struct storm_entry w[STORM_WORKERS];
@@ -523,7 +523,8 @@ static void storm_verify(void)
                  STORM_SLOTS);
     cr_assert_eq(st.slots_in_use, 0u);
     cr_assert_eq(st.waiters, 0u, "%u waiters left after the storm", st.waiters);
-    cr_assert_eq(st.attached_procs, 1u, "%u process records in use (only the test's should be)", st.attached_procs);
+    cr_assert_eq(st.attached_procs, 1u, "%u process records in use (only the test's should be)",
+                 st.attached_procs);
 
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
@@ -545,16 +546,16 @@ static void storm_verify(void)
 }
 
 /*
- * Run the storm for at least min_ms and at least min_kills kills (giving up
- * at max_ms), then verify.  Fills *r.
+ * Run the storm on a segment created with `flags` for at least min_ms and at
+ * least min_kills kills (giving up at max_ms), then verify.  Fills *r.
  */
-static void storm_run(unsigned min_ms, long min_kills, unsigned max_ms, struct storm_result *r)
+static void storm_run(unsigned flags, unsigned min_ms, long min_kills, unsigned max_ms, struct storm_result *r)
 {
     memset(r, 0, sizeof *r);
     memset(&g_storm, 0, sizeof g_storm);
     g_storm.parent = getpid();
     test_name(g_storm.name, sizeof g_storm.name, "storm");
-    fairsem_options_t o = {.max_slots = STORM_SLOTS};
+    fairsem_options_t o = {.max_slots = STORM_SLOTS, .flags = flags};
     cr_assert_eq(fairsem_create(g_storm.name, &o, &g_storm.sem), 0);
     void *map = mmap(NULL, sizeof *g_storm.ev, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(map, MAP_FAILED);
@@ -591,16 +592,18 @@ static void storm_run(unsigned min_ms, long min_kills, unsigned max_ms, struct s
 
     const struct storm_evidence *ev = g_storm.ev;
     char line[2][512];
-    snprintf(line[0], sizeof line[0], "storm: %.1f s, %ld kills, %ld workers forked, %ld acquisitions (acquire %ld, try %ld, timeout %ld, "
-                "event %ld of %ld waited on), %ld EAGAIN, %ld ETIMEDOUT, %ld cancelled requests",
-                r->seconds, r->kills, r->spawned + STORM_WORKERS, r->acquisitions, atomic_load(&ev->by_op[0]),
-                atomic_load(&ev->by_op[1]), atomic_load(&ev->by_op[2]), atomic_load(&ev->by_op[3]),
-                atomic_load(&ev->event_waits),
-                atomic_load(&ev->again), atomic_load(&ev->timeouts), atomic_load(&ev->cancels));
-    snprintf(line[1], sizeof line[1], "storm: %ld checks, %ld stats samples; violations: %ld capacity, %ld double holder, %ld bad index, "
-                "%ld evidence beyond library, %ld fairness; %ld worker errors",
-                r->checks, r->samples, r->over_capacity, r->double_held, r->bad_index, r->over_library, r->fairness,
-                r->worker_errors);
+    snprintf(line[0], sizeof line[0],
+             "storm: %.1f s, %ld kills, %ld workers forked, %ld acquisitions (acquire %ld, try %ld, timeout %ld, "
+             "event %ld of %ld waited on), %ld EAGAIN, %ld ETIMEDOUT, %ld cancelled requests",
+             r->seconds, r->kills, r->spawned + STORM_WORKERS, r->acquisitions, atomic_load(&ev->by_op[0]),
+             atomic_load(&ev->by_op[1]), atomic_load(&ev->by_op[2]), atomic_load(&ev->by_op[3]),
+             atomic_load(&ev->event_waits), atomic_load(&ev->again), atomic_load(&ev->timeouts),
+             atomic_load(&ev->cancels));
+    snprintf(line[1], sizeof line[1],
+             "storm: %ld checks, %ld stats samples; violations: %ld capacity, %ld double holder, %ld bad index, "
+             "%ld evidence beyond library, %ld fairness; %ld worker errors",
+             r->checks, r->samples, r->over_capacity, r->double_held, r->bad_index, r->over_library, r->fairness,
+             r->worker_errors);
     for (int k = 0; k < 2; k++) {
         cr_log_info("%s", line[k]);
         printf("%s\n", line[k]); /* shown by ctest -V */

@@ -199,7 +199,7 @@ Test(errors, bad_options)
     bad_options(&(fairsem_options_t){.max_slots = 0}, "max_slots 0");
     bad_options(&(fairsem_options_t){.max_slots = FAIRSEM_MAX_SLOTS_LIMIT + 1}, "max_slots over limit");
     bad_options(&(fairsem_options_t){.max_slots = 10, .min_share = 11}, "min_share > max_slots");
-    bad_options(&(fairsem_options_t){.max_slots = 10, .flags = 0x2}, "unknown flag 0x2");
+    bad_options(&(fairsem_options_t){.max_slots = 10, .flags = 0x4}, "unknown flag 0x4");
     bad_options(&(fairsem_options_t){.max_slots = 10, .flags = FAIRSEM_WORK_CONSERVING | 0x100},
                 "unknown flag 0x100");
     bad_options(&(fairsem_options_t){.max_slots = 10, .max_tenants = FAIRSEM_MAX_TENANTS_LIMIT + 1},

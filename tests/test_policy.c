@@ -70,7 +70,7 @@ static unsigned fix_wait(struct fix *f, uint32_t t)
     fix_touch(f, t);
     f->waiting[t]++;
     unsigned k = f->s.nwaiters++;
-    f->waiters[k] = (struct fs_waiter){f->next_seq++, 40 + k, t};
+    f->waiters[k] = (struct fs_waiter){f->next_seq++, 40 + k, t, 0};
     return k;
 }
 
@@ -103,13 +103,13 @@ static void fix_two(struct fix *f, unsigned flags, unsigned h0, unsigned h1)
 /* The kind of the next admission step (with `newcomer` asking). */
 static enum fs_action_kind next_kind(struct fix *f, uint32_t newcomer)
 {
-    return fairsem__policy_next(&f->s, newcomer).kind;
+    return fairsem__policy_next(&f->s, newcomer, FS_NO_CELL).kind;
 }
 
 /* The next step (with `newcomer` asking) grants waiters[w]. */
 static void assert_grant(struct fix *f, uint32_t newcomer, unsigned w)
 {
-    struct fs_action a = fairsem__policy_next(&f->s, newcomer);
+    struct fs_action a = fairsem__policy_next(&f->s, newcomer, FS_NO_CELL);
     cr_assert_eq(a.kind, FS_ACT_GRANT);
     cr_assert_eq(a.waiter, &f->waiters[w], "granted waiter %ld, want %u",
                  a.waiter ? (long)(a.waiter - f->waiters) : -1L, w);
@@ -333,7 +333,7 @@ Test(policy, fifo_oldest_under_share)
     fix_wait(&f, 2);
     fix_wait(&f, 1);
     assert_grant(&f, FS_NO_TENANT, w1);
-    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT);
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT, FS_NO_CELL);
     cr_assert_eq(a.waiter->tenant, 1);
     cr_assert_eq(a.waiter->seq, f.waiters[0].seq);
 }
@@ -383,7 +383,7 @@ Test(policy, newcomer_allowed_past_at_share_waiters)
     fix_wait(&f, 0);
     fix_wait(&f, 0);
     /* newcomer 2: shares become 3; 0 (5 held) is over, 2 (0 held) under */
-    struct fs_action a = fairsem__policy_next(&f.s, 2);
+    struct fs_action a = fairsem__policy_next(&f.s, 2, FS_NO_CELL);
     cr_assert_eq(a.kind, FS_ACT_TAKE);
     cr_assert_null(a.waiter);
 }
@@ -443,4 +443,95 @@ Test(policy, work_conserving_lends_to_newcomer)
     /* 0 at share, nobody waits: with WC the newcomer 0 may borrow */
     cr_assert_eq(next_kind(&f, 0), FS_ACT_TAKE);
     cr_assert_eq(next_kind(&f, FS_NO_TENANT), FS_ACT_NONE);
+}
+
+/* ----------------------------------------------------------------- barging */
+
+/* A barging snapshot taken at 10 ms, with waiters[w] enqueued age_ns ago. */
+static void fix_barging(struct fix *f)
+{
+    fix_init(f, 10, 1, FAIRSEM_BARGING);
+    f->s.now_ns = 10 * FAIRSEM_HANDOFF_NS;
+}
+
+static void fix_age(struct fix *f, unsigned w, uint64_t age_ns)
+{
+    f->waiters[w].enqueued_ns = f->s.now_ns - age_ns;
+}
+
+Test(policy, barging_young_waiter_is_roused_not_handed)
+{
+    struct fix f;
+    fix_barging(&f);
+    unsigned w = fix_wait(&f, 0);
+    fix_age(&f, w, FAIRSEM_HANDOFF_NS - 1);
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT, FS_NO_CELL);
+    cr_assert_eq(a.kind, FS_ACT_ROUSE);
+    cr_assert_eq(a.waiter, &f.waiters[w]);
+}
+
+Test(policy, barging_newcomer_under_share_takes_before_young_waiter)
+{
+    struct fix f;
+    fix_barging(&f);
+    fix_age(&f, fix_wait(&f, 0), 1000);
+    cr_assert_eq(next_kind(&f, 1), FS_ACT_TAKE);
+}
+
+Test(policy, barging_newcomer_at_share_does_not_take)
+{
+    struct fix f;
+    fix_barging(&f);
+    fix_hold(&f, 1, 5); /* 1's share with 0 waiting: 5 */
+    fix_age(&f, fix_wait(&f, 0), 1000);
+    cr_assert_eq(next_kind(&f, 1), FS_ACT_ROUSE);
+}
+
+/* Tenant 0 has waited old_age_ns; the owner of tenant 1's younger request
+ * looks while newcomer 2 asks too: the waiter granted. */
+static const struct fs_waiter *granted_when_a_waiter_looks(struct fix *f, uint64_t old_age_ns)
+{
+    fix_barging(f);
+    fix_age(f, fix_wait(f, 0), old_age_ns);
+    unsigned me = fix_wait(f, 1);
+    fix_age(f, me, 1000);
+    struct fs_action a = fairsem__policy_next(&f->s, 2, f->waiters[me].cell);
+    cr_assert_eq(a.kind, FS_ACT_GRANT);
+    return a.waiter;
+}
+
+Test(policy, barging_running_waiter_grants_itself)
+{
+    struct fix f;
+    cr_assert_eq(granted_when_a_waiter_looks(&f, 2000), &f.waiters[1],
+                 "the running waiter goes before a newcomer and an older sleeper");
+}
+
+Test(policy, barging_starving_waiter_is_handed_first)
+{
+    struct fix f;
+    cr_assert_eq(granted_when_a_waiter_looks(&f, FAIRSEM_HANDOFF_NS), &f.waiters[0],
+                 "nobody barges past a request that waited the bound");
+}
+
+Test(policy, barging_marked_waiter_is_handed_whatever_its_age)
+{
+    struct fix f;
+    fix_barging(&f);
+    unsigned w = fix_wait(&f, 0); /* enqueued_ns 0: FS_CELL_HANDOFF or event-loop */
+    assert_grant(&f, 1, w);
+}
+
+Test(policy, barging_waiter_over_share_cannot_grant_itself)
+{
+    struct fix f;
+    fix_barging(&f);
+    fix_hold(&f, 0, 5);
+    unsigned me = fix_wait(&f, 0);
+    fix_age(&f, me, 1000);
+    unsigned other = fix_wait(&f, 1);
+    fix_age(&f, other, 500);
+    struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT, f.waiters[me].cell);
+    cr_assert_eq(a.kind, FS_ACT_ROUSE);
+    cr_assert_eq(a.waiter, &f.waiters[other]);
 }

@@ -1,7 +1,7 @@
 /*
  * fairsem - look at, check, clean up and use fairsem segments.
  *
- *   fairsem create NAME --slots N [--min-share K] [--work-conserving]
+ *   fairsem create NAME --slots N [--min-share K] [--work-conserving] [--barging]
  *                  [--mode OCTAL] [--max-tenants N] [--max-waiters N] [--max-procs N]
  *   fairsem list
  *   fairsem dump NAME [--json] [--watch[=SECONDS]]
@@ -159,7 +159,7 @@ int cli_each_segment(void (*fn)(void *arg, const char *name, fairsem_t *sem, int
 static const char *usage_text = "usage: fairsem COMMAND [ARGS]\n"
                                 "\n"
                                 "  create NAME --slots N [--min-share K] [--work-conserving] [--mode OCTAL]\n"
-                                "              [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
+                                "              [--barging] [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
                                 "  list                        every fairsem segment on this machine\n"
                                 "  dump NAME [--json] [--watch[=SECONDS]]\n"
                                 "  check NAME [--strict]       verify every invariant\n"
@@ -222,14 +222,15 @@ struct capacity_opt {
 static int cmd_create(int argc, char **argv)
 {
     static const char *help =
-        "usage: fairsem create NAME --slots N [--min-share K] [--work-conserving] [--mode OCTAL]\n"
-        "                      [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
+        "usage: fairsem create NAME --slots N [--min-share K] [--work-conserving] [--barging]\n"
+        "                      [--mode OCTAL] [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
         "Create the segment NAME (\"/something\") with N slots (1 to 65535).  Fails if it\n"
         "exists.  K: 1 to N (default 1); capacities: 1 to 4095 (defaults 64, 256, 128).\n";
     static const struct option longopts[] = {
         {"slots", required_argument, NULL, 's'},
         {"min-share", required_argument, NULL, 'm'},
         {"work-conserving", no_argument, NULL, 'c'},
+        {"barging", no_argument, NULL, 'b'},
         {"mode", required_argument, NULL, 'o'},
         {"max-tenants", required_argument, NULL, 't'},
         {"max-waiters", required_argument, NULL, 'w'},
@@ -261,6 +262,7 @@ static int cmd_create(int argc, char **argv)
         case 'w': cap = &caps[3]; break;
         case 'p': cap = &caps[4]; break;
         case 'c': o.flags |= FAIRSEM_WORK_CONSERVING; continue;
+        case 'b': o.flags |= FAIRSEM_BARGING; continue;
         case 'o': {
             char *end;
             unsigned long mode = strtoul(optarg, &end, 8);

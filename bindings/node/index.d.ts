@@ -13,6 +13,10 @@ export interface OpenOptions {
   minShare?: number;
   /** Lend free slots to tenants at their share when nobody under share waits. */
   workConserving?: boolean;
+  /** FAIRSEM_BARGING: a running caller under its share may take a free slot
+   * before a waiter younger than the bound (1 ms); this binding's own
+   * requests, event-loop ones, are always handed their slot. */
+  barging?: boolean;
   /** Capacities of a pool this call creates (0 / omitted: library defaults). */
   maxTenants?: number;
   maxWaiters?: number;
@@ -98,6 +102,7 @@ export interface SemaphoreStats {
   maxSlots: number;
   minShare: number;
   workConserving: boolean;
+  barging: boolean;
   registeredTenants: number;
   demandingTenants: number;
   slotsInUse: number;

@@ -279,7 +279,7 @@ function nativeOptions(o) {
     maxTenants: o.maxTenants,
     maxWaiters: o.maxWaiters,
     maxProcs: o.maxProcs,
-    flags: o.workConserving ? native.WORK_CONSERVING : 0,
+    flags: (o.workConserving ? native.WORK_CONSERVING : 0) | (o.barging ? native.BARGING : 0),
     mode: o.mode,
   };
 }
@@ -344,7 +344,7 @@ class FairShareSemaphore {
    * Open the pool `name` ("/tabs"), creating it when missing (create: true,
    * the default; maxSlots is then required).  Without a name: a private pool
    * of this process.  When the pool exists, the settings given (maxSlots,
-   * minShare, workConserving) must match its own, else
+   * minShare, workConserving, barging) must match its own, else
    * FAIRSEM_SETTINGS_MISMATCH.  shareCalculator (maxSlots, demanding) =>
    * share is evaluated here for every number of demanding tenants and stored
    * in a pool this call creates, under shareRuleName (default: the
@@ -400,6 +400,9 @@ class FairShareSemaphore {
     if (o.minShare !== undefined && st.minShare !== o.minShare) differ.push(`minShare=${st.minShare} (asked ${o.minShare})`);
     if (o.workConserving !== undefined && st.workConserving !== Boolean(o.workConserving)) {
       differ.push(`workConserving=${st.workConserving} (asked ${Boolean(o.workConserving)})`);
+    }
+    if (o.barging !== undefined && st.barging !== Boolean(o.barging)) {
+      differ.push(`barging=${st.barging} (asked ${Boolean(o.barging)})`);
     }
     if (differ.length) {
       this.close();

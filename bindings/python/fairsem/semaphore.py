@@ -376,6 +376,7 @@ class FairShareSemaphore:
         share_calculator: ShareCalculator | None = None,
         name: str | None = None,
         work_conserving: bool = False,
+        barging: bool = False,
         max_tenants: int = DEFAULT_MAX_TENANTS,
         max_waiters: int = DEFAULT_MAX_WAITERS,
         max_procs: int = DEFAULT_MAX_PROCS,
@@ -393,6 +394,7 @@ class FairShareSemaphore:
         self._share_calculator = share_calculator
         self._name = name
         self._work_conserving = work_conserving
+        self._barging = barging
         self._capacities = (max_tenants, max_waiters, max_procs)
 
         self._lock = threading.Lock()
@@ -429,7 +431,7 @@ class FairShareSemaphore:
             max_tenants=max_tenants,
             max_waiters=max_waiters,
             max_procs=max_procs,
-            flags=N.WORK_CONSERVING if self._work_conserving else 0,
+            flags=(N.WORK_CONSERVING if self._work_conserving else 0) | (N.BARGING if self._barging else 0),
         )
         if self._share_fn is not None:
             assert self._rule_name is not None
@@ -468,11 +470,13 @@ class FairShareSemaphore:
             "max_slots": self._max_slots,
             "min_share": self._min_share,
             "work_conserving": self._work_conserving,
+            "barging": self._barging,
         }
         have = {
             "max_slots": stats.max_slots,
             "min_share": stats.min_share,
             "work_conserving": bool(stats.flags & N.WORK_CONSERVING),
+            "barging": bool(stats.flags & N.BARGING),
         }
         if rc < 0 or want != have:
             lib.fairsem_close(handle)
@@ -487,7 +491,7 @@ class FairShareSemaphore:
         if self._name is None:
             raise TypeError("a private FairShareSemaphore (name=None) is shared by fork only; give it a name")
         return (_reopen, (self._name, self._max_slots, self._min_share, self._share_calculator,
-                          self._work_conserving, self._capacities))
+                          self._work_conserving, self._barging, self._capacities))
 
     @staticmethod
     def unlink(name: str, *, missing_ok: bool = False, force: bool = False) -> None:
@@ -558,6 +562,10 @@ class FairShareSemaphore:
     @property
     def work_conserving(self) -> bool:
         return self._work_conserving
+
+    @property
+    def barging(self) -> bool:
+        return self._barging
 
     @property
     def closed(self) -> bool:
@@ -894,6 +902,7 @@ def _reopen(
     min_share: int,
     share_calculator: ShareCalculator | None,
     work_conserving: bool,
+    barging: bool,
     capacities: tuple[int, int, int],
 ) -> FairShareSemaphore:
     max_tenants, max_waiters, max_procs = capacities
@@ -903,6 +912,7 @@ def _reopen(
         share_calculator=share_calculator,
         name=name,
         work_conserving=work_conserving,
+        barging=barging,
         max_tenants=max_tenants,
         max_waiters=max_waiters,
         max_procs=max_procs,

@@ -82,6 +82,25 @@ def test_threads_share_fairly_and_never_exceed_the_pool():
     assert semaphore.stats_sync().available_slots == 4
 
 
+def test_a_barging_pool_serves_blocked_threads_within_their_shares():
+    semaphore = FairShareSemaphore(max_slots=2, barging=True)
+    assert semaphore.barging
+    with semaphore.tenant_sync("a"), semaphore.tenant_sync("b"):
+        a1 = semaphore.try_acquire("a")
+        a2 = semaphore.try_acquire("a")
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(semaphore.acquire_sync("b").__enter__()))
+        waiter.start()
+        wait_until_queued(semaphore, 1)
+        a2.release()
+        # b waits, so a's share is 1 and a holds 1: a may not barge.
+        assert semaphore.try_acquire("a") is None
+        waiter.join(PATIENCE)
+        assert len(got) == 1
+        got[0].release()
+        a1.release()
+
+
 def test_a_blocked_thread_is_woken_by_a_release_from_another():
     semaphore = FairShareSemaphore(max_slots=1)
     semaphore.register_tenant_sync("a")

@@ -1,0 +1,216 @@
+/*
+ * test_barging.c - FAIRSEM_BARGING with real processes: a young waiter is
+ * roused, not handed, so a running caller may take the slot first, and the
+ * roused waiter is still served (no rouse is lost); a waiter that lost the
+ * race once is marked FS_CELL_HANDOFF and handed the next slot; a waiter
+ * older than FAIRSEM_HANDOFF_NS, and any event-loop request, is handed its
+ * slot; nobody barges past a share.  The decisions themselves are tested on
+ * hand-built snapshots in test_policy.c (barging_*).
+ */
+#define _GNU_SOURCE
+#include "common.h"
+#include "internal.h"
+#include "procs.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+static char g_seg[FAIRSEM_NAME_MAX + 1];
+
+static void cleanup(void) { kill_all_unlink(g_seg); }
+
+TestSuite(barging, .fini = cleanup, .timeout = 120);
+
+/* Twice the bound, in ms, rounded up: a request queued before such a sleep
+ * is older than the bound afterwards, however the machine is loaded. */
+#define PAST_THE_BOUND_MS (2 * FAIRSEM_HANDOFF_NS / 1000000u + 1)
+
+static fairsem_t *barging_segment(const char *what, unsigned slots)
+{
+    fairsem_options_t o = {.max_slots = slots, .flags = FAIRSEM_BARGING};
+    return seg_create_opts(g_seg, sizeof g_seg, what, &o);
+}
+
+/* One slot, held by us (tenant A, in *s); worker w of tenant A started. */
+static fairsem_tenant_t *one_slot_held(const char *what, fairsem_t **sem, fairsem_slot_t *s, struct worker *w)
+{
+    *sem = barging_segment(what, 1);
+    fairsem_tenant_t *a = tenant_reg_acquire(*sem, "A", s);
+    cr_assert(spawn_ctl(w, g_seg, "A", "w"));
+    return a;
+}
+
+/* End worker w (it holds nothing), then the segment. */
+static void finish(fairsem_t *sem, struct worker *w)
+{
+    worker_close(w);
+    cr_assert_eq(wait_exit(w->pid, TEST_PATIENCE_MS), 0);
+    seg_close_unlink(sem, g_seg);
+}
+
+/* Until the segment shows `waiters` queued requests, without sleeping, so
+ * that the request is as young as this machine allows when we go on. */
+static void spin_until_waiters(fairsem_t *sem, unsigned waiters)
+{
+    uint64_t end = test_now_ns() + (uint64_t)TEST_PATIENCE_MS * 1000000u;
+    fairsem_stats_t st;
+    while (fairsem_stats(sem, &st, NULL, 0, NULL) != 0 || st.waiters != waiters)
+        cr_assert_lt(test_now_ns(), end, "the worker did not queue");
+}
+
+static void stop(pid_t pid)
+{
+    int st;
+    cr_assert_eq(kill(pid, SIGSTOP), 0);
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+}
+
+/* Is some cell WAITING with FS_CELL_HANDOFF set? */
+static bool handoff_marked(fairsem_t *sem)
+{
+    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
+        uint64_t s = atomic_load(&sem->cells[c].state);
+        if (fs_cell_kind(s) == FS_CELL_WAITING && fs_cell_handoff(s))
+            return true;
+    }
+    return false;
+}
+
+Test(barging, starving_waiter_is_handed_the_slot)
+{
+    fairsem_t *sem;
+    fairsem_slot_t s;
+    struct worker w;
+    fairsem_tenant_t *a = one_slot_held("barge-starved", &sem, &s, &w);
+    worker_queue(&w, sem, 1);
+    test_sleep_ms(PAST_THE_BOUND_MS);
+    cr_assert_eq(fairsem_release(a, s), 0);
+    cr_assert_eq(fairsem_try_acquire(a, &s), -EAGAIN, "a newcomer took the slot of a starving waiter");
+    int num;
+    cr_assert_eq(reply_of(&w, &num, TEST_PATIENCE_MS), 'A');
+    worker_expect(&w, 'r', 'R');
+    finish(sem, &w);
+}
+
+/* Each round: we hold the only slot, the worker queues, we release and at
+ * once try to take the slot back.  A young waiter is only roused, so we may
+ * get it (a barge); then we release again, and that release, or the
+ * waiter's own look, must serve it.  In even rounds the worker is stopped
+ * across our release and barge, so it cannot win the race: its rouse waits
+ * for it.  In odd rounds it runs, and may wake, find the slot taken, mark
+ * itself for a hand-off and sleep again.  Either way it gets the slot every
+ * round; and over enough rounds some barge happens with the worker stopped
+ * (with strict FIFO none could: the slot is reserved for it). */
+Test(barging, roused_waiter_is_served_after_a_barge)
+{
+    fairsem_t *sem;
+    fairsem_slot_t s;
+    struct worker w;
+    fairsem_tenant_t *a = one_slot_held("barge-rouse", &sem, &s, &w);
+    unsigned barges[2] = {0, 0}, rounds = 0;
+    while (rounds < 100 || (rounds < 400 && barges[0] < 10)) {
+        bool stopped = rounds++ % 2 == 0;
+        send_cmd(&w, 'a');
+        spin_until_waiters(sem, 1);
+        if (stopped)
+            stop(w.pid);
+        cr_assert_eq(fairsem_release(a, s), 0);
+        int rc = fairsem_try_acquire(a, &s);
+        cr_assert(rc == 0 || rc == -EAGAIN, "try_acquire: %d", rc);
+        if (rc == 0) {
+            barges[!stopped]++;
+            cr_assert_eq(fairsem_release(a, s), 0);
+        }
+        if (stopped)
+            cr_assert_eq(kill(w.pid, SIGCONT), 0);
+        int num;
+        cr_assert_eq(reply_of(&w, &num, TEST_PATIENCE_MS), 'A', "round %u: the roused waiter was not served",
+                     rounds);
+        worker_expect(&w, 'r', 'R');
+        cr_assert_eq(fairsem_acquire(a, &s), 0);
+    }
+    cr_log_info("%u rounds; barges: %u with the waiter stopped, %u with it running", rounds, barges[0], barges[1]);
+    cr_assert_gt(barges[0], 0, "no newcomer ever took a slot ahead of a young waiter");
+    cr_assert_eq(fairsem_release(a, s), 0);
+    finish(sem, &w);
+}
+
+/* The worker queues and is stopped; we release (rousing it) and take the
+ * slot back.  Resumed, it looks, finds the slot held and marks itself for
+ * a hand-off; our next release hands it the slot directly. */
+Test(barging, waiter_that_lost_once_is_handed_the_next_slot)
+{
+    fairsem_t *sem;
+    fairsem_slot_t s;
+    struct worker w;
+    fairsem_tenant_t *a = one_slot_held("barge-handoff", &sem, &s, &w);
+    bool barged = false;
+    for (unsigned round = 0; round < 400 && !barged; round++) {
+        send_cmd(&w, 'a');
+        spin_until_waiters(sem, 1);
+        stop(w.pid);
+        cr_assert_eq(fairsem_release(a, s), 0);
+        barged = fairsem_try_acquire(a, &s) == 0;
+        cr_assert_eq(kill(w.pid, SIGCONT), 0);
+        if (!barged) { /* it was old enough to be handed the slot */
+            int num;
+            cr_assert_eq(reply_of(&w, &num, TEST_PATIENCE_MS), 'A');
+            worker_expect(&w, 'r', 'R');
+            cr_assert_eq(fairsem_acquire(a, &s), 0);
+        }
+    }
+    cr_assert(barged, "no newcomer ever took a slot ahead of a young waiter");
+    uint64_t end = test_now_ns() + (uint64_t)TEST_PATIENCE_MS * 1000000u;
+    while (!handoff_marked(sem))
+        cr_assert_lt(test_now_ns(), end, "the roused waiter that lost did not mark itself");
+    cr_assert_eq(fairsem_release(a, s), 0);
+    cr_assert_eq(fairsem_try_acquire(a, &s), -EAGAIN, "a newcomer took a slot marked for hand-off");
+    int num;
+    cr_assert_eq(reply_of(&w, &num, TEST_PATIENCE_MS), 'A');
+    worker_expect(&w, 'r', 'R');
+    finish(sem, &w);
+}
+
+/* A holds both slots; B queues, so shares become 1 each.  A releases one:
+ * whatever B's age, A (at its share) may not take it back, and B gets it. */
+Test(barging, no_barge_past_a_share)
+{
+    fairsem_t *sem = barging_segment("barge-share", 2);
+    fairsem_slot_t s1, s2;
+    fairsem_tenant_t *a = tenant_reg_acquire(sem, "A", &s1);
+    cr_assert_eq(fairsem_acquire(a, &s2), 0);
+    struct worker b;
+    cr_assert(spawn_ctl(&b, g_seg, "B", "b"));
+    send_cmd(&b, 'a');
+    spin_until_waiters(sem, 1);
+    cr_assert_eq(fairsem_release(a, s2), 0);
+    cr_assert_eq(fairsem_try_acquire(a, &s2), -EAGAIN, "A took more than its share");
+    int num;
+    cr_assert_eq(reply_of(&b, &num, TEST_PATIENCE_MS), 'A');
+    cr_assert_eq(fairsem_try_acquire(a, &s2), -EAGAIN);
+    worker_expect(&b, 'r', 'R');
+    cr_assert_eq(fairsem_release(a, s1), 0);
+    finish(sem, &b);
+}
+
+/* An event-loop request is handed its slot at once, however young: its
+ * owner's loop may not run for a while, and nothing rouses a loop. */
+Test(barging, event_loop_request_is_handed_the_slot)
+{
+    fairsem_t *sem = barging_segment("barge-loop", 1);
+    fairsem_slot_t s;
+    fairsem_tenant_t *a = tenant_reg_acquire(sem, "A", &s);
+    fairsem_tenant_t *b = tenant_reg(sem, "B");
+    fairsem_request_t *req;
+    cr_assert_eq(fairsem_request_start(b, NULL, &req), 0);
+    cr_assert_eq(fairsem_release(a, s), 0);
+    cr_assert_eq(fairsem_try_acquire(a, &s), -EAGAIN, "a newcomer took an event-loop request's slot");
+    fairsem_slot_t got;
+    cr_assert_eq(fairsem_request_result(req, &got), 0);
+    cr_assert_eq(fairsem_release(b, got), 0);
+    fairsem_request_free(req);
+    seg_close_unlink(sem, g_seg);
+}
