@@ -276,12 +276,12 @@ static void reap_all(void)
 
 /* --------------------------------------------------------- implementations */
 
-/* K_FAIRSEM_BARGE: fairsem created with FAIRSEM_BARGING (K_FAIRSEM: strict
- * FIFO), so that one run compares the two. */
-enum { K_FAIRSEM, K_POSIX, K_SYSV, K_PTHREAD, K_OFD, K_FAIRSEM_BARGE, NKINDS };
-static const char *kind_name[NKINDS] = {"fairsem", "posix", "sysv", "pthread", "ofd", "fairsem-barge"};
+/* K_FAIRSEM_STRICT: fairsem created with FAIRSEM_STRICT_FIFO (K_FAIRSEM:
+ * the default, barging), so that one run compares the two. */
+enum { K_FAIRSEM, K_POSIX, K_SYSV, K_PTHREAD, K_OFD, K_FAIRSEM_STRICT, NKINDS };
+static const char *kind_name[NKINDS] = {"fairsem", "posix", "sysv", "pthread", "ofd", "fairsem-strict"};
 
-static bool is_fairsem(int kind) { return kind == K_FAIRSEM || kind == K_FAIRSEM_BARGE; }
+static bool is_fairsem(int kind) { return kind == K_FAIRSEM || kind == K_FAIRSEM_STRICT; }
 
 /* What a fairsem segment looks like (scale scenario varies it). */
 struct fcfg {
@@ -335,8 +335,8 @@ static void fs_local(const struct bobj *o, fairsem_options_t *opt)
     opt->max_tenants = o->fc.max_tenants;
     opt->max_waiters = o->fc.max_waiters;
     opt->max_procs = o->fc.max_procs;
-    if (o->kind == K_FAIRSEM_BARGE)
-        opt->flags = FAIRSEM_BARGING;
+    if (o->kind == K_FAIRSEM_STRICT)
+        opt->flags = FAIRSEM_STRICT_FIFO;
     if (o->fc.rule_one) {
         opt->share_fn_name = "bench-one";
         opt->share_fn = share_one;
@@ -353,7 +353,7 @@ static void obj_create(struct bobj *o, int kind, unsigned slots, const struct fc
         o->fc = *fc;
     switch (kind) {
     case K_FAIRSEM:
-    case K_FAIRSEM_BARGE: {
+    case K_FAIRSEM_STRICT: {
         unique_name(o->name, sizeof o->name, "fs");
         fairsem_options_t opt;
         fs_local(o, &opt);
@@ -437,7 +437,7 @@ static int p_attach(struct pctx *p, struct bobj *o, const char *tenant)
     p->o = o;
     switch (o->kind) {
     case K_FAIRSEM:
-    case K_FAIRSEM_BARGE: {
+    case K_FAIRSEM_STRICT: {
         fairsem_options_t opt;
         fs_local(o, &opt);
         int rc = fairsem_open(o->name, &opt, &p->fs);
@@ -462,7 +462,7 @@ static void p_detach(struct pctx *p)
 {
     switch (p->o->kind) {
     case K_FAIRSEM:
-    case K_FAIRSEM_BARGE: fairsem_close(p->fs); break;
+    case K_FAIRSEM_STRICT: fairsem_close(p->fs); break;
     case K_POSIX: sem_close(p->ps); break;
     case K_PTHREAD: munmap(p->pool, sizeof *p->pool); break;
     default: break;
@@ -505,7 +505,7 @@ static int t_acquire(struct tctx *t, uint64_t timeout_ns, uint64_t *tok)
     *tok = 0;
     switch (p->o->kind) {
     case K_FAIRSEM:
-    case K_FAIRSEM_BARGE: {
+    case K_FAIRSEM_STRICT: {
         fairsem_slot_t s;
         int rc = timeout_ns ? fairsem_acquire_timeout(p->ft, timeout_ns, &s) : fairsem_acquire(p->ft, &s);
         if (rc == 0)
@@ -599,7 +599,7 @@ static void t_release(struct tctx *t, uint64_t tok)
     struct pctx *p = t->p;
     switch (p->o->kind) {
     case K_FAIRSEM:
-    case K_FAIRSEM_BARGE: {
+    case K_FAIRSEM_STRICT: {
         int rc = fairsem_release(p->ft, (fairsem_slot_t){tok});
         if (rc < 0)
             die("fairsem_release: %s", fairsem_strerror(rc));

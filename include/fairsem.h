@@ -67,17 +67,19 @@ extern "C" {
 /* fairsem_options_t.flags */
 /** Lend free slots to tenants at their share when nobody under share waits. */
 #define FAIRSEM_WORK_CONSERVING 0x1u
-/** Barging with a starvation bound.  A release frees its slot and wakes the
- * oldest eligible waiter instead of reserving the slot for it, and a running
+/** Strict FIFO: a release reserves its slot for the oldest eligible waiter,
+ * which gets it even if a running caller could have used it at once.
+ * Without this flag (the default: barging with a starvation bound) a release
+ * frees its slot and wakes the oldest eligible waiter instead, and a running
  * caller under its share (a new acquire, or a waiter that is awake) may take
- * a free slot first.  The oldest eligible waiter is handed its slot directly,
- * as without this flag (strict FIFO), once it has waited FAIRSEM_HANDOFF_NS,
- * once it has lost one race after being woken, and always for event-loop
- * requests.  Shares stay exact either way; only which of the tenants under
+ * the free slot first; the oldest eligible waiter is handed its slot
+ * directly, as with this flag, once it has waited FAIRSEM_HANDOFF_NS, once
+ * it has lost one race after being woken, and always if it is an event-loop
+ * request.  Shares stay exact either way; only which of the tenants under
  * their share goes first changes.  Holds much longer than the bound (browser
- * tabs: seconds) see strict FIFO. */
-#define FAIRSEM_BARGING 0x2u
-/** The starvation bound of FAIRSEM_BARGING (1 ms, as Go's sync.Mutex). */
+ * tabs: seconds) see strict FIFO either way. */
+#define FAIRSEM_STRICT_FIFO 0x2u
+/** The starvation bound of barging (1 ms, as Go's sync.Mutex). */
 #define FAIRSEM_HANDOFF_NS 1000000u
 
 /* fairsem_open() local->flags */
@@ -147,7 +149,7 @@ typedef struct fairsem_options {
     unsigned max_slots;                           /**< required, 1..FAIRSEM_MAX_SLOTS_LIMIT */
     unsigned min_share;                           /**< 0 = default 1; at most max_slots */
     unsigned max_tenants, max_waiters, max_procs; /**< 0 = defaults */
-    unsigned flags;                               /**< FAIRSEM_WORK_CONSERVING, FAIRSEM_BARGING */
+    unsigned flags;                               /**< FAIRSEM_WORK_CONSERVING, FAIRSEM_STRICT_FIFO */
     unsigned mode;                                /**< permission bits; 0 = 0600 */
     const char *share_fn_name;                    /**< NULL = built-in (weighted) rule */
     fairsem_share_fn share_fn;                    /**< required with share_fn_name to create */
@@ -157,7 +159,7 @@ typedef struct fairsem_options {
 typedef struct fairsem_stats {
     unsigned max_slots;
     unsigned min_share;
-    unsigned flags;              /**< the segment's FAIRSEM_WORK_CONSERVING, FAIRSEM_BARGING */
+    unsigned flags;              /**< the segment's FAIRSEM_WORK_CONSERVING, FAIRSEM_STRICT_FIFO */
     unsigned registered_tenants; /**< tenants some process has registered
                                       and not unregistered */
     unsigned demanding_tenants;  /**< tenants waiting, or holding while
@@ -572,7 +574,7 @@ typedef struct fairsem_info {
     unsigned layout_version;
     unsigned max_slots, min_share;
     unsigned max_tenants, max_waiters, max_procs;
-    unsigned flags;                            /**< FAIRSEM_WORK_CONSERVING, FAIRSEM_BARGING */
+    unsigned flags;                            /**< FAIRSEM_WORK_CONSERVING, FAIRSEM_STRICT_FIFO */
     char rule_name[FAIRSEM_RULE_NAME_MAX + 1]; /**< "" = built-in rule */
     uint64_t size;                             /**< bytes */
     uint64_t created_ns;                       /**< CLOCK_REALTIME */

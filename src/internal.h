@@ -19,7 +19,9 @@
 
 /* How often the pool's prober looks for dead holders (probe.c). */
 /* Every fairsem_options_t.flags bit a segment may carry. */
-#define FS_CREATE_FLAGS (FAIRSEM_WORK_CONSERVING | FAIRSEM_BARGING)
+#define FS_CREATE_FLAGS (FAIRSEM_WORK_CONSERVING | FAIRSEM_STRICT_FIFO)
+/* Does a segment with these flags barge (docs/design.md section 3)? */
+static inline bool fs_barging(unsigned flags) { return !(flags & FAIRSEM_STRICT_FIFO); }
 #define FS_POLL_NS (10u * 1000u * 1000u)
 /* How long one waiting thread per handle (the watcher) sleeps before it
  * looks whether the prober is still there (bounds recovery while a prober
@@ -264,7 +266,7 @@ bool fairsem__ticket_unhide(fairsem_tenant_t *tenant, bool async, uint32_t *cell
                             uint64_t *last_seen);
 /* A granter's CAS of cell c from WAITING(seq) to GRANTED(seq, slot). */
 bool fairsem__ticket_grant(fairsem_t *sem, uint32_t c, uint64_t seq, uint32_t slot);
-/* FAIRSEM_BARGING.  A decision found a free slot for request (c, seq) and
+/* Barging.  A decision found a free slot for request (c, seq) and
  * nobody running to take it: set FS_CELL_ROUSED by CAS and wake the owner,
  * unless the mark is set already (the owner is on its way). */
 void fairsem__ticket_rouse(fairsem_t *sem, uint32_t c, uint64_t seq);
@@ -355,7 +357,7 @@ struct fs_waiter {
     uint64_t seq;
     uint32_t cell;
     uint32_t tenant;
-    uint64_t enqueued_ns; /* FAIRSEM_BARGING: its age; 0 when it is handed
+    uint64_t enqueued_ns; /* barging: its age; 0 when it is handed
                              its slot whatever its age (an event-loop
                              request, or one marked FS_CELL_HANDOFF) */
 };
@@ -377,10 +379,10 @@ struct fs_snapshot {
     struct fs_waiter *waiters; /* waiting requests, in no order (seq is the order) */
     unsigned nwaiters;
     unsigned in_use; /* slots not free */
-    uint64_t now_ns; /* FAIRSEM_BARGING with waiters: when they were read */
+    uint64_t now_ns; /* barging with waiters: when they were read */
 };
 
-/* FS_ACT_ROUSE (FAIRSEM_BARGING only): a slot is free for a young waiter
+/* FS_ACT_ROUSE (barging only): a slot is free for a young waiter
  * and no running caller takes it: wake the waiter to come and take it. */
 enum fs_action_kind { FS_ACT_NONE, FS_ACT_GRANT, FS_ACT_TAKE, FS_ACT_ROUSE };
 
@@ -413,7 +415,7 @@ int fairsem__schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, fairsem_slot_t
 /* Serve waiters after a change that made the state more permissive (the
  * rule for who calls this is at the top of schedule.c). */
 void fairsem__kick(fairsem_t *sem);
-/* FAIRSEM_BARGING: the running owner of queued request (cell c) asks for a
+/* Barging: the running owner of queued request (cell c) asks for a
  * free slot (its kick, see schedule.c); true if its cell is now GRANTED. */
 bool fairsem__schedule_self(fairsem_t *sem, uint32_t c);
 /* fairsem__attach, then a kick if the record it claimed was a dead one's

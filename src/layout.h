@@ -408,7 +408,8 @@ enum { FS_CELL_EMPTY = 0, FS_CELL_WAITING = 1, FS_CELL_GRANTED = 2, FS_CELL_CANC
 /* state word: low 32 bits of seq << 32 | slot index << 4 | FS_CELL_*.
  * Carrying the seq makes a granter's CAS fail on a recycled cell (ABA).
  * Sleepers wait on its low half (fs_cell_futex), which holds the kind.
- * A WAITING word names no slot; with FAIRSEM_BARGING its slot field may
+ * A WAITING word names no slot; in a barging segment (the default: no
+ * FAIRSEM_STRICT_FIFO) its slot field may
  * carry two marks (fs_cell_waiting accepts either; every CAS out of
  * WAITING takes the word as read, marks and all):
  *   FS_CELL_ROUSED   set by CAS, from an unroused WAITING word, by anyone

@@ -17,8 +17,8 @@
  *    queued, which is younger than every queued one) under its share take
  *    it; with FAIRSEM_WORK_CONSERVING, a slot nobody under share can use is
  *    lent to the oldest waiter, then to a newcomer;
- *  - with FAIRSEM_BARGING, that oldest eligible request is handed the slot
- *    only once it is starving: it has waited FAIRSEM_HANDOFF_NS, or lost a
+ *  - barging (the default; not with FAIRSEM_STRICT_FIFO): that oldest
+ *    eligible request is handed the slot only once it is starving: it has waited FAIRSEM_HANDOFF_NS, or lost a
  *    race after a rouse (FS_CELL_HANDOFF), or is an event-loop request.
  *    Before, a running caller under its share takes the slot (a queued
  *    request whose owner looks, then a newcomer), and when no running
@@ -103,7 +103,7 @@ unsigned fairsem__policy_share(const struct fs_snapshot *s, uint32_t t, uint32_t
 /* Barging: must request w be handed its slot now? */
 static bool starving(const struct fs_snapshot *s, const struct fs_waiter *w)
 {
-    return !(s->flags & FAIRSEM_BARGING) || w->enqueued_ns == 0 ||
+    return !fs_barging(s->flags) || w->enqueued_ns == 0 ||
            (s->now_ns > w->enqueued_ns && s->now_ns - w->enqueued_ns >= FAIRSEM_HANDOFF_NS);
 }
 

@@ -33,7 +33,7 @@
  * A kick lost is a wake-up lost: every path that frees capacity must reach
  * one.
  *
- * FAIRSEM_BARGING adds one caller and one step.  A waiter whose owner is
+ * Barging (the default; not with FAIRSEM_STRICT_FIFO) adds one caller and one step.  A waiter whose owner is
  * running (sem.c: just queued, or woken with its cell FS_CELL_ROUSED)
  * kicks with itself named (fairsem__schedule_self) and may grant itself.
  * A decision whose free slot belongs to a young oldest eligible request
@@ -103,7 +103,7 @@ static bool grant(fairsem_t *sem, const struct fs_waiter *w, uint64_t v, uint32_
 }
 
 /* `self`: the cell of a queued request whose owner runs this decision
- * (FAIRSEM_BARGING), or FS_NO_CELL; *mine is set when that cell is
+ * (barging), or FS_NO_CELL; *mine is set when that cell is
  * granted. */
 static int schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, uint32_t self, bool *mine, fairsem_slot_t *slot)
 {
@@ -119,7 +119,7 @@ static int schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, uint32_t self, b
         if (act.kind == FS_ACT_ROUSE) {
             /* Changes no share, so nothing to commit: the roused owner
              * looks for itself (and a newcomer that may not take the slot
-             * waits, as without barging). */
+             * waits, as with strict FIFO). */
             fairsem__ticket_rouse(sem, act.waiter->cell, act.waiter->seq);
             return newcomer ? -EAGAIN : 0;
         }

@@ -40,11 +40,11 @@ static bool spin_for_grant(struct fs_cell *cell, uint64_t s)
     return false;
 }
 
-/* The kick of a running waiter (schedule.c's rule): with FAIRSEM_BARGING it
+/* The kick of a running waiter (schedule.c's rule): with barging it
  * names itself, and may grant itself a free slot its share allows. */
 static void kick_as_waiter(fairsem_t *sem, uint32_t c)
 {
-    if (sem->geo.flags & FAIRSEM_BARGING)
+    if (fs_barging(sem->geo.flags))
         fairsem__schedule_self(sem, c);
     else
         fairsem__kick(sem);
@@ -71,7 +71,7 @@ static int wait_on_cell(fairsem_tenant_t *tenant, uint32_t c, uint64_t seq, uint
             fairsem__ticket_free(sem, c);
             return -ECANCELED;
         }
-        /* Roused (FAIRSEM_BARGING): a slot was free for us.  Clear the mark
+        /* Roused (barging): a slot was free for us.  Clear the mark
          * first, then look: a rouse after the clear sets it again, and so
          * changes the word the sleep below compares.  A look that finds
          * the slot taken by a barger marks the request for a direct

@@ -173,8 +173,7 @@ static void scan_cells(fairsem_t *sem, struct scratch *sc)
             /* Read after the state: this incarnation's (written before its
              * seq).  0: handed its slot whatever its age. */
             uint64_t since = 0;
-            if ((s->flags & FAIRSEM_BARGING) && !fs_cell_handoff(st) &&
-                !(atomic_load(&cell->flags) & FS_CELL_ASYNC))
+            if (fs_barging(s->flags) && !fs_cell_handoff(st) && !(atomic_load(&cell->flags) & FS_CELL_ASYNC))
                 since = atomic_load(&cell->enqueued_ns);
             s->waiters[s->nwaiters++] = (struct fs_waiter){seq, c, t, since};
             touch(s, t);
@@ -208,6 +207,6 @@ struct fs_snapshot *fairsem__snapshot(fairsem_t *sem)
     s->tenants = sem->tenants;
     scan_slots(sem, sc);
     scan_cells(sem, sc);
-    s->now_ns = (s->flags & FAIRSEM_BARGING) && s->nwaiters ? fairsem__now_ns() : 0;
+    s->now_ns = fs_barging(s->flags) && s->nwaiters ? fairsem__now_ns() : 0;
     return s;
 }

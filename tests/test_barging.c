@@ -1,5 +1,5 @@
 /*
- * test_barging.c - FAIRSEM_BARGING with real processes: a young waiter is
+ * test_barging.c - barging (the default) with real processes: a young waiter is
  * roused, not handed, so a running caller may take the slot first, and the
  * roused waiter is still served (no rouse is lost); a waiter that lost the
  * race once is marked FS_CELL_HANDOFF and handed the next slot; a waiter
@@ -30,7 +30,7 @@ TestSuite(barging, .fini = cleanup, .timeout = 120);
 
 static fairsem_t *barging_segment(const char *what, unsigned slots)
 {
-    fairsem_options_t o = {.max_slots = slots, .flags = FAIRSEM_BARGING};
+    fairsem_options_t o = {.max_slots = slots};
     return seg_create_opts(g_seg, sizeof g_seg, what, &o);
 }
 

@@ -600,10 +600,13 @@ Test(multiproc, anonymous_segment_shared_with_children)
 /* A process that dies with the last open registration of a tenant turns
  * it closing when it is reaped, and fairsem_reap serves whoever the grown
  * shares let in before it returns (5 slots: the closing tenant's 2 no
- * longer count, so A's share grows from 2 to 5). */
+ * longer count, so A's share grows from 2 to 5).  Strict FIFO, so that
+ * serving is a hand-off, done when the reap returns (barging would only
+ * rouse the waiter, which then takes the slot itself). */
 Test(multiproc, reaping_the_last_open_registration_serves_the_grown_share)
 {
-    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "mp-reapclose", 5);
+    fairsem_options_t o = {.max_slots = 5, .flags = FAIRSEM_STRICT_FIFO};
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "mp-reapclose", &o);
     struct worker open_t, a;
     cr_assert(spawn_ctl(&open_t, g_seg, "t", "t"), "spawn the holder of t's open registration");
     fairsem_tenant_t *t = tenant_reg(sem, "t");

@@ -447,12 +447,14 @@ Test(policy, work_conserving_lends_to_newcomer)
 
 /* ----------------------------------------------------------------- barging */
 
-/* A barging snapshot taken at 10 ms, with waiters[w] enqueued age_ns ago. */
-static void fix_barging(struct fix *f)
+/* A snapshot with `flags` (0: barging) taken at 10 ms. */
+static void fix_at_10ms(struct fix *f, unsigned flags)
 {
-    fix_init(f, 10, 1, FAIRSEM_BARGING);
+    fix_init(f, 10, 1, flags);
     f->s.now_ns = 10 * FAIRSEM_HANDOFF_NS;
 }
+
+static void fix_barging(struct fix *f) { fix_at_10ms(f, 0); }
 
 static void fix_age(struct fix *f, unsigned w, uint64_t age_ns)
 {
@@ -534,4 +536,13 @@ Test(policy, barging_waiter_over_share_cannot_grant_itself)
     struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT, f.waiters[me].cell);
     cr_assert_eq(a.kind, FS_ACT_ROUSE);
     cr_assert_eq(a.waiter, &f.waiters[other]);
+}
+
+Test(policy, strict_fifo_hands_a_young_waiter_its_slot)
+{
+    struct fix f;
+    fix_at_10ms(&f, FAIRSEM_STRICT_FIFO);
+    unsigned w = fix_wait(&f, 0);
+    fix_age(&f, w, 1000);
+    assert_grant(&f, 1, w);
 }

@@ -190,7 +190,8 @@ Test(tools, create_mode_is_exact_whatever_the_umask)
 
     /* Default 0600, under a umask that would give more. */
     old = umask(0);
-    code = tool(&r, "create", g_seg, "--slots", "2", "--min-share", "2", "--work-conserving", "--barging", NULL);
+    code =
+        tool(&r, "create", g_seg, "--slots", "2", "--min-share", "2", "--work-conserving", "--strict-fifo", NULL);
     umask(old);
     cr_assert_eq(code, 0, "create: %s", r.err);
     cr_assert_eq(stat(path, &sb), 0);
@@ -199,7 +200,7 @@ Test(tools, create_mode_is_exact_whatever_the_umask)
     cr_assert_eq(fairsem_info(sem, &info), 0);
     cr_assert_eq(info.max_slots, 2u);
     cr_assert_eq(info.min_share, 2u);
-    cr_assert_eq(info.flags, FAIRSEM_WORK_CONSERVING | FAIRSEM_BARGING);
+    cr_assert_eq(info.flags, FAIRSEM_WORK_CONSERVING | FAIRSEM_STRICT_FIFO);
     seg_close_unlink(sem, g_seg);
 }
 
@@ -348,7 +349,7 @@ Test(tools, dump_tables_show_holders_and_waiters)
     cr_assert_eq(avail, 0u);
     cr_assert_eq(waiters, 1u);
     cr_assert_eq(demanding, 2u);
-    cr_assert(strstr(r.out, "min share 1  rule built-in  work-conserving no  barging no  processes 2"), "%s",
+    cr_assert(strstr(r.out, "min share 1  rule built-in  work-conserving no  strict-fifo no  processes 2"), "%s",
               r.out);
 
     /* TENANT WEIGHT SHARE HELD WAITING */

@@ -327,12 +327,12 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
                 info.min_share);
         json_string(out, info.rule_name);
         fprintf(out,
-                ",\"work_conserving\":%s,\"barging\":%s,\"in_use\":%u,\"free\":%u,\"waiting\":%u,\"demanding_"
+                ",\"work_conserving\":%s,\"strict_fifo\":%s,\"in_use\":%u,\"free\":%u,\"waiting\":%u,\"demanding_"
                 "tenants\":%u,"
                 "\"registered_tenants\":%u,\"procs\":[",
                 (info.flags & FAIRSEM_WORK_CONSERVING) ? "true" : "false",
-                (info.flags & FAIRSEM_BARGING) ? "true" : "false", st.slots_in_use, st.slots_available, st.waiters,
-                st.demanding_tenants, st.registered_tenants);
+                (info.flags & FAIRSEM_STRICT_FIFO) ? "true" : "false", st.slots_in_use, st.slots_available,
+                st.waiters, st.demanding_tenants, st.registered_tenants);
         fairsem_dump(sem, &procs, &p);
         fputs("]", out);
         json_pool_counters(out, sem, counted, info.max_tenants, &ncounted);
@@ -370,10 +370,10 @@ static int dump_once(const char *name, fairsem_t *sem, bool json, bool watch, FI
             fprintf(out, "%s  layout %u  slots %u  in use %u  free %u  waiters %u  demanding tenants %u\n", name,
                     info.layout_version, info.max_slots, st.slots_in_use, st.slots_available, st.waiters,
                     st.demanding_tenants);
-            fprintf(out, "min share %u  rule %s  work-conserving %s  barging %s  processes %u\n\n", info.min_share,
-                    info.rule_name[0] ? info.rule_name : "built-in",
+            fprintf(out, "min share %u  rule %s  work-conserving %s  strict-fifo %s  processes %u\n\n",
+                    info.min_share, info.rule_name[0] ? info.rule_name : "built-in",
                     (info.flags & FAIRSEM_WORK_CONSERVING) ? "yes" : "no",
-                    (info.flags & FAIRSEM_BARGING) ? "yes" : "no", st.attached_procs);
+                    (info.flags & FAIRSEM_STRICT_FIFO) ? "yes" : "no", st.attached_procs);
         }
         if (watch)
             fprintf(out, "%-24s %-*s %11s %8s\n", "TENANT", WATCH_BAR_CELLS, "HELD vs SHARE", "HELD/SHARE",

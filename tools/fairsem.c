@@ -1,7 +1,7 @@
 /*
  * fairsem - look at, check, clean up and use fairsem segments.
  *
- *   fairsem create NAME --slots N [--min-share K] [--work-conserving] [--barging]
+ *   fairsem create NAME --slots N [--min-share K] [--work-conserving] [--strict-fifo]
  *                  [--mode OCTAL] [--max-tenants N] [--max-waiters N] [--max-procs N]
  *   fairsem list
  *   fairsem dump NAME [--json] [--watch[=SECONDS]]
@@ -156,23 +156,24 @@ int cli_each_segment(void (*fn)(void *arg, const char *name, fairsem_t *sem, int
     return 0;
 }
 
-static const char *usage_text = "usage: fairsem COMMAND [ARGS]\n"
-                                "\n"
-                                "  create NAME --slots N [--min-share K] [--work-conserving] [--mode OCTAL]\n"
-                                "              [--barging] [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
-                                "  list                        every fairsem segment on this machine\n"
-                                "  dump NAME [--json] [--watch[=SECONDS]]\n"
-                                "  check NAME [--strict]       verify every invariant\n"
-                                "  reap NAME [--dry-run]       reclaim what dead processes held or queued\n"
-                                "  rm NAME [--force]           remove the segment\n"
-                                "  run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]\n"
-                                "           (-c 'COMMAND' | [--] CMD [ARGS...])   hold a slot while it runs\n"
-                                "  metrics [--max-tenants N] [--openmetrics] [--textfile DIR] [--all] [NAME...]\n"
-                                "                              counters and gauges as Prometheus text\n"
-                                "  serve --listen ADDR:PORT [--max-tenants N] [--all] [NAME...]\n"
-                                "                              the same over HTTP, at /metrics\n"
-                                "\n"
-                                "'fairsem COMMAND --help' describes one command; see also fairsem(1).\n";
+static const char *usage_text =
+    "usage: fairsem COMMAND [ARGS]\n"
+    "\n"
+    "  create NAME --slots N [--min-share K] [--work-conserving] [--mode OCTAL]\n"
+    "              [--strict-fifo] [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
+    "  list                        every fairsem segment on this machine\n"
+    "  dump NAME [--json] [--watch[=SECONDS]]\n"
+    "  check NAME [--strict]       verify every invariant\n"
+    "  reap NAME [--dry-run]       reclaim what dead processes held or queued\n"
+    "  rm NAME [--force]           remove the segment\n"
+    "  run NAME --tenant T [--weight W] [-n | -w SECONDS] [-E CODE] [-v]\n"
+    "           (-c 'COMMAND' | [--] CMD [ARGS...])   hold a slot while it runs\n"
+    "  metrics [--max-tenants N] [--openmetrics] [--textfile DIR] [--all] [NAME...]\n"
+    "                              counters and gauges as Prometheus text\n"
+    "  serve --listen ADDR:PORT [--max-tenants N] [--all] [NAME...]\n"
+    "                              the same over HTTP, at /metrics\n"
+    "\n"
+    "'fairsem COMMAND --help' describes one command; see also fairsem(1).\n";
 
 static int usage_error(const char *what)
 {
@@ -222,7 +223,7 @@ struct capacity_opt {
 static int cmd_create(int argc, char **argv)
 {
     static const char *help =
-        "usage: fairsem create NAME --slots N [--min-share K] [--work-conserving] [--barging]\n"
+        "usage: fairsem create NAME --slots N [--min-share K] [--work-conserving] [--strict-fifo]\n"
         "                      [--mode OCTAL] [--max-tenants N] [--max-waiters N] [--max-procs N]\n"
         "Create the segment NAME (\"/something\") with N slots (1 to 65535).  Fails if it\n"
         "exists.  K: 1 to N (default 1); capacities: 1 to 4095 (defaults 64, 256, 128).\n";
@@ -230,7 +231,7 @@ static int cmd_create(int argc, char **argv)
         {"slots", required_argument, NULL, 's'},
         {"min-share", required_argument, NULL, 'm'},
         {"work-conserving", no_argument, NULL, 'c'},
-        {"barging", no_argument, NULL, 'b'},
+        {"strict-fifo", no_argument, NULL, 'f'},
         {"mode", required_argument, NULL, 'o'},
         {"max-tenants", required_argument, NULL, 't'},
         {"max-waiters", required_argument, NULL, 'w'},
@@ -262,7 +263,7 @@ static int cmd_create(int argc, char **argv)
         case 'w': cap = &caps[3]; break;
         case 'p': cap = &caps[4]; break;
         case 'c': o.flags |= FAIRSEM_WORK_CONSERVING; continue;
-        case 'b': o.flags |= FAIRSEM_BARGING; continue;
+        case 'f': o.flags |= FAIRSEM_STRICT_FIFO; continue;
         case 'o': {
             char *end;
             unsigned long mode = strtoul(optarg, &end, 8);

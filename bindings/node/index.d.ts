@@ -13,10 +13,11 @@ export interface OpenOptions {
   minShare?: number;
   /** Lend free slots to tenants at their share when nobody under share waits. */
   workConserving?: boolean;
-  /** FAIRSEM_BARGING: a running caller under its share may take a free slot
-   * before a waiter younger than the bound (1 ms); this binding's own
-   * requests, event-loop ones, are always handed their slot. */
-  barging?: boolean;
+  /** FAIRSEM_STRICT_FIFO: every released slot is handed to the oldest
+   * eligible waiter.  Without it (the default) a running caller under its
+   * share may take a free slot before a waiter younger than 1 ms.  This
+   * binding's own requests are event-loop ones, always handed their slot. */
+  strictFifo?: boolean;
   /** Capacities of a pool this call creates (0 / omitted: library defaults). */
   maxTenants?: number;
   maxWaiters?: number;
@@ -102,7 +103,7 @@ export interface SemaphoreStats {
   maxSlots: number;
   minShare: number;
   workConserving: boolean;
-  barging: boolean;
+  strictFifo: boolean;
   registeredTenants: number;
   demandingTenants: number;
   slotsInUse: number;

@@ -279,7 +279,7 @@ function nativeOptions(o) {
     maxTenants: o.maxTenants,
     maxWaiters: o.maxWaiters,
     maxProcs: o.maxProcs,
-    flags: (o.workConserving ? native.WORK_CONSERVING : 0) | (o.barging ? native.BARGING : 0),
+    flags: (o.workConserving ? native.WORK_CONSERVING : 0) | (o.strictFifo ? native.STRICT_FIFO : 0),
     mode: o.mode,
   };
 }
@@ -344,7 +344,7 @@ class FairShareSemaphore {
    * Open the pool `name` ("/tabs"), creating it when missing (create: true,
    * the default; maxSlots is then required).  Without a name: a private pool
    * of this process.  When the pool exists, the settings given (maxSlots,
-   * minShare, workConserving, barging) must match its own, else
+   * minShare, workConserving, strictFifo) must match its own, else
    * FAIRSEM_SETTINGS_MISMATCH.  shareCalculator (maxSlots, demanding) =>
    * share is evaluated here for every number of demanding tenants and stored
    * in a pool this call creates, under shareRuleName (default: the
@@ -401,8 +401,8 @@ class FairShareSemaphore {
     if (o.workConserving !== undefined && st.workConserving !== Boolean(o.workConserving)) {
       differ.push(`workConserving=${st.workConserving} (asked ${Boolean(o.workConserving)})`);
     }
-    if (o.barging !== undefined && st.barging !== Boolean(o.barging)) {
-      differ.push(`barging=${st.barging} (asked ${Boolean(o.barging)})`);
+    if (o.strictFifo !== undefined && st.strictFifo !== Boolean(o.strictFifo)) {
+      differ.push(`strictFifo=${st.strictFifo} (asked ${Boolean(o.strictFifo)})`);
     }
     if (differ.length) {
       this.close();

@@ -746,8 +746,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info)
     set_u32(env, o, "minShare", st.min_share);
     napi_get_boolean(env, (st.flags & FAIRSEM_WORK_CONSERVING) != 0, &v);
     napi_set_named_property(env, o, "workConserving", v);
-    napi_get_boolean(env, (st.flags & FAIRSEM_BARGING) != 0, &v);
-    napi_set_named_property(env, o, "barging", v);
+    napi_get_boolean(env, (st.flags & FAIRSEM_STRICT_FIFO) != 0, &v);
+    napi_set_named_property(env, o, "strictFifo", v);
     set_u32(env, o, "registeredTenants", st.registered_tenants);
     set_u32(env, o, "demandingTenants", st.demanding_tenants);
     set_u32(env, o, "slotsInUse", st.slots_in_use);
@@ -1196,7 +1196,7 @@ static napi_value init(napi_env env, napi_value exports)
         int value;
     } consts[] = {
         {"WORK_CONSERVING", FAIRSEM_WORK_CONSERVING},
-        {"BARGING", FAIRSEM_BARGING},
+        {"STRICT_FIFO", FAIRSEM_STRICT_FIFO},
         {"FORCE", FAIRSEM_FORCE},
         {"IF_IDLE", FAIRSEM_IF_IDLE},
         {"TENANT_ID_MAX", FAIRSEM_TENANT_ID_MAX},

@@ -16,12 +16,12 @@ test('open creates, a second open attaches; settings must match', async (t) => {
   await assert.rejects(FairShareSemaphore.open({ name: sem.name, maxSlots: 4 }), {
     code: 'FAIRSEM_SETTINGS_MISMATCH', name: 'FairsemError',
   });
-  assert.equal(sem.stats().barging, false);
-  await assert.rejects(FairShareSemaphore.open({ name: sem.name, barging: true }), {
-    code: 'FAIRSEM_SETTINGS_MISMATCH', message: /barging=false \(asked true\)/,
+  assert.equal(sem.stats().strictFifo, false);
+  await assert.rejects(FairShareSemaphore.open({ name: sem.name, strictFifo: true }), {
+    code: 'FAIRSEM_SETTINGS_MISMATCH', message: /strictFifo=false \(asked true\)/,
   });
-  const barging = await freshPool(t, 'open-barging', { maxSlots: 3, barging: true });
-  assert.equal(barging.stats().barging, true);
+  const strict = await freshPool(t, 'open-strict', { maxSlots: 3, strictFifo: true });
+  assert.equal(strict.stats().strictFifo, true);
   const info = sem.info();
   assert.equal(info.maxSlots, 3);
   assert.equal(info.ruleName, '');

@@ -19,7 +19,7 @@ BUNDLED_LIBRARY = "libfairsem.so"
 PREFERRED_BUILD_DIRS = ("build-py", "build", "build-test")
 
 WORK_CONSERVING = 0x1
-BARGING = 0x2
+STRICT_FIFO = 0x2
 FORCE = 0x1
 IF_IDLE = 0x2
 UNLINK_FORCE = 0x1

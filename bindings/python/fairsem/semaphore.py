@@ -376,7 +376,7 @@ class FairShareSemaphore:
         share_calculator: ShareCalculator | None = None,
         name: str | None = None,
         work_conserving: bool = False,
-        barging: bool = False,
+        strict_fifo: bool = False,
         max_tenants: int = DEFAULT_MAX_TENANTS,
         max_waiters: int = DEFAULT_MAX_WAITERS,
         max_procs: int = DEFAULT_MAX_PROCS,
@@ -394,7 +394,7 @@ class FairShareSemaphore:
         self._share_calculator = share_calculator
         self._name = name
         self._work_conserving = work_conserving
-        self._barging = barging
+        self._strict_fifo = strict_fifo
         self._capacities = (max_tenants, max_waiters, max_procs)
 
         self._lock = threading.Lock()
@@ -431,7 +431,7 @@ class FairShareSemaphore:
             max_tenants=max_tenants,
             max_waiters=max_waiters,
             max_procs=max_procs,
-            flags=(N.WORK_CONSERVING if self._work_conserving else 0) | (N.BARGING if self._barging else 0),
+            flags=(N.WORK_CONSERVING if self._work_conserving else 0) | (N.STRICT_FIFO if self._strict_fifo else 0),
         )
         if self._share_fn is not None:
             assert self._rule_name is not None
@@ -470,13 +470,13 @@ class FairShareSemaphore:
             "max_slots": self._max_slots,
             "min_share": self._min_share,
             "work_conserving": self._work_conserving,
-            "barging": self._barging,
+            "strict_fifo": self._strict_fifo,
         }
         have = {
             "max_slots": stats.max_slots,
             "min_share": stats.min_share,
             "work_conserving": bool(stats.flags & N.WORK_CONSERVING),
-            "barging": bool(stats.flags & N.BARGING),
+            "strict_fifo": bool(stats.flags & N.STRICT_FIFO),
         }
         if rc < 0 or want != have:
             lib.fairsem_close(handle)
@@ -491,7 +491,7 @@ class FairShareSemaphore:
         if self._name is None:
             raise TypeError("a private FairShareSemaphore (name=None) is shared by fork only; give it a name")
         return (_reopen, (self._name, self._max_slots, self._min_share, self._share_calculator,
-                          self._work_conserving, self._barging, self._capacities))
+                          self._work_conserving, self._strict_fifo, self._capacities))
 
     @staticmethod
     def unlink(name: str, *, missing_ok: bool = False, force: bool = False) -> None:
@@ -564,8 +564,8 @@ class FairShareSemaphore:
         return self._work_conserving
 
     @property
-    def barging(self) -> bool:
-        return self._barging
+    def strict_fifo(self) -> bool:
+        return self._strict_fifo
 
     @property
     def closed(self) -> bool:
@@ -902,7 +902,7 @@ def _reopen(
     min_share: int,
     share_calculator: ShareCalculator | None,
     work_conserving: bool,
-    barging: bool,
+    strict_fifo: bool,
     capacities: tuple[int, int, int],
 ) -> FairShareSemaphore:
     max_tenants, max_waiters, max_procs = capacities
@@ -912,7 +912,7 @@ def _reopen(
         share_calculator=share_calculator,
         name=name,
         work_conserving=work_conserving,
-        barging=barging,
+        strict_fifo=strict_fifo,
         max_tenants=max_tenants,
         max_waiters=max_waiters,
         max_procs=max_procs,

@@ -443,8 +443,8 @@ async def test_named_pool_settings_must_match(pool_name):
         FairShareSemaphore(max_slots=4, min_share=2, name=pool_name)
     with pytest.raises(ValueError, match="work_conserving"):
         FairShareSemaphore(max_slots=4, name=pool_name, work_conserving=True)
-    with pytest.raises(ValueError, match="barging"):
-        FairShareSemaphore(max_slots=4, name=pool_name, barging=True)
+    with pytest.raises(ValueError, match="strict_fifo"):
+        FairShareSemaphore(max_slots=4, name=pool_name, strict_fifo=True)
     with pytest.raises(ValueError, match="share rule"):
         FairShareSemaphore(max_slots=4, name=pool_name, share_calculator=priority_calculator)
     await same.register_tenant("x")

@@ -83,8 +83,8 @@ def test_threads_share_fairly_and_never_exceed_the_pool():
 
 
 def test_a_barging_pool_serves_blocked_threads_within_their_shares():
-    semaphore = FairShareSemaphore(max_slots=2, barging=True)
-    assert semaphore.barging
+    semaphore = FairShareSemaphore(max_slots=2)
+    assert not semaphore.strict_fifo
     with semaphore.tenant_sync("a"), semaphore.tenant_sync("b"):
         a1 = semaphore.try_acquire("a")
         a2 = semaphore.try_acquire("a")
