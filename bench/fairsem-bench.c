@@ -124,7 +124,7 @@ static void wait_blocked(pid_t pid, uint64_t cap_ns)
 static bool opt_quick, opt_json;
 static const char *opt_chart; /* --chart DIR */
 static char opt_only[16] = "abcdef";
-static char opt_impls[128] = "fairsem,posix,sysv,pthread,ofd,fairsem-barge";
+static char opt_impls[128] = "fairsem,posix,sysv,pthread,ofd,fairsem-strict";
 static pid_t main_pid;
 
 /* Objects to remove at exit. */

@@ -8,7 +8,7 @@
 
 TestSuite(storm, .fini = storm_cleanup);
 
-Test(storm, kill_storm_long, .timeout = 900)
+Test(storm, kill_storm_long_strict, .timeout = 900)
 {
     struct storm_result r;
     storm_run(FAIRSEM_STRICT_FIFO, 60000, 3000, 600000, &r);
@@ -16,10 +16,10 @@ Test(storm, kill_storm_long, .timeout = 900)
            r.acquisitions, r.over_capacity + r.double_held + r.bad_index + r.over_library + r.fairness);
 }
 
-Test(storm, kill_storm_long_barging, .timeout = 900)
+Test(storm, kill_storm_long, .timeout = 900)
 {
     struct storm_result r;
     storm_run(0, 60000, 3000, 600000, &r);
-    printf("long_storm (barging): %.1f s, %ld kills, %ld acquisitions, %ld violations\n", r.seconds, r.kills,
-           r.acquisitions, r.over_capacity + r.double_held + r.bad_index + r.over_library + r.fairness);
+    printf("long_storm: %.1f s, %ld kills, %ld acquisitions, %ld violations\n", r.seconds, r.kills, r.acquisitions,
+           r.over_capacity + r.double_held + r.bad_index + r.over_library + r.fairness);
 }
