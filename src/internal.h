@@ -360,6 +360,7 @@ struct fs_waiter {
     uint64_t enqueued_ns; /* barging: its age; 0 when it is handed
                              its slot whatever its age (an event-loop
                              request, or one marked FS_CELL_HANDOFF) */
+    bool roused;          /* barging: FS_CELL_ROUSED, its owner on its way */
 };
 
 /* What the slots and cells say at one moment (taken by snapshot.c). */

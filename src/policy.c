@@ -116,17 +116,22 @@ struct fs_action fairsem__policy_next(const struct fs_snapshot *s, uint32_t newc
         return none;
     /* The newcomer counts as demanding for everyone's share: it is asking. */
     struct demand dm = demand_of(s, newcomer);
-    const struct fs_waiter *eligible = NULL, *oldest = NULL, *me = NULL;
+    const struct fs_waiter *eligible = NULL, *oldest = NULL, *me = NULL, *unroused = NULL;
+    unsigned nroused = 0; /* eligible waiters roused already: each on its way to one free slot */
     for (unsigned k = 0; k < s->nwaiters; k++) {
         const struct fs_waiter *w = &s->waiters[k];
         bool older = !eligible || w->seq < eligible->seq, mine = w->cell == self;
         if (!oldest || w->seq < oldest->seq)
             oldest = w;
-        if ((older || mine) && s->held[w->tenant] < share_in(s, &dm, w->tenant)) {
+        if (s->held[w->tenant] < share_in(s, &dm, w->tenant)) {
             if (older)
                 eligible = w;
             if (mine)
                 me = w;
+            if (w->roused)
+                nroused++;
+            else if (!unroused || w->seq < unroused->seq)
+                unroused = w;
         }
     }
     bool newcomer_under = newcomer != FS_NO_TENANT && s->held[newcomer] < share_in(s, &dm, newcomer);
@@ -135,7 +140,12 @@ struct fs_action fairsem__policy_next(const struct fs_snapshot *s, uint32_t newc
             return (struct fs_action){FS_ACT_GRANT, me};
         if (newcomer_under)
             return (struct fs_action){FS_ACT_TAKE, NULL};
-        return (struct fs_action){FS_ACT_ROUSE, eligible};
+        /* One roused owner per free slot: a roused owner that is stopped,
+         * or that grants itself from a look taken before this slot was
+         * freed, takes one slot at most. */
+        if (unroused && nroused < s->nfree)
+            return (struct fs_action){FS_ACT_ROUSE, unroused};
+        return none;
     }
     if (eligible)
         return (struct fs_action){FS_ACT_GRANT, eligible};

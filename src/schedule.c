@@ -121,6 +121,8 @@ static int schedule(fairsem_t *sem, fairsem_tenant_t *newcomer, uint32_t self, b
              * looks for itself (and a newcomer that may not take the slot
              * waits, as with strict FIFO). */
             fairsem__ticket_rouse(sem, act.waiter->cell, act.waiter->seq);
+            if (s->nfree > 1)
+                continue; /* the next free slot needs a roused owner of its own */
             return newcomer ? -EAGAIN : 0;
         }
         if (act.kind == FS_ACT_TAKE) {

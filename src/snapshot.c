@@ -175,7 +175,7 @@ static void scan_cells(fairsem_t *sem, struct scratch *sc)
             uint64_t since = 0;
             if (fs_barging(s->flags) && !fs_cell_handoff(st) && !(atomic_load(&cell->flags) & FS_CELL_ASYNC))
                 since = atomic_load(&cell->enqueued_ns);
-            s->waiters[s->nwaiters++] = (struct fs_waiter){seq, c, t, since};
+            s->waiters[s->nwaiters++] = (struct fs_waiter){seq, c, t, since, fs_cell_roused(st)};
             touch(s, t);
             s->waiting[t]++;
         }

@@ -243,8 +243,11 @@ unsigned fairsem__ticket_cancel_serial(fairsem_t *sem, uint32_t serial)
         uint64_t s = atomic_load(&cell->state);
         if (atomic_load(&cell->owner) != me || atomic_load(&cell->serial) != serial)
             continue;
+        /* A mark that comes or goes (a rouse, the owner's unrouse or
+         * hand-off mark) fails a CAS on a word still WAITING for the same
+         * request: again (leave_waiting); a recycled cell's seq differs. */
         if (fs_cell_kind(s) == FS_CELL_WAITING &&
-            atomic_compare_exchange_strong(&cell->state, &s, fs_cell_moved(s, FS_CELL_CANCELLED, 0))) {
+            leave_waiting(sem, c, fs_cell_seq(s), fs_cell_moved(s, FS_CELL_CANCELLED, 0))) {
             fs_count(sem, atomic_load(&cell->tenant), FS_CNT_CANCELS, 1);
             fairsem__ticket_wake(sem, c);
             n++;

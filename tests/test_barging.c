@@ -214,3 +214,78 @@ Test(barging, event_loop_request_is_handed_the_slot)
     fairsem_request_free(req);
     seg_close_unlink(sem, g_seg);
 }
+
+/* The state word of the WAITING or GRANTED cell whose request is the
+ * `rank`-th oldest (0: the oldest) of the two queued. */
+static uint64_t queued_word(fairsem_t *sem, unsigned rank)
+{
+    uint64_t best[2] = {0, 0}, seqs[2] = {UINT64_MAX, UINT64_MAX};
+    for (uint32_t c = 0; c < sem->geo.max_waiters; c++) {
+        uint64_t s = atomic_load(&sem->cells[c].state), seq = atomic_load(&sem->cells[c].seq);
+        if (fs_cell_kind(s) != FS_CELL_WAITING && fs_cell_kind(s) != FS_CELL_GRANTED)
+            continue;
+        unsigned k = seq < seqs[0] ? 0 : seq < seqs[1] ? 1 : 2;
+        if (k == 0) {
+            seqs[1] = seqs[0];
+            best[1] = best[0];
+        }
+        if (k < 2) {
+            seqs[k] = seq;
+            best[k] = s;
+        }
+    }
+    return best[rank];
+}
+
+/* We hold both slots; workers 1 then 2 queue and are stopped.  We free one
+ * slot (rousing worker 1 if it is young), then the other: with worker 1
+ * already roused, the second slot must rouse (or hand) worker 2 at once;
+ * "already roused" is no reason to wake nobody, since a roused owner takes
+ * one slot at most (here it is stopped; it could as well grant itself from
+ * a look taken before the second release).  Both workers are stopped, so
+ * the words we read after our releases are the releases' own work. */
+Test(barging, second_free_slot_reaches_the_second_waiter)
+{
+    fairsem_t *sem = barging_segment("barge-two", 2);
+    fairsem_slot_t s[2];
+    fairsem_tenant_t *a = tenant_reg_acquire(sem, "A", &s[0]);
+    cr_assert_eq(fairsem_acquire(a, &s[1]), 0);
+    struct worker w[2];
+    cr_assert(spawn_ctl(&w[0], g_seg, "A", "w1"));
+    cr_assert(spawn_ctl(&w[1], g_seg, "A", "w2"));
+    unsigned roused_first = 0, rounds = 0;
+    while (rounds < 50 || (rounds < 400 && roused_first < 5)) {
+        rounds++;
+        for (unsigned k = 0; k < 2; k++) {
+            send_cmd(&w[k], 'a');
+            spin_until_waiters(sem, k + 1);
+        }
+        stop(w[0].pid);
+        stop(w[1].pid);
+        cr_assert_eq(fairsem_release(a, s[0]), 0);
+        roused_first += fs_cell_kind(queued_word(sem, 0)) == FS_CELL_WAITING && fs_cell_roused(queued_word(sem, 0));
+        cr_assert_eq(fairsem_release(a, s[1]), 0);
+        uint64_t second = queued_word(sem, 1);
+        cr_assert(fs_cell_kind(second) == FS_CELL_GRANTED || fs_cell_roused(second),
+                  "round %u: a slot is free and the second waiter was neither roused nor handed it (%#llx)",
+                  rounds, (unsigned long long)second);
+        for (unsigned k = 0; k < 2; k++)
+            cr_assert_eq(kill(w[k].pid, SIGCONT), 0);
+        for (unsigned k = 0; k < 2; k++) {
+            int num;
+            cr_assert_eq(reply_of(&w[k], &num, TEST_PATIENCE_MS), 'A');
+            worker_expect(&w[k], 'r', 'R');
+        }
+        cr_assert_eq(fairsem_acquire(a, &s[0]), 0);
+        cr_assert_eq(fairsem_acquire(a, &s[1]), 0);
+    }
+    cr_log_info("%u rounds, %u with the first waiter roused", rounds, roused_first);
+    cr_assert_gt(roused_first, 0, "the first waiter was never young enough to be roused");
+    for (unsigned k = 0; k < 2; k++) {
+        worker_close(&w[k]);
+        cr_assert_eq(wait_exit(w[k].pid, TEST_PATIENCE_MS), 0);
+    }
+    cr_assert_eq(fairsem_release(a, s[0]), 0);
+    cr_assert_eq(fairsem_release(a, s[1]), 0);
+    seg_close_unlink(sem, g_seg);
+}

@@ -70,7 +70,7 @@ static unsigned fix_wait(struct fix *f, uint32_t t)
     fix_touch(f, t);
     f->waiting[t]++;
     unsigned k = f->s.nwaiters++;
-    f->waiters[k] = (struct fs_waiter){f->next_seq++, 40 + k, t, 0};
+    f->waiters[k] = (struct fs_waiter){f->next_seq++, 40 + k, t, 0, false};
     return k;
 }
 
@@ -536,6 +536,26 @@ Test(policy, barging_waiter_over_share_cannot_grant_itself)
     struct fs_action a = fairsem__policy_next(&f.s, FS_NO_TENANT, f.waiters[me].cell);
     cr_assert_eq(a.kind, FS_ACT_ROUSE);
     cr_assert_eq(a.waiter, &f.waiters[other]);
+}
+
+/* Two slots free, the oldest waiter roused already (stopped, or about to
+ * grant itself from a look taken before the second slot was freed): the
+ * second slot rouses the next waiter, or it would sleep beside a free slot
+ * until the prober's safety kick. */
+Test(policy, barging_second_free_slot_rouses_the_next_waiter)
+{
+    struct fix f;
+    fix_barging(&f);
+    fix_hold(&f, 2, 8);
+    unsigned a = fix_wait(&f, 0), b = fix_wait(&f, 1);
+    fix_age(&f, a, 1000);
+    fix_age(&f, b, 500);
+    f.waiters[a].roused = true;
+    struct fs_action act = fairsem__policy_next(&f.s, FS_NO_TENANT, FS_NO_CELL);
+    cr_assert_eq(act.kind, FS_ACT_ROUSE);
+    cr_assert_eq(act.waiter, &f.waiters[b], "the roused waiter takes one slot at most");
+    f.waiters[b].roused = true;
+    cr_assert_eq(next_kind(&f, FS_NO_TENANT), FS_ACT_NONE, "one roused owner per free slot");
 }
 
 Test(policy, strict_fifo_hands_a_young_waiter_its_slot)
