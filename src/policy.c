@@ -140,10 +140,11 @@ struct fs_action fairsem__policy_next(const struct fs_snapshot *s, uint32_t newc
             return (struct fs_action){FS_ACT_GRANT, me};
         if (newcomer_under)
             return (struct fs_action){FS_ACT_TAKE, NULL};
-        /* One roused owner per free slot: a roused owner that is stopped,
-         * or that grants itself from a look taken before this slot was
-         * freed, takes one slot at most. */
-        if (unroused && nroused < s->nfree)
+        /* The oldest eligible request is roused if it is not yet; others
+         * while fewer are roused than slots are free: a roused owner that
+         * is stopped, or grants itself from a look taken before this slot
+         * was freed, takes one slot at most. */
+        if (unroused && (unroused == eligible || nroused < s->nfree))
             return (struct fs_action){FS_ACT_ROUSE, unroused};
         return none;
     }
