@@ -263,7 +263,8 @@ Test(barging, second_free_slot_reaches_the_second_waiter)
         stop(w[0].pid);
         stop(w[1].pid);
         cr_assert_eq(fairsem_release(a, s[0]), 0);
-        roused_first += fs_cell_kind(queued_word(sem, 0)) == FS_CELL_WAITING && fs_cell_roused(queued_word(sem, 0));
+        roused_first +=
+            fs_cell_kind(queued_word(sem, 0)) == FS_CELL_WAITING && fs_cell_roused(queued_word(sem, 0));
         cr_assert_eq(fairsem_release(a, s[1]), 0);
         uint64_t second = queued_word(sem, 1);
         cr_assert(fs_cell_kind(second) == FS_CELL_GRANTED || fs_cell_roused(second),
