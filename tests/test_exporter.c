@@ -477,6 +477,43 @@ Test(exporter, bad_requests_get_http_errors)
     seg_close_unlink(sem, g_seg);
 }
 
+/* The Accept header picks the format as fairsem(1) says: OpenMetrics when
+ * it is listed with a q above 0 and at least that of text/plain or a
+ * wildcard (media types compared without case), else 0.0.4. */
+Test(exporter, accept_header_picks_the_format)
+{
+    fairsem_t *sem = new_pool("ex-accept", 2, 0);
+    struct cmd c;
+    unsigned port = serve_start(&c, g_seg, NULL);
+    static const struct {
+        const char *accept;
+        bool openmetrics;
+    } cases[] = {
+        {NULL, false},
+        {"application/openmetrics-text", true},
+        {"application/openmetrics-text;q=0", false},
+        {"text/plain;q=1,application/openmetrics-text;q=0.5", false},
+        {"application/openmetrics-text; q=0.9, */*", false},
+        {"application/openmetrics-text;q=0.5, text/*;q=0.2", true},
+        {"APPLICATION/OpenMetrics-Text;version=1.0.0;q=0.8, text/plain;q=0.8", true},
+        {"text/html", false},
+    };
+    static struct http_reply h;
+    char type[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http(port, "GET", "/metrics", cases[i].accept, &h);
+        cr_assert_eq(h.status, 200);
+        cr_expect_str_eq(header(&h, "Content-Type", type, sizeof type),
+                         cases[i].openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                              : "text/plain; version=0.0.4; charset=utf-8",
+                         "Accept: %s", cases[i].accept ? cases[i].accept : "(none)");
+        cr_expect_eq(strstr(h.body, "# EOF\n") != NULL, cases[i].openmetrics, "Accept: %s",
+                     cases[i].accept ? cases[i].accept : "(none)");
+    }
+    serve_stop(&c);
+    seg_close_unlink(sem, g_seg);
+}
+
 /* A pool removed while served is fairsem_up 0 (the exporter lives on and
  * says so on stderr); created again, it is served again, with its new
  * counters.  A pool that
