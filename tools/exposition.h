@@ -26,8 +26,8 @@ const char *exposition_content_type(enum exposition_format format);
  * and at least that of text/plain (or of a wildcard), else 0.0.4. */
 enum exposition_format exposition_negotiate(const char *accept);
 
-/* One pool of a set: open (sem) or not (err says why; exported as
- * fairsem_up 0). */
+/* One pool of a set: open (sem, err 0) or not (sem NULL, err says why;
+ * exported as fairsem_up 0). */
 struct exposed_pool {
     char name[FAIRSEM_NAME_MAX + 1];
     fairsem_t *sem;

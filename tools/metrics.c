@@ -116,11 +116,8 @@ int cmd_metrics(int argc, char **argv)
     pool_set_refresh(&set);
     int status = EXIT_OK;
     for (size_t i = 0; i < set.count; i++) {
-        int err = set.pools[i].sem ? 0 : set.pools[i].err;
-        if (err < 0 && status == EXIT_OK)
-            status = cli_fail(set.pools[i].name, err);
-        else if (err < 0)
-            cli_fail(set.pools[i].name, err);
+        int failed = set.pools[i].err < 0 ? cli_fail(set.pools[i].name, set.pools[i].err) : EXIT_OK;
+        status = status == EXIT_OK ? failed : status;
     }
     char *text = NULL;
     size_t len = 0;

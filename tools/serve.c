@@ -60,14 +60,13 @@ static void say_changes(struct pool_set *set)
 {
     for (size_t i = 0; i < set->count; i++) {
         struct exposed_pool *p = &set->pools[i];
-        int err = p->sem ? 0 : p->err;
-        if (err == p->said)
+        if (p->err == p->said)
             continue;
-        if (err < 0)
-            fprintf(stderr, "fairsem serve: %s: %s (fairsem_up 0)\n", p->name, fairsem_strerror(err));
+        if (p->err < 0)
+            fprintf(stderr, "fairsem serve: %s: %s (fairsem_up 0)\n", p->name, fairsem_strerror(p->err));
         else
             fprintf(stderr, "fairsem serve: %s: readable again\n", p->name);
-        p->said = err;
+        p->said = p->err;
     }
 }
 
