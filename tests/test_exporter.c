@@ -888,3 +888,51 @@ Test(exporter, watch_draws_bars_and_wait_quantiles)
     cr_assert_eq(fairsem_release(b, sb), 0);
     seg_close_unlink(sem, g_seg);
 }
+
+/* The bar of n full cells, then lent dark-shade ones, the rest light. */
+static void expected_bar(char *out, unsigned full, unsigned lent)
+{
+    out[0] = '\0';
+    for (unsigned k = 0; k < 20; k++)
+        strcat(out, k < full ? "\u2588" : k < full + lent ? "\u2593" : "\u2591");
+}
+
+/* dump --watch on a work-conserving pool of 4: a-busy took 3 slots while
+ * x-light (registered first) asked for none, then x-light took 1, so each's
+ * share is 2.  a-busy's bar stands for 3 slots: 2 within the share (13
+ * cells) and 1 lent (7); x-light's for its share of 2: 1 held (10 cells)
+ * and 1 not (10).  The busiest comes first (the pool lists x-light first). */
+Test(exporter, watch_bars_show_lent_slots_and_unheld_share)
+{
+    fairsem_options_t o = {.max_slots = 4, .flags = FAIRSEM_WORK_CONSERVING};
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "ex-bars", &o);
+    fairsem_tenant_t *light = tenant_reg(sem, "x-light"), *busy = tenant_reg(sem, "a-busy");
+    fairsem_slot_t s[4];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(fairsem_try_acquire(busy, &s[i]), 0);
+    cr_assert_eq(fairsem_try_acquire(light, &s[3]), 0);
+    fairsem_tenant_stats_t ts[2];
+    fairsem_stats_t st;
+    size_t n = 0;
+    cr_assert_eq(fairsem_stats(sem, &st, ts, 2, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert(ts[0].share == 2 && ts[1].share == 2, "shares %u and %u", ts[0].share, ts[1].share);
+
+    const char *frame = watch_frame(g_seg);
+    char bar[4 * 20 + 1], want[256];
+    expected_bar(bar, 13, 7);
+    snprintf(want, sizeof want, "\n%-24s %s     3/2    ", "a-busy", bar);
+    const char *busy_row = strstr(frame, want);
+    cr_assert_not_null(busy_row, "no bar '%s' in:\n%s", want, frame);
+    expected_bar(bar, 10, 0);
+    snprintf(want, sizeof want, "\n%-24s %s     1/2    ", "x-light", bar);
+    const char *light_row = strstr(frame, want);
+    cr_assert_not_null(light_row, "no bar '%s' in:\n%s", want, frame);
+    cr_assert_lt(busy_row, light_row, "the busiest tenant is not first:\n%s", frame);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(fairsem_release(busy, s[i]), 0);
+    cr_assert_eq(fairsem_release(light, s[3]), 0);
+    fairsem_tenant_free(busy);
+    fairsem_tenant_free(light);
+    seg_close_unlink(sem, g_seg);
+}
