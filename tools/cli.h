@@ -30,9 +30,10 @@ int cli_open(const char *name, bool readonly, fairsem_t **out);
 #define CLI_SHM_DIR "/dev/shm"
 /* Call fn for every fairsem segment in CLI_SHM_DIR (what `fairsem list`
  * shows), opened read-only: sem is NULL and err < 0 when it cannot be
- * opened.  Files that are not fairsem segments are skipped.
+ * opened.  fn returns true when it keeps sem (then it closes it), false to
+ * have it closed.  Files that are not fairsem segments are skipped.
  * @return 0; a negative errno of opendir. */
-int cli_each_segment(void (*fn)(void *arg, const char *name, fairsem_t *sem, int err), void *arg);
+int cli_each_segment(bool (*fn)(void *arg, const char *name, fairsem_t *sem, int err), void *arg);
 /* Length of the well-formed UTF-8 sequence at p, or 0. */
 int cli_utf8_length(const unsigned char *p);
 /* Parse an unsigned number; false if not one. */

@@ -132,7 +132,7 @@ int cli_utf8_length(const unsigned char *p)
     return n;
 }
 
-int cli_each_segment(void (*fn)(void *arg, const char *name, fairsem_t *sem, int err), void *arg)
+int cli_each_segment(bool (*fn)(void *arg, const char *name, fairsem_t *sem, int err), void *arg)
 {
     DIR *dir = opendir(CLI_SHM_DIR);
     if (!dir)
@@ -148,8 +148,7 @@ int cli_each_segment(void (*fn)(void *arg, const char *name, fairsem_t *sem, int
         int rc = cli_open(name, true, &sem);
         if (rc == FAIRSEM_EMAGIC || rc == FAIRSEM_ECORRUPT)
             continue; /* not ours */
-        fn(arg, name, rc < 0 ? NULL : sem, rc);
-        if (rc == 0)
+        if (!fn(arg, name, rc < 0 ? NULL : sem, rc) && rc == 0)
             fairsem_close(sem);
     }
     closedir(dir);
@@ -322,7 +321,7 @@ static void format_age(char *out, size_t cap, uint64_t then_ns)
 static const char *list_columns = "%-32s %6s %6s %6s %8s %6s %5s %-10s %5s %s\n";
 
 /* One row of `fairsem list`. */
-static void list_row(void *arg, const char *name, fairsem_t *sem, int err)
+static bool list_row(void *arg, const char *name, fairsem_t *sem, int err)
 {
     (void)arg;
     char path[FAIRSEM_NAME_MAX + 16], owner[32] = "-", mode[8] = "-", age[16] = "-";
@@ -338,7 +337,7 @@ static void list_row(void *arg, const char *name, fairsem_t *sem, int err)
     }
     if (err < 0) {
         printf(list_columns, name, "-", "-", "-", "-", "-", age, owner, mode, fairsem_strerror(err));
-        return;
+        return false;
     }
     fairsem_stats_t st;
     fairsem_info_t info;
@@ -347,6 +346,7 @@ static void list_row(void *arg, const char *name, fairsem_t *sem, int err)
     format_age(age, sizeof age, info.created_ns);
     printf("%-32s %6u %6u %6u %8u %6u %5s %-10s %5s ok\n", name, st.max_slots, st.slots_in_use, st.slots_available,
            st.waiters, st.attached_procs, age, owner, mode);
+    return false;
 }
 
 static int cmd_list(int argc, char **argv)

@@ -59,13 +59,17 @@ static void refresh(struct exposed_pool *p)
         p->sem = NULL;
 }
 
-/* --all: a segment found in the directory. */
-static void discovered(void *arg, const char *name, fairsem_t *sem, int err)
+/* --all: a segment found in the directory; a new one is kept open, as
+ * refresh() would open it again. */
+static bool discovered(void *arg, const char *name, fairsem_t *sem, int err)
 {
-    (void)sem;
     struct pool_set *set = arg;
-    if (err == 0 && !find(set, name))
-        append(set, name);
+    struct exposed_pool *p;
+    if (err < 0 || find(set, name) || !(p = append(set, name)))
+        return false;
+    p->sem = sem;
+    p->err = 0;
+    return true;
 }
 
 static int by_name(const void *a, const void *b)
