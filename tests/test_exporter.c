@@ -286,6 +286,10 @@ Test(exporter, metrics_pass_promtool_and_the_openmetrics_parser)
     char series[512];
     snprintf(series, sizeof series, "fairsem_up{pool=\"%s\"}", missing);
     cr_assert_eq(sample(r.out, series), 0, "%s", r.out);
+    /* ... and nothing else of it: no zeros that would read as an idle pool. */
+    snprintf(series, sizeof series, "{pool=\"%s\"", missing);
+    const char *first = strstr(r.out, series);
+    cr_assert(first && !strstr(first + 1, series), "%s has series besides fairsem_up:\n%s", missing, r.out);
     cr_assert_eq(pool_sample(r.out, "fairsem_slots", ",state=\"in_use\""), 3);
     cr_assert_eq(pool_sample(r.out, "fairsem_slots", ",state=\"free\""), 1);
     cr_assert_eq(pool_sample(r.out, "fairsem_tenant_held_slots", ",tenant=\"quo\\\"te\""), 1, "%s", r.out);
