@@ -244,6 +244,7 @@ enum family_type { GAUGE, COUNTER, HISTOGRAM, SUMMARY };
 /* struct family.flags */
 #define SECONDS 0x1u    /* values are ns, written as seconds (unit "seconds") */
 #define PER_TENANT 0x2u /* one sample per tenant row, else one per pool */
+#define DOWN_TOO 0x4u   /* also sampled for a pool that could not be read */
 
 typedef uint64_t value_fn(const struct reading *r, const struct row *row, unsigned variant);
 
@@ -294,7 +295,7 @@ VALUE_OF(reclaimed_requests, row->counters.reclaimed_requests)
 VALUE_OF(held_ns, row->counters.held_ns)
 
 static const struct family families[] = {
-    FAMILY("fairsem_up", GAUGE, 0, up_of,
+    FAMILY("fairsem_up", GAUGE, DOWN_TOO, up_of,
            "1 if the pool could be read, 0 if not (missing, incompatible, no permission)"),
     FAMILY_BY("fairsem_slots", GAUGE, 0, "state", "in_use", "free", slots_of, "Slots of the pool, by state"),
     FAMILY("fairsem_waiting_requests", GAUGE, 0, waiting_of, "Queued requests not yet granted"),
@@ -408,7 +409,7 @@ static void write_family(FILE *out, const struct family *f, const struct reading
         fprintf(out, "# UNIT %s seconds\n", f->name);
     for (size_t i = 0; i < n; i++) {
         const struct reading *r = &readings[i];
-        if (!r->up && f->value != up_of)
+        if (!r->up && !(f->flags & DOWN_TOO))
             continue;
         size_t rows = (f->flags & PER_TENANT) ? r->kept + (r->folded > 0) : 1;
         for (size_t k = 0; k < rows; k++) {
