@@ -290,3 +290,32 @@ Test(barging, second_free_slot_reaches_the_second_waiter)
     cr_assert_eq(fairsem_release(a, s[1]), 0);
     seg_close_unlink(sem, g_seg);
 }
+
+/* The rounds of roused_waiter_is_served_after_a_barge with FAIRSEM_STRICT_FIFO: the release hands the slot to
+ * the stopped young waiter (its cell is GRANTED when the release returns),
+ * so a newcomer never takes it, in any round. */
+Test(barging, strict_fifo_hands_a_young_waiter_every_slot)
+{
+    fairsem_options_t o = {.max_slots = 1, .flags = FAIRSEM_STRICT_FIFO};
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "barge-strict", &o);
+    fairsem_slot_t s;
+    fairsem_tenant_t *a = tenant_reg_acquire(sem, "A", &s);
+    struct worker w;
+    cr_assert(spawn_ctl(&w, g_seg, "A", "w"));
+    for (unsigned round = 0; round < 100; round++) {
+        send_cmd(&w, 'a');
+        spin_until_waiters(sem, 1);
+        stop(w.pid);
+        cr_assert_eq(fairsem_release(a, s), 0);
+        cr_assert_eq(fs_cell_kind(queued_word(sem, 0)), FS_CELL_GRANTED, "round %u: the release did not hand it",
+                     round);
+        cr_assert_eq(fairsem_try_acquire(a, &s), -EAGAIN, "round %u: a newcomer took a waiter's slot", round);
+        cr_assert_eq(kill(w.pid, SIGCONT), 0);
+        int num;
+        cr_assert_eq(reply_of(&w, &num, TEST_PATIENCE_MS), 'A');
+        worker_expect(&w, 'r', 'R');
+        cr_assert_eq(fairsem_acquire(a, &s), 0);
+    }
+    cr_assert_eq(fairsem_release(a, s), 0);
+    finish(sem, &w);
+}
