@@ -174,28 +174,6 @@ Test(barging, waiter_that_lost_once_is_handed_the_next_slot)
     finish(sem, &w);
 }
 
-/* A holds both slots; B queues, so shares become 1 each.  A releases one:
- * whatever B's age, A (at its share) may not take it back, and B gets it. */
-Test(barging, no_barge_past_a_share)
-{
-    fairsem_t *sem = barging_segment("barge-share", 2);
-    fairsem_slot_t s1, s2;
-    fairsem_tenant_t *a = tenant_reg_acquire(sem, "A", &s1);
-    cr_assert_eq(fairsem_acquire(a, &s2), 0);
-    struct worker b;
-    cr_assert(spawn_ctl(&b, g_seg, "B", "b"));
-    send_cmd(&b, 'a');
-    spin_until_waiters(sem, 1);
-    cr_assert_eq(fairsem_release(a, s2), 0);
-    cr_assert_eq(fairsem_try_acquire(a, &s2), -EAGAIN, "A took more than its share");
-    int num;
-    cr_assert_eq(reply_of(&b, &num, TEST_PATIENCE_MS), 'A');
-    cr_assert_eq(fairsem_try_acquire(a, &s2), -EAGAIN);
-    worker_expect(&b, 'r', 'R');
-    cr_assert_eq(fairsem_release(a, s1), 0);
-    finish(sem, &b);
-}
-
 /* An event-loop request is handed its slot at once, however young: its
  * owner's loop may not run for a while, and nothing rouses a loop. */
 Test(barging, event_loop_request_is_handed_the_slot)
@@ -318,4 +296,41 @@ Test(barging, strict_fifo_hands_a_young_waiter_every_slot)
     }
     cr_assert_eq(fairsem_release(a, s), 0);
     finish(sem, &w);
+}
+
+/* A holds both slots; B queues, so shares become 1 each, and is stopped.
+ * A releases one: whatever B's age (roused if young, handed the slot if
+ * old), A, at its share, may not take it back; resumed, B gets it.  B is
+ * stopped so that it cannot take the slot before A tries, and the rounds go
+ * on until B was young in some, so that the barging path is the one tried. */
+Test(barging, no_barge_past_a_share)
+{
+    fairsem_t *sem = barging_segment("barge-share", 2);
+    fairsem_slot_t s1, s2;
+    fairsem_tenant_t *a = tenant_reg_acquire(sem, "A", &s1);
+    cr_assert_eq(fairsem_acquire(a, &s2), 0);
+    struct worker b;
+    cr_assert(spawn_ctl(&b, g_seg, "B", "b"));
+    unsigned roused = 0, rounds = 0;
+    while (rounds < 20 || (rounds < 400 && roused == 0)) {
+        rounds++;
+        send_cmd(&b, 'a');
+        spin_until_waiters(sem, 1);
+        stop(b.pid);
+        cr_assert_eq(fairsem_release(a, s2), 0);
+        uint64_t word = queued_word(sem, 0);
+        roused += fs_cell_kind(word) == FS_CELL_WAITING && fs_cell_roused(word);
+        cr_assert_eq(fairsem_try_acquire(a, &s2), -EAGAIN, "round %u: A took more than its share", rounds);
+        cr_assert_eq(kill(b.pid, SIGCONT), 0);
+        int num;
+        cr_assert_eq(reply_of(&b, &num, TEST_PATIENCE_MS), 'A');
+        cr_assert_eq(fairsem_try_acquire(a, &s2), -EAGAIN);
+        worker_expect(&b, 'r', 'R');
+        cr_assert_eq(fairsem_acquire(a, &s2), 0);
+    }
+    cr_log_info("%u rounds, %u with B roused", rounds, roused);
+    cr_assert_gt(roused, 0, "B was never young enough to be roused");
+    cr_assert_eq(fairsem_release(a, s2), 0);
+    cr_assert_eq(fairsem_release(a, s1), 0);
+    finish(sem, &b);
 }
