@@ -14,6 +14,7 @@
 #include "procs.h"
 
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -425,7 +426,7 @@ static const char *const hammer_ids[HAMMER_TENANTS] = {"h0", "h1", "h2"};
 struct hammer_thread {
     fairsem_tenant_t *tenant;
     unsigned idx;
-    uint64_t granted, failed;
+    uint64_t granted, timed_out, failed;
     pthread_t thread;
 };
 
@@ -435,29 +436,31 @@ static void *hammer_main(void *arg)
     for (int k = 0; k < HAMMER_ROUNDS; k++) {
         fairsem_slot_t s;
         int rc = k % 4 == 3   ? fairsem_try_acquire(h->tenant, &s)
-                 : k % 4 == 2 ? fairsem_acquire_timeout(h->tenant, 1000 * MS, &s)
+                 : k % 4 == 2 ? fairsem_acquire_timeout(h->tenant, 20000, &s) /* 20 us: some time out */
                               : fairsem_acquire(h->tenant, &s);
         if (rc == 0) {
             h->granted++;
             sched_yield();
             if (fairsem_release(h->tenant, s) != 0)
                 h->failed++;
-        } else if (rc != -EAGAIN && rc != -ETIMEDOUT) {
+        } else if (rc == -ETIMEDOUT) {
+            h->timed_out++;
+        } else if (rc != -EAGAIN) {
             h->failed++;
         }
     }
     return NULL;
 }
 
-/* A child's whole run: its grants per tenant, written to `fd`; exit 0, or
- * 1 if anything failed. */
+/* A child's whole run: its grants and its timeouts per tenant, written to
+ * `fd`; exit 0, or 1 if anything failed. */
 static void hammer_child(const char *seg, int fd)
 {
     fairsem_t *sem;
     if (fairsem_open(seg, NULL, &sem) != 0)
         _exit(1);
     struct hammer_thread th[HAMMER_THREADS];
-    uint64_t granted[HAMMER_TENANTS] = {0}, failed = 0;
+    uint64_t counted[2][HAMMER_TENANTS] = {{0}}, failed = 0; /* grants, timeouts */
     for (unsigned k = 0; k < HAMMER_THREADS; k++) {
         th[k] = (struct hammer_thread){.idx = k % HAMMER_TENANTS};
         if (fairsem_tenant_register(sem, hammer_ids[th[k].idx], 1, &th[k].tenant) != 0 ||
@@ -466,11 +469,12 @@ static void hammer_child(const char *seg, int fd)
     }
     for (unsigned k = 0; k < HAMMER_THREADS; k++) {
         pthread_join(th[k].thread, NULL);
-        granted[th[k].idx] += th[k].granted;
+        counted[0][th[k].idx] += th[k].granted;
+        counted[1][th[k].idx] += th[k].timed_out;
         failed += th[k].failed;
     }
     fairsem_close(sem);
-    _exit(write(fd, granted, sizeof granted) == (ssize_t)sizeof granted && failed == 0 ? 0 : 1);
+    _exit(write(fd, counted, sizeof counted) == (ssize_t)sizeof counted && failed == 0 ? 0 : 1);
 }
 
 Test(counters, no_increment_is_lost_under_threads_and_processes)
@@ -490,16 +494,18 @@ Test(counters, no_increment_is_lost_under_threads_and_processes)
         track_pid(pids[p]);
         close(fds[p][1]);
     }
-    uint64_t want[HAMMER_TENANTS] = {0}, total = 0;
+    uint64_t want[2][HAMMER_TENANTS] = {{0}}, total = 0, timeouts = 0;
     for (int p = 0; p < HAMMER_PROCS; p++) {
         int status = wait_exit(pids[p], TEST_PATIENCE_MS);
         cr_assert(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker %d failed", p);
-        uint64_t granted[HAMMER_TENANTS];
-        cr_assert_eq(read(fds[p][0], granted, sizeof granted), (ssize_t)sizeof granted);
+        uint64_t counted[2][HAMMER_TENANTS];
+        cr_assert_eq(read(fds[p][0], counted, sizeof counted), (ssize_t)sizeof counted);
         close(fds[p][0]);
         for (unsigned t = 0; t < HAMMER_TENANTS; t++) {
-            want[t] += granted[t];
-            total += granted[t];
+            want[0][t] += counted[0][t];
+            want[1][t] += counted[1][t];
+            total += counted[0][t];
+            timeouts += counted[1][t];
         }
     }
     fairsem_counters_t c = pool_counters(sem);
@@ -508,11 +514,16 @@ Test(counters, no_increment_is_lost_under_threads_and_processes)
                  (unsigned long long)total);
     cr_assert_gt(c.grants_waited, 0, "two slots for twelve threads: some must have waited");
     cr_assert_eq(bucket_sum(&c), c.grants_waited);
+    cr_log_info("%llu grants (%llu waited), %llu timeouts", (unsigned long long)total,
+                (unsigned long long)c.grants_waited, (unsigned long long)timeouts);
+    cr_assert_eq(c.timeouts, timeouts);
+    cr_assert_eq(c.cancels, 0);
     cr_assert_eq(c.reclaimed_slots + c.reclaimed_requests, 0);
     for (unsigned t = 0; t < HAMMER_TENANTS; t++) {
         fairsem_tenant_counters_t tc = tenant_counters(sem, hammer_ids[t]);
-        cr_assert_eq(tc.counters.grants_immediate + tc.counters.grants_waited, want[t], "tenant %s",
+        cr_assert_eq(tc.counters.grants_immediate + tc.counters.grants_waited, want[0][t], "tenant %s",
                      hammer_ids[t]);
+        cr_assert_eq(tc.counters.timeouts, want[1][t], "tenant %s", hammer_ids[t]);
         cr_assert_eq(bucket_sum(&tc.counters), tc.counters.grants_waited);
         fairsem_tenant_free(keep[t]);
     }
