@@ -155,23 +155,29 @@ Test(crash, killed_waiter_ticket_dropped)
 }
 
 /* A slot granted to a waiter that was already dead (the grant lands in its
- * cell, nobody claims it) comes back to the next blocked waiter. */
+ * cell, nobody claims it) comes back to the next blocked waiter.  Strict
+ * FIFO, so that the release hands the slot over: barging would only rouse
+ * the young dead waiter, and the acquire below would take the free slot
+ * while the dead request still waits to be reaped. */
 Test(crash, slot_granted_to_dead_waiter_comes_back)
 {
-    fairsem_t *sem = seg_create_named(g_seg, sizeof g_seg, "cr-deadgrant", 1);
+    fairsem_options_t o = {.max_slots = 1, .flags = FAIRSEM_STRICT_FIFO};
+    fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, "cr-deadgrant", &o);
     fairsem_slot_t s;
     fairsem_tenant_t *a = tenant_reg_acquire(sem, "A", &s);
     struct worker w;
     cr_assert(spawn_ctl(&w, g_seg, "W", "w"));
     worker_queue(&w, sem, 1);
     worker_kill(&w);
-    cr_assert_eq(fairsem_release(a, s), 0); /* goes to the dead waiter's cell */
+    cr_assert_eq(fairsem_release(a, s), 0);
+    fairsem_stats_t st;
+    cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
+    cr_assert_eq(st.slots_in_use, 1u, "the release did not hand the slot to the dead waiter's cell");
 
     uint64_t t0 = test_now_ns();
     cr_assert_eq(fairsem_acquire_timeout(a, TEST_PATIENCE_NS, &s), 0,
                  "the slot granted to a dead waiter never came back");
     cr_log_info("slot granted to a dead waiter back after %.1f ms", (double)(test_now_ns() - t0) / 1e6);
-    fairsem_stats_t st;
     cr_assert_eq(fairsem_stats(sem, &st, NULL, 0, NULL), 0);
     cr_assert_eq(st.slots_in_use, 1u);
     cr_assert_eq(st.waiters, 0u);
