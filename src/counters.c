@@ -17,12 +17,12 @@
 
 uint64_t fairsem_wait_bucket_bound_ns(unsigned k) { return fs_wait_bucket_bound(k); }
 
+#define TENANT_TRIES 4
+
 /* Tenant t's counters (lifetime - baseline), read between two equal reads
  * of its state word so the baseline is its current incarnation's (an
  * inserter writes it while INIT, before the entry turns ACTIVE).  False if
- * t is not a live entry, or kept changing. */
-#define TENANT_TRIES 4
-
+ * t is not a live entry, or kept changing (TENANT_TRIES times). */
 static bool tenant_counts(const fairsem_t *sem, uint32_t t, char id[FAIRSEM_TENANT_ID_MAX + 1],
                           uint64_t out[FS_COUNTER_WORDS])
 {

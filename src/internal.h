@@ -17,11 +17,11 @@
 #define _LGPL_SOURCE 1
 #include <urcu/wfcqueue.h>
 
-/* How often the pool's prober looks for dead holders (probe.c). */
 /* Every fairsem_options_t.flags bit a segment may carry. */
 #define FS_CREATE_FLAGS (FAIRSEM_WORK_CONSERVING | FAIRSEM_STRICT_FIFO)
 /* Does a segment with these flags barge (docs/design.md section 3)? */
 static inline bool fs_barging(unsigned flags) { return !(flags & FAIRSEM_STRICT_FIFO); }
+/* How often the pool's prober looks for dead holders (probe.c). */
 #define FS_POLL_NS (10u * 1000u * 1000u)
 /* How long one waiting thread per handle (the watcher) sleeps before it
  * looks whether the prober is still there (bounds recovery while a prober

@@ -409,9 +409,9 @@ enum { FS_CELL_EMPTY = 0, FS_CELL_WAITING = 1, FS_CELL_GRANTED = 2, FS_CELL_CANC
  * Carrying the seq makes a granter's CAS fail on a recycled cell (ABA).
  * Sleepers wait on its low half (fs_cell_futex), which holds the kind.
  * A WAITING word names no slot; in a barging segment (the default: no
- * FAIRSEM_STRICT_FIFO) its slot field may
- * carry two marks (fs_cell_waiting accepts either; every CAS out of
- * WAITING takes the word as read, marks and all):
+ * FAIRSEM_STRICT_FIFO) its slot field may carry two marks (fs_cell_waiting
+ * accepts either; every CAS out of WAITING takes the word as read, marks
+ * and all):
  *   FS_CELL_ROUSED   set by CAS, from an unroused WAITING word, by anyone
  *                    whose decision found a free slot for the request and
  *                    no running caller to take it (then a futex wake);

@@ -18,8 +18,9 @@
  *    it; with FAIRSEM_WORK_CONSERVING, a slot nobody under share can use is
  *    lent to the oldest waiter, then to a newcomer;
  *  - barging (the default; not with FAIRSEM_STRICT_FIFO): that oldest
- *    eligible request is handed the slot only once it is starving: it has waited FAIRSEM_HANDOFF_NS, or lost a
- *    race after a rouse (FS_CELL_HANDOFF), or is an event-loop request.
+ *    eligible request is handed the slot only once it is starving: it
+ *    has waited FAIRSEM_HANDOFF_NS, or lost a race after a rouse
+ *    (FS_CELL_HANDOFF), or is an event-loop request.
  *    Before, a running caller under its share takes the slot (a queued
  *    request whose owner looks, then a newcomer), and when no running
  *    caller can, the oldest eligible request is roused to come and take

@@ -33,9 +33,10 @@
  * A kick lost is a wake-up lost: every path that frees capacity must reach
  * one.
  *
- * Barging (the default; not with FAIRSEM_STRICT_FIFO) adds one caller and one step.  A waiter whose owner is
- * running (sem.c: just queued, or woken with its cell FS_CELL_ROUSED)
- * kicks with itself named (fairsem__schedule_self) and may grant itself.
+ * Barging (the default; not with FAIRSEM_STRICT_FIFO) adds one caller and
+ * one step.  A waiter whose owner is running (sem.c: just queued, or woken
+ * with its cell FS_CELL_ROUSED) kicks with itself named
+ * (fairsem__schedule_self) and may grant itself.
  * A decision whose free slot belongs to a young oldest eligible request
  * and that no running caller may take rouses that request (ticket.c)
  * instead of reserving the slot for it; see docs/design.md section 3.
