@@ -171,8 +171,10 @@ static void check_cells(fairsem_t *sem, struct pass *ps)
             continue; /* being filled or emptied */
         if (!mapped)
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: queued but missing from the queue map", c);
+        /* Only a WAITING word of a barging segment may carry marks. */
+        bool marks_explained = fs_barging(sem->geo.flags) && fs_cell_waiting(s, fs_cell_seq(s));
         if (fs_cell_kind(s) > FS_CELL_CANCELLED ||
-            (fs_cell_kind(s) != FS_CELL_GRANTED && fs_cell_slot(s) != 0 && !fs_cell_waiting(s, fs_cell_seq(s))))
+            (fs_cell_kind(s) != FS_CELL_GRANTED && fs_cell_slot(s) != 0 && !marks_explained))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: malformed state %#llx", c, (unsigned long long)s);
         if (atomic_load(&cell->seq) >= next_seq || !fs_cell_of_seq(s, atomic_load(&cell->seq)))
             note(ps, FAIRSEM_CHECK_QUEUE, "cell %u: ticket number out of step", c);

@@ -1062,6 +1062,27 @@ Test(crash, check_reports_words_it_cannot_explain)
     seg_close_unlink(sem, g_seg);
 }
 
+/* A barging mark on a waiting cell is a word barging explains; in a
+ * strict FIFO segment nothing sets one, so check lists it. */
+Test(crash, check_reports_a_barging_mark_only_where_nothing_barges)
+{
+    for (int strict = 0; strict <= 1; strict++) {
+        fairsem_options_t o = {.max_slots = 1, .flags = strict ? FAIRSEM_STRICT_FIFO : 0};
+        fairsem_t *sem = seg_create_opts(g_seg, sizeof g_seg, strict ? "cr-mark-st" : "cr-mark-bg", &o);
+        tenant_reg(sem, "A");
+        struct raw r = raw_map();
+        uint32_t me = raw_tag_of(&r, getpid());
+        uint64_t seq = raw_queue(&r, 3, raw_tenant(&r, "A"), FS_OWNER_BIT | me);
+        atomic_store(&r.cells[3].state, fs_cell_word(seq, FS_CELL_WAITING, FS_CELL_ROUSED | FS_CELL_HANDOFF));
+        raw_unmap(&r);
+        struct findings f = {{0}};
+        int rc = fairsem_check(sem, collect, &f);
+        cr_assert_eq(rc > 0 && strstr(f.text, "cell 3: malformed state"), strict, "strict=%d: check gave %d:\n%s",
+                     strict, rc, f.text);
+        seg_close_unlink(sem, g_seg);
+    }
+}
+
 /* The opens bits and the closing word must agree with each other and
  * with the registrations: check names each disagreement. */
 Test(crash, check_reports_closing_words_and_opens_bits)
